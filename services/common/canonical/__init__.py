@@ -1,0 +1,1 @@
+"""Canonical-model helpers and the one home of every format mapping table."""

@@ -1,0 +1,201 @@
+"""Mapping tables between the canonical model and the two wire-format families.
+
+Every codec imports from here; no codec keeps a table of its own.
+"""
+from __future__ import annotations
+
+from services.common.proto import chat_pb2
+
+SR = chat_pb2.StopReason
+
+# ---- stop reasons ------------------------------------------------------------------------
+OPENAI_FINISH_TO_STOP: dict[str, int] = {
+    "stop": SR.STOP_REASON_END_TURN,
+    "length": SR.STOP_REASON_MAX_TOKENS,
+    "tool_calls": SR.STOP_REASON_TOOL_USE,
+    "function_call": SR.STOP_REASON_TOOL_USE,
+    "content_filter": SR.STOP_REASON_REFUSAL,
+}
+STOP_TO_OPENAI_FINISH: dict[int, str] = {
+    SR.STOP_REASON_UNSPECIFIED: "stop",
+    SR.STOP_REASON_END_TURN: "stop",
+    SR.STOP_REASON_STOP_SEQUENCE: "stop",
+    SR.STOP_REASON_PAUSE_TURN: "stop",
+    SR.STOP_REASON_MAX_TOKENS: "length",
+    SR.STOP_REASON_TOOL_USE: "tool_calls",
+    SR.STOP_REASON_REFUSAL: "content_filter",
+}
+ANTHROPIC_STOP_TO_STOP: dict[str, int] = {
+    "end_turn": SR.STOP_REASON_END_TURN,
+    "max_tokens": SR.STOP_REASON_MAX_TOKENS,
+    "stop_sequence": SR.STOP_REASON_STOP_SEQUENCE,
+    "tool_use": SR.STOP_REASON_TOOL_USE,
+    "refusal": SR.STOP_REASON_REFUSAL,
+    "pause_turn": SR.STOP_REASON_PAUSE_TURN,
+    "model_context_window_exceeded": SR.STOP_REASON_MAX_TOKENS,
+}
+STOP_TO_ANTHROPIC_STOP: dict[int, str] = {
+    SR.STOP_REASON_UNSPECIFIED: "end_turn",
+    SR.STOP_REASON_END_TURN: "end_turn",
+    SR.STOP_REASON_MAX_TOKENS: "max_tokens",
+    SR.STOP_REASON_STOP_SEQUENCE: "stop_sequence",
+    SR.STOP_REASON_TOOL_USE: "tool_use",
+    SR.STOP_REASON_REFUSAL: "refusal",
+    SR.STOP_REASON_PAUSE_TURN: "pause_turn",
+}
+
+# ---- errors ------------------------------------------------------------------------------
+# Canonical error types (chat_pb2.Error.type) -> (OpenAI error type, Anthropic error type).
+# The HTTP status travels separately in Error.http_status.
+ERROR_TYPES: dict[str, tuple[str, str]] = {
+    "invalid_request": ("invalid_request_error", "invalid_request_error"),
+    "authentication": ("authentication_error", "authentication_error"),
+    "permission": ("permission_error", "permission_error"),
+    "not_found": ("not_found_error", "not_found_error"),
+    "request_too_large": ("invalid_request_error", "request_too_large"),
+    "rate_limit": ("rate_limit_error", "rate_limit_error"),
+    "api_error": ("api_error", "api_error"),
+    "overloaded": ("service_unavailable", "overloaded_error"),
+    "upstream_unreachable": ("api_error", "api_error"),
+    "timeout": ("timeout", "timeout_error"),
+    "unavailable": ("service_unavailable", "overloaded_error"),
+}
+# Canonical error type for an HTTP status an upstream (or the gateway) answered with.
+STATUS_TO_ERROR_TYPE: dict[int, str] = {
+    400: "invalid_request",
+    401: "authentication",
+    403: "permission",
+    404: "not_found",
+    413: "request_too_large",
+    422: "invalid_request",
+    429: "rate_limit",
+    500: "api_error",
+    502: "upstream_unreachable",
+    503: "unavailable",
+    504: "timeout",
+    529: "overloaded",
+}
+# Status an Anthropic client sees for an upstream status (Anthropic uses 529 for overload).
+ANTHROPIC_STATUS: dict[int, int] = {}
+# Status an OpenAI client sees: OpenAI has no 529, overload is a 503.
+OPENAI_STATUS: dict[int, int] = {529: 503}
+# Anthropic error type -> HTTP status when an Anthropic upstream's status is not at hand.
+ANTHROPIC_ERROR_STATUS: dict[str, int] = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "request_too_large": 413,
+    "rate_limit_error": 429,
+    "api_error": 500,
+    "overloaded_error": 529,
+}
+
+
+def error_type_for_status(status: int) -> str:
+    """Canonical error type for an HTTP status (4xx default invalid_request, 5xx api_error)."""
+    found = STATUS_TO_ERROR_TYPE.get(status)
+    if found:
+        return found
+    return "invalid_request" if 400 <= status < 500 else "api_error"
+
+
+# ---- usage -------------------------------------------------------------------------------
+def usage_from_openai(u: dict | None) -> chat_pb2.Usage:
+    """OpenAI usage (prompt_tokens includes cached tokens) -> canonical (excludes them)."""
+    out = chat_pb2.Usage()
+    if not u:
+        return out
+    prompt = int(u.get("prompt_tokens") or 0)
+    cached = int(((u.get("prompt_tokens_details") or {}).get("cached_tokens")) or 0)
+    out.input_tokens = max(prompt - cached, 0)
+    out.cache_read_tokens = cached
+    out.output_tokens = int(u.get("completion_tokens") or 0)
+    out.reasoning_tokens = int(((u.get("completion_tokens_details") or {}).get("reasoning_tokens")) or 0)
+    return out
+
+
+def usage_to_openai(u: chat_pb2.Usage) -> dict:
+    """Canonical usage -> OpenAI chat usage object."""
+    prompt = u.input_tokens + u.cache_read_tokens + u.cache_creation_tokens
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": u.output_tokens,
+        "total_tokens": prompt + u.output_tokens,
+        "prompt_tokens_details": {"cached_tokens": u.cache_read_tokens},
+        "completion_tokens_details": {"reasoning_tokens": u.reasoning_tokens},
+    }
+
+
+def usage_from_anthropic(u: dict | None) -> chat_pb2.Usage:
+    """Anthropic usage -> canonical (same meaning; no separate reasoning count)."""
+    out = chat_pb2.Usage()
+    if not u:
+        return out
+    out.input_tokens = int(u.get("input_tokens") or 0)
+    out.output_tokens = int(u.get("output_tokens") or 0)
+    out.cache_read_tokens = int(u.get("cache_read_input_tokens") or 0)
+    out.cache_creation_tokens = int(u.get("cache_creation_input_tokens") or 0)
+    return out
+
+
+def usage_to_anthropic(u: chat_pb2.Usage) -> dict:
+    """Canonical usage -> Anthropic usage object."""
+    return {
+        "input_tokens": u.input_tokens,
+        "output_tokens": u.output_tokens,
+        "cache_creation_input_tokens": u.cache_creation_tokens,
+        "cache_read_input_tokens": u.cache_read_tokens,
+    }
+
+
+def usage_to_responses(u: chat_pb2.Usage) -> dict:
+    """Canonical usage -> OpenAI Responses usage object."""
+    inp = u.input_tokens + u.cache_read_tokens + u.cache_creation_tokens
+    return {
+        "input_tokens": inp,
+        "input_tokens_details": {"cached_tokens": u.cache_read_tokens},
+        "output_tokens": u.output_tokens,
+        "output_tokens_details": {"reasoning_tokens": u.reasoning_tokens},
+        "total_tokens": inp + u.output_tokens,
+    }
+
+
+# ---- reasoning ---------------------------------------------------------------------------
+# OpenAI reasoning_effort -> Anthropic thinking budget, and back (nearest at or below).
+EFFORT_TO_BUDGET: dict[str, int] = {"minimal": 1024, "low": 2048, "medium": 8192, "high": 24576}
+
+
+def budget_to_effort(budget: int) -> str:
+    """The largest effort whose budget does not exceed `budget` (at least 'minimal')."""
+    best = "minimal"
+    for effort, b in EFFORT_TO_BUDGET.items():
+        if b <= budget:
+            best = effort
+    return best
+
+
+# ---- max_tokens --------------------------------------------------------------------------
+# Anthropic requires max_tokens; OpenAI clients may omit it. Default output limits by model
+# family (longest matching prefix wins); providers may override with `default_max_tokens`.
+DEFAULT_MAX_TOKENS: dict[str, int] = {
+    "claude-3-haiku": 4096,
+    "claude-3-opus": 4096,
+    "claude-3-sonnet": 4096,
+    "claude-3-5": 8192,
+    "claude-3-7": 64000,
+    "claude-sonnet-4": 64000,
+    "claude-opus-4": 32000,
+    "claude-haiku-4": 64000,
+    "claude": 8192,
+}
+FALLBACK_MAX_TOKENS = 4096
+
+
+def default_max_tokens(model: str) -> int:
+    """Default max_tokens for `model` from DEFAULT_MAX_TOKENS (longest prefix match)."""
+    best, best_len = FALLBACK_MAX_TOKENS, -1
+    for prefix, value in DEFAULT_MAX_TOKENS.items():
+        if model.startswith(prefix) and len(prefix) > best_len:
+            best, best_len = value, len(prefix)
+    return best

@@ -1,0 +1,89 @@
+"""The parsed configuration: plain frozen dataclasses every service reads its part of."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class ProviderEntry:
+    """One `model_providers` entry, resolved."""
+    name: str                   # unique entry name: `name:` or the model string ("openai/gpt-4o")
+    provider: str               # prefix: openai, anthropic, ollama, vllm, ...
+    model: str                  # upstream model name, or "*" for a wildcard entry
+    interface: str              # "openai" or "anthropic"
+    endpoint: str               # full URL of the chat operation ({model} for Azure deployments)
+    auth: str                   # bearer | api-key | x-api-key | none
+    access_key: str | None = field(default=None, repr=False)
+    default: bool = False
+    headers: dict[str, str] = field(default_factory=dict)
+    passthrough_auth: bool = False
+    api_version: str | None = None         # Azure
+    default_max_tokens: int | None = None  # overrides the per-model table
+    index: int = 0                         # position in the file, for messages
+
+    @property
+    def is_wildcard(self) -> bool:
+        return self.model == "*"
+
+    @property
+    def public_name(self) -> str:
+        """`provider/model` as users write it."""
+        return f"{self.provider}/{self.model}"
+
+
+@dataclass(frozen=True)
+class WeightedTarget:
+    model: str
+    weight: int
+
+
+@dataclass(frozen=True)
+class Alias:
+    name: str
+    target: str | None = None
+    fallbacks: tuple[str, ...] = ()
+    targets: tuple[WeightedTarget, ...] = ()
+
+
+@dataclass(frozen=True)
+class Listener:
+    name: str = "model_listener"
+    address: str = "127.0.0.1"
+    port: int = 12000
+    timeout_s: float = 30.0
+    max_retries: int = 2
+
+
+@dataclass(frozen=True)
+class StateStorage:
+    type: str = "memory"                   # memory | postgres
+    connection_string: str | None = field(default=None, repr=False)
+    ttl_seconds: int = 30 * 24 * 3600
+    max_entries: int = 100_000
+    max_depth: int = 1000
+
+
+@dataclass(frozen=True)
+class ServiceAddresses:
+    """Where the backend services listen (gRPC host:port)."""
+    router: str = "127.0.0.1:12001"
+    providers: str = "127.0.0.1:12002"
+    state: str = "127.0.0.1:12003"
+
+
+@dataclass(frozen=True)
+class Config:
+    path: str
+    version: str
+    listener: Listener
+    providers: tuple[ProviderEntry, ...]
+    aliases: dict[str, Alias]
+    state: StateStorage
+    services: ServiceAddresses
+    raw: dict = field(default_factory=dict, repr=False)
+
+    def provider(self, name: str) -> ProviderEntry | None:
+        for p in self.providers:
+            if p.name == name:
+                return p
+        return None
