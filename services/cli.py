@@ -1,0 +1,119 @@
+"""The `switchyard` command: `up` (all four services), `serve <service>`, `check`."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import pathlib
+import sys
+
+SERVICES = ("router", "providers", "state", "edge")
+BUNDLED_CONFIG = pathlib.Path(__file__).resolve().parent / "examples" / "plano_config.yaml"
+
+
+def default_config_path() -> str:
+    """`$SWITCHYARD_CONFIG`, else ./plano_config.yaml, else the bundled example."""
+    env = os.environ.get("SWITCHYARD_CONFIG")
+    if env:
+        return env
+    local = pathlib.Path("plano_config.yaml")
+    return str(local if local.exists() else BUNDLED_CONFIG)
+
+
+def _load(path: str):
+    from services.common.config import ConfigError, load_config
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from services.common.config import format_model_table
+    config = _load(args.config)
+    print(f"{args.config}: OK")
+    print(format_model_table(config))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from services.common.logs import setup_logging
+    setup_logging(args.service)
+    config = _load(args.config)
+    if args.service == "edge":
+        from services.edge.server import run_edge
+        run_edge(config, args.config)
+        return 0
+    # In a container the service binds one address and is reached at another.
+    address = (os.environ.get(f"SWITCHYARD_{args.service.upper()}_LISTEN")
+               or service_address(config, args.service))
+    if args.service == "router":
+        from services.router.service import serve
+    elif args.service == "providers":
+        from services.providers.service import serve
+    else:
+        from services.state.service import serve
+    try:
+        import uvloop
+        uvloop.install()
+    except ImportError:  # pragma: no cover - uvloop is a dependency, but stay runnable
+        pass
+    asyncio.run(serve(config, address))
+    return 0
+
+
+def service_address(config, service: str) -> str:
+    """gRPC address of a backend service: env override, else config."""
+    env = os.environ.get(f"SWITCHYARD_{service.upper()}_ADDR")
+    return env or getattr(config.services, service)
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    """Exit 0 when the service answers its health check (container health checks)."""
+    config = _load(args.config)
+    if args.service == "edge":
+        import urllib.request
+        lst = config.listener
+        host = "127.0.0.1" if lst.address in ("0.0.0.0", "::") else lst.address
+        try:
+            with urllib.request.urlopen(f"http://{host}:{lst.port}/healthz", timeout=2) as r:
+                return 0 if r.status == 200 else 1
+        except OSError:
+            return 1
+    from services.common.grpc_server import is_serving
+    address = (os.environ.get(f"SWITCHYARD_{args.service.upper()}_LISTEN")
+               or service_address(config, args.service)).replace("0.0.0.0", "127.0.0.1")
+    return 0 if asyncio.run(is_serving(address, timeout=2.0)) else 1
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from services.launcher import Launcher
+    config = _load(args.config)
+    return Launcher(config, os.path.abspath(args.config)).run()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="switchyard", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="start all four services and supervise them")
+    up.add_argument("--config", default=None)
+    serve = sub.add_parser("serve", help="run one service")
+    serve.add_argument("service", choices=SERVICES)
+    serve.add_argument("--config", default=None)
+    check = sub.add_parser("check", help="validate a config and print the model table")
+    check.add_argument("--config", default=None)
+    probe = sub.add_parser("probe", help="exit 0 when a service is healthy")
+    probe.add_argument("service", choices=SERVICES)
+    probe.add_argument("--config", default=None)
+    args = parser.parse_args(argv)
+    if args.config is None:
+        args.config = default_config_path()
+    logging.captureWarnings(True)
+    handler = {"up": cmd_up, "serve": cmd_serve, "check": cmd_check, "probe": cmd_probe}[args.command]
+    return handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

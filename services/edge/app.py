@@ -1,0 +1,59 @@
+"""The edge's HTTP application: three client wire formats on one listener."""
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+import orjson
+from fastapi import FastAPI
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from services.common.config.model import Config
+from services.common.errors import GatewayError
+from services.edge.backends import Backends
+from services.edge.formats import anthropic_messages, openai_chat
+from services.edge.routes import chat, messages, models, responses
+
+
+def create_app(config: Config, backends: Backends | None = None) -> FastAPI:
+    """Routes are plain Starlette endpoints: no per-request pydantic models on the hot path."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        be = backends or Backends(config)
+        await be.start()
+        app.state.backends = be
+        try:
+            yield
+        finally:
+            await be.close()
+
+    app = FastAPI(title="Switchyard", lifespan=lifespan, docs_url=None, redoc_url=None,
+                  openapi_url=None)
+    app.state.config = config
+    # Chat completions are stored (for metadata.response_id) only when the config asks for
+    # state storage; the Responses API always is.
+    app.state.chat_state = bool(config.raw.get("state_storage"))
+    app.add_route("/v1/chat/completions", chat.create_chat_completion, methods=["POST"])
+    app.add_route("/v1/messages", messages.create_message, methods=["POST"])
+    app.add_route("/v1/messages/count_tokens", messages.count_tokens, methods=["POST"])
+    app.add_route("/v1/responses", responses.create_response, methods=["POST"])
+    app.add_route("/v1/responses/{response_id}", responses.get_response, methods=["GET"])
+    app.add_route("/v1/responses/{response_id}", responses.delete_response, methods=["DELETE"])
+    app.add_route("/v1/responses/{response_id}/input_items", responses.list_input_items,
+                  methods=["GET"])
+    app.add_route("/v1/models", models.list_models, methods=["GET"])
+    app.add_route("/healthz", models.healthz, methods=["GET"])
+    app.add_exception_handler(HTTPException, _http_error)
+    return app
+
+
+async def _http_error(request: Request, exc: HTTPException) -> Response:
+    """Unknown paths and wrong methods, in the format the path's clients expect."""
+    fmt = anthropic_messages if request.url.path.startswith("/v1/messages") else openai_chat
+    message = {404: f"Unknown path {request.url.path}",
+               405: f"Method {request.method} not allowed on {request.url.path}"}.get(
+        exc.status_code, str(exc.detail))
+    status, body = fmt.error_body(GatewayError(exc.status_code, message))
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")

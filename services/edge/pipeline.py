@@ -1,0 +1,214 @@
+"""One request through the gateway, whatever the client's format: decode, resolve, add
+history, call providers, render JSON or SSE, store. Route modules only wire a format in."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import AsyncIterator, Awaitable, Callable
+
+import grpc
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from services.common.canonical.aggregate import Turn, TurnBuilder
+from services.common.errors import GatewayError
+from services.common.proto import chat_pb2, providers_pb2
+from services.edge import ids
+from services.edge.backends import Backends
+
+MAX_BODY_BYTES = 32 * 1024 * 1024
+SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta")
+SYSTEM_ROLES = (chat_pb2.ROLE_SYSTEM, chat_pb2.ROLE_DEVELOPER)
+
+OnComplete = Callable[[Turn], Awaitable[None]]
+
+
+def grpc_to_gateway_error(exc: grpc.aio.AioRpcError, service: str) -> GatewayError:
+    """A failed call to a backend service, as the client should see it (no internals)."""
+    code = exc.code()
+    if code == grpc.StatusCode.NOT_FOUND:
+        return GatewayError(404, exc.details() or "not found")
+    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED):
+        return GatewayError(503, f"the {service} service is unavailable; retry shortly",
+                            type="unavailable", retry_after=1.0)
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return GatewayError(504, f"the {service} service did not answer in time", type="timeout")
+    return GatewayError(500, f"internal error in the {service} service", type="api_error")
+
+
+@dataclass
+class Exchange:
+    """Per-request context: the client's format, ids, timings, response headers."""
+    request: Request
+    fmt: ModuleType
+    response_id: str
+    started: float = field(default_factory=time.perf_counter)
+    request_id: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+    upstream_ms: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.request_id = self.request.headers.get("x-request-id") or ids.request_id()
+        self.headers["x-request-id"] = self.request_id
+        self.headers["request-id"] = self.request_id
+
+    def client_api_key(self) -> str:
+        h = self.request.headers
+        auth = h.get("authorization", "")
+        if auth[:7].lower() == "bearer ":
+            return auth[7:].strip()
+        return h.get("x-api-key", "")
+
+    def forward_headers(self) -> dict[str, str]:
+        h = self.request.headers
+        return {k: h[k] for k in FORWARDED_HEADERS if k in h}
+
+    def error_response(self, err: GatewayError) -> Response:
+        status, body = self.fmt.error_body(err)
+        headers = dict(self.headers)
+        if err.retry_after:
+            headers["retry-after"] = str(max(1, round(err.retry_after)))
+        return Response(orjson.dumps(body), status_code=status, headers=headers,
+                        media_type="application/json")
+
+    def json_response(self, body: dict) -> Response:
+        self.headers["x-switchyard-overhead-ms"] = f"{self.overhead_ms():.2f}"
+        return Response(orjson.dumps(body), headers=self.headers, media_type="application/json")
+
+    def overhead_ms(self) -> float:
+        return max(0.0, (time.perf_counter() - self.started) * 1000 - self.upstream_ms)
+
+    def note_start(self, start: chat_pb2.StreamStart) -> None:
+        self.upstream_ms = start.upstream_ms
+        if start.provider:
+            self.headers["x-switchyard-upstream"] = start.provider
+        self.headers["x-switchyard-attempts"] = str(start.attempts or 1)
+        if start.dropped_params:
+            self.headers["x-switchyard-dropped-params"] = ",".join(start.dropped_params)
+
+
+async def read_json(request: Request) -> dict:
+    """The request body as a JSON object, or a 400/413 in the client's terms."""
+    length = request.headers.get("content-length")
+    if length and length.isdigit() and int(length) > MAX_BODY_BYTES:
+        raise GatewayError(413, f"request body larger than {MAX_BODY_BYTES} bytes",
+                           type="request_too_large")
+    raw = await request.body()
+    if len(raw) > MAX_BODY_BYTES:
+        raise GatewayError(413, f"request body larger than {MAX_BODY_BYTES} bytes",
+                           type="request_too_large")
+    if not raw:
+        raise GatewayError(400, "the request body is empty; send a JSON object")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise GatewayError(400, f"the request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise GatewayError(400, "the request body must be a JSON object")
+    return body
+
+
+def with_history(req: chat_pb2.ChatRequest, history: list[chat_pb2.Message]) -> None:
+    """Prepend stored history, after the request's own leading system messages."""
+    msgs = list(req.messages)
+    lead = 0
+    while lead < len(msgs) and msgs[lead].role in SYSTEM_ROLES:
+        lead += 1
+    del req.messages[:]
+    req.messages.extend(msgs[:lead])
+    req.messages.extend(history)
+    req.messages.extend(msgs[lead:])
+
+
+async def open_generation(backends: Backends, ex: Exchange, req: chat_pb2.ChatRequest,
+                          plan) -> tuple[grpc.aio.UnaryStreamCall, list[chat_pb2.StreamEvent]]:
+    """Start Providers.Generate and read until the first batch; an error there is raised."""
+    gen = providers_pb2.GenerateRequest(request=req, plan=plan, request_id=ex.request_id,
+                                        client_api_key=ex.client_api_key(),
+                                        forward_headers=ex.forward_headers())
+    timeout = None if req.stream else (plan.timeout_s or 30.0) * 2 + 5.0
+    call = backends.providers.Generate(gen, timeout=timeout)
+    try:
+        batch = await call.read()
+    except grpc.aio.AioRpcError as exc:
+        raise grpc_to_gateway_error(exc, "providers") from None
+    if batch is grpc.aio.EOF or not batch.events:
+        call.cancel()
+        raise GatewayError(502, "the providers service ended the call without an answer")
+    events = list(batch.events)
+    if events[0].WhichOneof("event") == "error":
+        call.cancel()
+        raise GatewayError.from_proto(events[0].error)
+    ex.note_start(events[0].start)
+    return call, events
+
+
+async def collect(call: grpc.aio.UnaryStreamCall, first: list[chat_pb2.StreamEvent]) -> Turn:
+    """Fold the whole stream into a Turn (non-streaming clients); errors are raised."""
+    builder = TurnBuilder()
+    builder.feed_all(first)
+    try:
+        async for batch in call:
+            builder.feed_all(batch.events)
+    except grpc.aio.AioRpcError as exc:
+        raise grpc_to_gateway_error(exc, "providers") from None
+    if builder.turn.error is not None:
+        raise GatewayError.from_proto(builder.turn.error)
+    return builder.turn
+
+
+def stream_response(ex: Exchange, call: grpc.aio.UnaryStreamCall,
+                    first: list[chat_pb2.StreamEvent], encoder,
+                    on_complete: OnComplete | None = None,
+                    finish: Callable[[], bytes] | None = None) -> StreamingResponse:
+    """SSE in the client's grammar. `on_complete` runs (e.g. the state write) before the
+    terminal bytes (`finish()`, default `encoder.done()`) reach the client."""
+    ex.headers["x-switchyard-overhead-ms"] = f"{ex.overhead_ms():.2f}"
+    body = _sse_body(call, first, encoder, on_complete, finish or encoder.done)
+    return StreamingResponse(body, media_type="text/event-stream",
+                             headers={**ex.headers, **SSE_HEADERS})
+
+
+async def _sse_body(call, first, encoder, on_complete, finish) -> AsyncIterator[bytes]:
+    builder = TurnBuilder() if on_complete else None
+    try:
+        out, err = _encode_batch(encoder, first, builder)
+        if out:
+            yield out
+        if err is not None:
+            yield encoder.error(err)
+            return
+        async for batch in call:
+            out, err = _encode_batch(encoder, batch.events, builder)
+            if out:
+                yield out
+            if err is not None:
+                yield encoder.error(err)
+                return
+        if on_complete is not None:
+            try:
+                await on_complete(builder.turn)
+            except GatewayError as exc:
+                yield encoder.error(exc.to_proto())
+                return
+        yield finish()
+    except grpc.aio.AioRpcError as exc:
+        yield encoder.error(grpc_to_gateway_error(exc, "providers").to_proto())
+    finally:
+        call.cancel()  # client gone or stream over: the upstream request is closed too
+
+
+def _encode_batch(encoder, events, builder: TurnBuilder | None
+                  ) -> tuple[bytes, chat_pb2.Error | None]:
+    """Encode events up to an error event; return the bytes and the error, if any."""
+    err = None
+    for i, ev in enumerate(events):
+        if ev.WhichOneof("event") == "error":
+            err, events = ev.error, events[:i]
+            break
+    if builder is not None:
+        builder.feed_all(events)
+    return (encoder.encode(events) if events else b""), err

@@ -1,0 +1,46 @@
+"""What every route shares: the tenant, the guard that turns surprises into clean errors."""
+from __future__ import annotations
+
+import functools
+import logging
+from types import ModuleType
+from typing import Awaitable, Callable
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from services.common.errors import GatewayError
+from services.edge.backends import Backends
+from services.edge.pipeline import Exchange
+
+log = logging.getLogger("switchyard.edge")
+DEFAULT_TENANT = "default"
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def backends(request: Request) -> Backends:
+    return request.app.state.backends
+
+
+def tenant_of(request: Request) -> str:
+    """The caller's tenant (gateway auth sets it; "default" without auth)."""
+    return getattr(request.state, "tenant", DEFAULT_TENANT)
+
+
+def guarded(fmt: ModuleType) -> Callable[[Handler], Handler]:
+    """Any unexpected exception becomes a 500 in the client's format; the trace stays in
+    the log, never in the response."""
+    def wrap(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        async def run(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except GatewayError as exc:
+                return Exchange(request, fmt, "").error_response(exc)
+            except Exception:  # noqa: BLE001 - the last line of defence
+                log.exception("unhandled error on %s", request.url.path)
+                return Exchange(request, fmt, "").error_response(
+                    GatewayError(500, "internal gateway error", type="api_error"))
+        return run
+    return wrap

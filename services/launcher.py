@@ -1,0 +1,141 @@
+"""`switchyard up`: start the four services as child processes, wait until each is healthy,
+supervise them (restart with backoff), and stop them all on SIGINT/SIGTERM."""
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+from services.common.config.model import Config
+
+START_ORDER = ("state", "router", "providers", "edge")
+HEALTH_DEADLINE_S = 30.0
+STOP_GRACE_S = 12.0
+MAX_BACKOFF_S = 10.0
+
+
+def _die_with_parent() -> None:
+    """Runs in the child: get SIGTERM if the launcher dies, even by SIGKILL (Linux)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:  # pragma: no cover - non-Linux
+        pass
+    os.setpgrp()  # Ctrl-C reaches the launcher only; it stops the children in order
+
+
+def service_command(service: str, config_path: str) -> list[str]:
+    """`switchyard serve <service>` — the console script when installed, so `ps` says so."""
+    exe = shutil.which("switchyard", path=os.path.dirname(sys.executable) + os.pathsep
+                       + os.environ.get("PATH", ""))
+    head = [exe] if exe else [sys.executable, "-m", "services"]
+    return [*head, "serve", service, "--config", config_path]
+
+
+class Launcher:
+    def __init__(self, config: Config, config_path: str) -> None:
+        self.config = config
+        self.config_path = config_path
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.restarts: dict[str, int] = {}
+        self.stopping = False
+
+    def _say(self, text: str) -> None:
+        print(f"switchyard: {text}", flush=True)
+
+    def _spawn(self, service: str) -> None:
+        self.procs[service] = subprocess.Popen(
+            service_command(service, self.config_path), preexec_fn=_die_with_parent)
+
+    def _healthy(self, service: str) -> bool:
+        if service == "edge":
+            lst = self.config.listener
+            try:
+                with urllib.request.urlopen(f"http://{lst.address}:{lst.port}/healthz",
+                                            timeout=1.0) as r:
+                    return r.status == 200
+            except OSError:
+                return False
+        import asyncio
+
+        from services.cli import service_address
+        from services.common.grpc_server import is_serving
+        return asyncio.run(is_serving(service_address(self.config, service)))
+
+    def _wait_healthy(self, service: str, deadline_s: float = HEALTH_DEADLINE_S) -> bool:
+        end = time.monotonic() + deadline_s
+        while time.monotonic() < end and not self.stopping:
+            proc = self.procs[service]
+            if proc.poll() is not None:
+                return False
+            if self._healthy(service):
+                return True
+            time.sleep(0.1)  # polling a child's health; not synchronisation between tests
+        return False
+
+    def _on_signal(self, signum, frame) -> None:  # noqa: ARG002
+        self.stopping = True
+
+    def run(self) -> int:
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGTERM, self._on_signal)
+        try:
+            for service in START_ORDER:
+                self._spawn(service)
+                if not self._wait_healthy(service):
+                    if self.stopping:
+                        return 0
+                    self._say(f"{service} did not become healthy within "
+                              f"{HEALTH_DEADLINE_S:.0f}s; stopping")
+                    return 1
+                self._say(f"{service} is up (pid {self.procs[service].pid})")
+            lst = self.config.listener
+            self._say(f"gateway listening on http://{lst.address}:{lst.port} "
+                      f"(chat completions, responses, messages under /v1); Ctrl-C stops it")
+            self._supervise()
+            return 0
+        finally:
+            self._stop_all()
+
+    def _supervise(self) -> None:
+        next_start: dict[str, float] = {}
+        while not self.stopping:
+            now = time.monotonic()
+            for service, proc in list(self.procs.items()):
+                if proc.poll() is None:
+                    continue
+                if service not in next_start:
+                    n = self.restarts.get(service, 0)
+                    delay = min(0.5 * (2 ** n), MAX_BACKOFF_S)
+                    self._say(f"{service} exited with code {proc.returncode}; "
+                              f"restarting in {delay:.1f}s")
+                    next_start[service] = now + delay
+                    self.restarts[service] = n + 1
+                elif now >= next_start[service]:
+                    del next_start[service]
+                    self._spawn(service)
+                    self._say(f"{service} restarted (pid {self.procs[service].pid})")
+            time.sleep(0.2)  # supervision tick
+
+    def _stop_all(self) -> None:
+        self.stopping = True
+        for service in reversed(START_ORDER):
+            proc = self.procs.get(service)
+            if proc and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        end = time.monotonic() + STOP_GRACE_S
+        for service in reversed(START_ORDER):
+            proc = self.procs.get(service)
+            if proc is None:
+                continue
+            try:
+                proc.wait(timeout=max(0.1, end - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self._say("all services stopped")

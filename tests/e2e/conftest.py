@@ -1,0 +1,41 @@
+import pytest
+
+from tests.e2e.harness import ANTHROPIC_KEY, OPENAI_KEY, Gateway, free_port, gateway_config
+from tests.emulator import Emulator
+
+
+@pytest.fixture(scope="session")
+def emulator():
+    emu = Emulator(openai_keys={OPENAI_KEY}, anthropic_keys={ANTHROPIC_KEY})
+    emu.start()
+    yield emu
+    emu.stop()
+
+
+@pytest.fixture(scope="session")
+def gateway(emulator, tmp_path_factory):
+    port = free_port()
+    gw = Gateway(gateway_config(emulator.url, port, state="state_storage: {type: memory}"),
+                 tmp_path_factory.mktemp("gateway"), port)
+    gw.start()
+    yield gw
+    gw.stop()
+
+
+@pytest.fixture
+def emu(emulator):
+    emulator.reset()
+    return emulator
+
+
+@pytest.fixture
+def openai_client(gateway):
+    from openai import OpenAI
+    return OpenAI(api_key="test-key", base_url=f"{gateway.url}/v1", max_retries=0, timeout=30)
+
+
+@pytest.fixture
+def anthropic_client(gateway):
+    import anthropic
+    return anthropic.Anthropic(api_key="test-key", base_url=gateway.url, max_retries=0,
+                               timeout=30)

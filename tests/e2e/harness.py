@@ -1,0 +1,134 @@
+"""Start the real gateway (`switchyard up` in a subprocess) against the emulator."""
+from __future__ import annotations
+
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+OPENAI_KEY = "sk-openai-test"
+ANTHROPIC_KEY = "sk-ant-test"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout: float, what: str) -> None:
+    """Poll `predicate` until true or fail after `timeout` seconds."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def gateway_config(emulator_url: str, port: int, extra: str = "", state: str = "") -> str:
+    """A plano_config.yaml whose every provider is the emulator."""
+    ports = [free_port() for _ in range(3)]
+    return f"""
+version: v0.3.0
+listeners:
+  - {{type: model, name: model_listener, address: 127.0.0.1, port: {port}, timeout: 10s}}
+model_providers:
+  - model: openai/gpt-4o-mini
+    access_key: {OPENAI_KEY}
+    base_url: {emulator_url}
+    default: true
+  - model: openai/gpt-4o
+    access_key: {OPENAI_KEY}
+    base_url: {emulator_url}
+  - model: anthropic/*
+    access_key: {ANTHROPIC_KEY}
+    base_url: {emulator_url}
+  - model: ollama/llama3.1
+    base_url: {emulator_url}
+  - model: groq/llama-3.1-8b-instant
+    access_key: {OPENAI_KEY}
+    base_url: {emulator_url}/openai/v1
+  - model: vllm/qwen2.5
+    base_url: {emulator_url}
+    provider_interface: openai
+    access_key: {OPENAI_KEY}
+model_aliases:
+  fast-model: {{target: gpt-4o-mini}}
+  smart-model: {{target: claude-3-5-sonnet-20241022}}
+{extra}
+{state}
+services:
+  router: 127.0.0.1:{ports[0]}
+  providers: 127.0.0.1:{ports[1]}
+  state: 127.0.0.1:{ports[2]}
+"""
+
+
+class Gateway:
+    """`switchyard up` as a child process; `stop()` sends SIGINT like Ctrl-C."""
+
+    def __init__(self, config_text: str, workdir: pathlib.Path, port: int) -> None:
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.config_path = workdir / "plano_config.yaml"
+        self.config_path.write_text(config_text)
+        self.log_path = workdir / "gateway.log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 60.0) -> "Gateway":
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "services", "up", "--config", str(self.config_path)],
+            cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+            start_new_session=True)
+        wait_for(self.healthy, timeout, f"gateway health (log: {self.log_path})")
+        return self
+
+    def healthy(self) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise AssertionError(f"gateway exited early:\n{self.log()}")
+        try:
+            return httpx.get(f"{self.url}/healthz", timeout=1.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def children(self) -> list[int]:
+        """PIDs of the launcher's service processes (from /proc)."""
+        if self.proc is None:
+            return []
+        out = []
+        for entry in pathlib.Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            if ppid == self.proc.pid:
+                out.append(int(entry.name))
+        return out
+
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 30.0) -> int:
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self._log.close()
+        return self.proc.returncode

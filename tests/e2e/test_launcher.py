@@ -1,0 +1,44 @@
+"""`switchyard up` starts four service processes and leaves none behind when stopped."""
+import os
+import signal
+
+import pytest
+
+from tests.e2e.harness import Gateway, free_port, gateway_config, wait_for
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def cmdline(pid: int) -> str:
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        return f.read().replace(b"\0", b" ").decode()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
+def test_stopping_the_launcher_leaves_no_service_behind(emulator, tmp_path, sig):
+    port = free_port()
+    gw = Gateway(gateway_config(emulator.url, port), tmp_path, port).start()
+    children = gw.children()
+    names = sorted(cmdline(pid).split(" serve ")[1].split()[0] for pid in children)
+    assert names == ["edge", "providers", "router", "state"]
+    assert "listening on http://127.0.0.1:%d" % port in gw.log()
+    gw.stop(sig)
+    wait_for(lambda: not any(alive(p) for p in children), 20, "service processes to exit")
+
+
+def test_a_dead_service_is_restarted(emulator, tmp_path):
+    port = free_port()
+    gw = Gateway(gateway_config(emulator.url, port), tmp_path, port).start()
+    try:
+        providers = [p for p in gw.children() if " serve providers" in cmdline(p)][0]
+        os.kill(providers, signal.SIGKILL)
+        wait_for(lambda: "providers restarted" in gw.log(), 20, "the launcher to restart it")
+        wait_for(gw.healthy, 30, "the gateway to be healthy again")
+    finally:
+        gw.stop()
