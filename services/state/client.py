@@ -1,0 +1,90 @@
+"""The edge's client of the state service: one reused channel, short deadlines, and gRPC
+statuses turned into `GatewayError`s the edge renders in the client's format."""
+from __future__ import annotations
+
+import grpc
+
+from services.common.errors import GatewayError
+from services.common.grpc_server import CHANNEL_OPTIONS
+from services.common.proto import chat_pb2, state_pb2, state_pb2_grpc
+
+READ_TIMEOUT = 2.0    # seconds; reads are single indexed lookups
+WRITE_TIMEOUT = 5.0   # a write must land before the client sees its response complete
+UNAVAILABLE_MESSAGE = "conversation state service unavailable"
+
+
+class StateClient:
+    """Async client of switchyard.v1.State; `tenant` "" means the default tenant."""
+
+    def __init__(self, address: str, *, read_timeout: float = READ_TIMEOUT,
+                 write_timeout: float = WRITE_TIMEOUT) -> None:
+        self.address = address
+        self.read_timeout = read_timeout
+        self.write_timeout = write_timeout
+        self._channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+        self._stub = state_pb2_grpc.StateStub(self._channel)
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def __aenter__(self) -> "StateClient":
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+    async def put(self, resp: state_pb2.StoredResponse) -> None:
+        """Store (or overwrite) a response."""
+        try:
+            await self._stub.Put(state_pb2.PutRequest(response=resp), timeout=self.write_timeout)
+        except grpc.aio.AioRpcError as e:
+            raise _to_gateway_error(e, resp.id) from None
+
+    async def get(self, id: str, *, tenant: str = "") -> state_pb2.StoredResponse:
+        """The stored response; 404 GatewayError when absent or expired."""
+        try:
+            return await self._stub.Get(state_pb2.GetRequest(id=id, tenant=tenant),
+                                        timeout=self.read_timeout)
+        except grpc.aio.AioRpcError as e:
+            raise _to_gateway_error(e, id) from None
+
+    async def history(self, id: str, *,
+                      tenant: str = "") -> tuple[list[chat_pb2.Message], list[str]]:
+        """Messages of the chain ending at `id` (oldest first) and the response ids in it."""
+        try:
+            reply = await self._stub.GetHistory(
+                state_pb2.GetHistoryRequest(id=id, tenant=tenant), timeout=self.read_timeout)
+        except grpc.aio.AioRpcError as e:
+            raise _to_gateway_error(e, id) from None
+        return list(reply.messages), list(reply.response_ids)
+
+    async def delete(self, id: str, *, tenant: str = "") -> bool:
+        """True when a live response was deleted; False when there was none."""
+        try:
+            reply = await self._stub.Delete(state_pb2.DeleteRequest(id=id, tenant=tenant),
+                                            timeout=self.write_timeout)
+        except grpc.aio.AioRpcError as e:
+            raise _to_gateway_error(e, id) from None
+        return reply.deleted
+
+    async def input_items(self, id: str, *, tenant: str = "") -> bytes:
+        """The stored JSON array of input items; 404 GatewayError when absent."""
+        try:
+            reply = await self._stub.ListInputItems(
+                state_pb2.ListInputItemsRequest(id=id, tenant=tenant), timeout=self.read_timeout)
+        except grpc.aio.AioRpcError as e:
+            raise _to_gateway_error(e, id) from None
+        return reply.items_json
+
+
+def _to_gateway_error(e: grpc.aio.AioRpcError, id: str) -> GatewayError:
+    """The HTTP-facing error for a failed state call."""
+    code = e.code()
+    if code == grpc.StatusCode.NOT_FOUND:
+        return GatewayError(404, f"No response found with id '{id}'.", type="not_found")
+    if code == grpc.StatusCode.FAILED_PRECONDITION:
+        return GatewayError(400, e.details() or "conversation too long", type="invalid_request",
+                            param="previous_response_id")
+    if code == grpc.StatusCode.INVALID_ARGUMENT:
+        return GatewayError(400, e.details() or "invalid state request", type="invalid_request")
+    return GatewayError(503, UNAVAILABLE_MESSAGE, type="unavailable")

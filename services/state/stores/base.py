@@ -1,0 +1,74 @@
+"""The storage contract every state backend implements, and the rules they share.
+
+Semantics (both backends):
+- records are keyed by (tenant, id); `put` is an idempotent upsert (the last write wins);
+- `expires_at` is unix seconds; 0 means now + the store's default TTL; a record whose
+  `expires_at` is at or before now is invisible at once and purged later in the background;
+- `history(tenant, id, max_depth)` walks `previous_response_id` from `id` back to the root and
+  returns the chain oldest first (each response's input, then its output). The newest record
+  must exist (else `NotFound`); an ancestor that is missing, expired or deleted simply ends the
+  chain (the conversation starts after it); a chain longer than `max_depth` responses raises
+  `TooDeep`; a cycle (only possible by overwriting an old record) ends the chain where it
+  would repeat.
+"""
+from __future__ import annotations
+
+from typing import Protocol
+
+from services.common.proto import chat_pb2, state_pb2
+
+DEFAULT_TENANT = "default"
+
+
+class StoreError(Exception):
+    """Base class of the errors a store raises on purpose."""
+
+
+class NotFound(StoreError):
+    """The requested response is absent or expired."""
+
+
+class TooDeep(StoreError):
+    """The conversation chain is longer than the allowed depth."""
+
+    def __init__(self, max_depth: int) -> None:
+        super().__init__(f"conversation longer than {max_depth} turns")
+        self.max_depth = max_depth
+
+
+class StoreUnavailable(StoreError):
+    """The backend cannot be reached or failed; callers may retry later."""
+
+
+class Store(Protocol):
+    """Conversation storage: stored responses and their history, scoped by tenant."""
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def put(self, resp: state_pb2.StoredResponse) -> None: ...
+
+    async def get(self, tenant: str, id: str) -> state_pb2.StoredResponse | None: ...
+
+    async def history(self, tenant: str, id: str,
+                      max_depth: int) -> tuple[list[chat_pb2.Message], list[str]]: ...
+
+    async def delete(self, tenant: str, id: str) -> bool: ...
+
+    async def input_items(self, tenant: str, id: str) -> bytes | None: ...
+
+
+def tenant_key(tenant: str) -> str:
+    """The tenant a record is filed under: an empty tenant means the default one."""
+    return tenant or DEFAULT_TENANT
+
+
+def resolve_expiry(expires_at: int, now: float, ttl_seconds: int) -> int:
+    """Absolute expiry in unix seconds: 0 means the store's default TTL from now."""
+    return int(expires_at) if expires_at else int(now) + int(ttl_seconds)
+
+
+def is_expired(expires_at: int, now: float) -> bool:
+    """Expired records are invisible from the second they expire."""
+    return expires_at <= now

@@ -1,0 +1,255 @@
+"""PostgreSQL store (asyncpg): one row per response, history in one recursive query.
+
+Messages are stored as serialized protobuf (`History` with only `messages` set) and usage as
+a serialized `Usage`: compact, and decoding is one C call. Times are unix seconds taken from
+the store's clock, so expiry is judged the same way by every replica with a sane clock.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Awaitable, Callable, TypeVar
+from urllib.parse import urlsplit
+
+import asyncpg
+
+from services.common.proto import chat_pb2, state_pb2
+from services.state.migrate import apply_migrations
+from services.state.stores.base import NotFound, StoreUnavailable, TooDeep, resolve_expiry
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# Errors that mean "the connection or server went away": worth a reconnect and a retry.
+_TRANSIENT = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+              asyncpg.exceptions.OperatorInterventionError,
+              asyncpg.exceptions.TooManyConnectionsError, OSError, asyncio.TimeoutError)
+
+_COLUMNS = ("tenant, id, model, provider, previous_id, kind, input, output, usage, body_json,"
+            " input_items_json, created_at, expires_at")
+_PUT = f"""
+INSERT INTO responses ({_COLUMNS})
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+ON CONFLICT (tenant, id) DO UPDATE SET
+  model = EXCLUDED.model, provider = EXCLUDED.provider, previous_id = EXCLUDED.previous_id,
+  kind = EXCLUDED.kind, input = EXCLUDED.input, output = EXCLUDED.output,
+  usage = EXCLUDED.usage, body_json = EXCLUDED.body_json,
+  input_items_json = EXCLUDED.input_items_json, created_at = EXCLUDED.created_at,
+  expires_at = EXCLUDED.expires_at
+"""
+_GET = f"SELECT {_COLUMNS} FROM responses WHERE tenant = $1 AND id = $2 AND expires_at > $3"
+# Walk previous_id from $2 back; stops at a missing/expired ancestor, at a repeated id
+# (cycle) and after $4 + 1 rows, so a too-deep chain is detected without walking it all.
+_HISTORY = """
+WITH RECURSIVE chain(id, previous_id, input, output, depth, path) AS (
+    SELECT id, previous_id, input, output, 1, ARRAY[id]
+    FROM responses WHERE tenant = $1 AND id = $2 AND expires_at > $3
+  UNION ALL
+    SELECT r.id, r.previous_id, r.input, r.output, c.depth + 1, c.path || r.id
+    FROM chain c
+    JOIN responses r ON r.tenant = $1 AND r.id = c.previous_id
+    WHERE c.depth <= $4 AND r.expires_at > $3 AND r.id <> ALL (c.path)
+)
+SELECT id, input, output FROM chain ORDER BY depth DESC
+"""
+_DELETE = "DELETE FROM responses WHERE tenant = $1 AND id = $2 RETURNING expires_at"
+_INPUT_ITEMS = ("SELECT input_items_json FROM responses"
+                " WHERE tenant = $1 AND id = $2 AND expires_at > $3")
+_PURGE = """
+DELETE FROM responses WHERE ctid = ANY (ARRAY(
+    SELECT ctid FROM responses WHERE expires_at <= $1
+    ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED))
+"""
+
+
+def describe_dsn(dsn: str) -> str:
+    """`user@host:port/db` for messages: never the password."""
+    try:
+        u = urlsplit(dsn)
+        user = f"{u.username}@" if u.username else ""
+        host = u.hostname or "localhost"
+        port = u.port or 5432
+        db = u.path.lstrip("/") or (u.username or "postgres")
+        return f"{user}{host}:{port}/{db}"
+    except ValueError:
+        return "<unparseable connection string>"
+
+
+def _scrub(text: str, dsn: str) -> str:
+    """Remove the password from an error text, in case a driver ever echoes it."""
+    try:
+        password = urlsplit(dsn).password
+    except ValueError:
+        password = None
+    return text.replace(password, "***") if password else text
+
+
+def _messages_bytes(messages) -> bytes:
+    return state_pb2.History(messages=messages).SerializeToString()
+
+
+class PostgresStore:
+    """Stored responses in PostgreSQL; survives restarts of itself and of the database."""
+
+    def __init__(self, dsn: str, *, ttl_seconds: int = 30 * 24 * 3600,
+                 purge_interval: float = 60.0, purge_batch: int = 1000,
+                 connect_timeout: float = 30.0, retry_seconds: float = 1.0,
+                 pool_min: int = 1, pool_max: int = 10, command_timeout: float = 5.0,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.dsn = dsn
+        self.ttl_seconds = ttl_seconds
+        self.purge_interval = purge_interval
+        self.purge_batch = purge_batch
+        self.connect_timeout = connect_timeout
+        self.retry_seconds = retry_seconds
+        self.pool_min = pool_min
+        self.pool_max = pool_max
+        self.command_timeout = command_timeout
+        self._clock = clock
+        self._pool: asyncpg.Pool | None = None
+        self._purger: asyncio.Task | None = None
+
+    @property
+    def where(self) -> str:
+        return describe_dsn(self.dsn)
+
+    async def start(self) -> None:
+        """Connect (retrying with backoff up to `connect_timeout`), migrate, start purging."""
+        deadline = time.monotonic() + self.connect_timeout
+        delay, attempts = 0.1, 0
+        while True:
+            attempts += 1
+            try:
+                self._pool = await asyncpg.create_pool(
+                    self.dsn, min_size=self.pool_min, max_size=self.pool_max,
+                    command_timeout=self.command_timeout,
+                    timeout=max(1.0, min(10.0, self.connect_timeout)))
+                break
+            except _TRANSIENT as e:
+                if time.monotonic() + delay > deadline:
+                    raise StoreUnavailable(
+                        f"cannot connect to PostgreSQL at {self.where} after {attempts}"
+                        f" attempts in {self.connect_timeout:g}s: {_scrub(str(e), self.dsn)}"
+                    ) from None
+                log.warning("state: PostgreSQL at %s not reachable yet (%s); retrying",
+                            self.where, _scrub(str(e), self.dsn))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+            except asyncpg.PostgresError as e:
+                raise StoreUnavailable(f"cannot use PostgreSQL at {self.where}:"
+                                       f" {_scrub(str(e), self.dsn)}") from None
+        try:
+            async with self._pool.acquire() as conn:
+                applied = await apply_migrations(conn)
+        except BaseException:
+            await self._pool.close()
+            self._pool = None
+            raise
+        if applied:
+            log.info("state: applied migrations %s to %s", applied, self.where)
+        if self.purge_interval > 0:
+            self._purger = asyncio.create_task(self._purge_loop(), name="state-postgres-purge")
+
+    async def close(self) -> None:
+        if self._purger is not None:
+            self._purger.cancel()
+            try:
+                await self._purger
+            except asyncio.CancelledError:
+                pass
+            self._purger = None
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            try:
+                await asyncio.wait_for(pool.close(), timeout=5.0)
+            except (asyncio.TimeoutError, *_TRANSIENT):
+                pool.terminate()
+
+    async def put(self, resp: state_pb2.StoredResponse) -> None:
+        now = self._clock()
+        args = (resp.tenant, resp.id, resp.model, resp.provider, resp.previous_response_id,
+                resp.kind, _messages_bytes(resp.input), _messages_bytes(resp.output),
+                resp.usage.SerializeToString(), resp.body_json, resp.input_items_json,
+                resp.created_at or int(now), resolve_expiry(resp.expires_at, now,
+                                                            self.ttl_seconds))
+        await self._run(lambda conn: conn.execute(_PUT, *args))
+
+    async def get(self, tenant: str, id: str) -> state_pb2.StoredResponse | None:
+        row = await self._run(lambda conn: conn.fetchrow(_GET, tenant, id, int(self._clock())))
+        if row is None:
+            return None
+        resp = state_pb2.StoredResponse(
+            tenant=row["tenant"], id=row["id"], model=row["model"], provider=row["provider"],
+            previous_response_id=row["previous_id"], kind=row["kind"],
+            usage=chat_pb2.Usage.FromString(row["usage"]), body_json=row["body_json"],
+            input_items_json=row["input_items_json"], created_at=row["created_at"],
+            expires_at=row["expires_at"])
+        resp.input.extend(state_pb2.History.FromString(row["input"]).messages)
+        resp.output.extend(state_pb2.History.FromString(row["output"]).messages)
+        return resp
+
+    async def history(self, tenant: str, id: str,
+                      max_depth: int) -> tuple[list[chat_pb2.Message], list[str]]:
+        rows = await self._run(lambda conn: conn.fetch(
+            _HISTORY, tenant, id, int(self._clock()), max_depth))
+        if not rows:
+            raise NotFound(id)
+        if len(rows) > max_depth:
+            raise TooDeep(max_depth)
+        messages: list[chat_pb2.Message] = []
+        for row in rows:
+            messages.extend(state_pb2.History.FromString(row["input"]).messages)
+            messages.extend(state_pb2.History.FromString(row["output"]).messages)
+        return messages, [row["id"] for row in rows]
+
+    async def delete(self, tenant: str, id: str) -> bool:
+        expires_at = await self._run(lambda conn: conn.fetchval(_DELETE, tenant, id))
+        return expires_at is not None and expires_at > self._clock()
+
+    async def input_items(self, tenant: str, id: str) -> bytes | None:
+        return await self._run(lambda conn: conn.fetchval(
+            _INPUT_ITEMS, tenant, id, int(self._clock())))
+
+    async def purge_expired(self) -> int:
+        """Delete expired rows in batches of `purge_batch`; returns how many went."""
+        total = 0
+        while True:
+            status = await self._run(lambda conn: conn.execute(
+                _PURGE, int(self._clock()), self.purge_batch))
+            n = int(status.split()[-1])
+            total += n
+            if n < self.purge_batch:
+                return total
+
+    async def _run(self, op: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        """Run `op` on a pooled connection; reconnect and retry for `retry_seconds`."""
+        if self._pool is None:
+            raise StoreUnavailable("state store is not started")
+        deadline = time.monotonic() + self.retry_seconds
+        delay = 0.02
+        while True:
+            try:
+                async with self._pool.acquire(timeout=self.command_timeout) as conn:
+                    return await op(conn)
+            except _TRANSIENT as e:
+                if time.monotonic() + delay > deadline:
+                    raise StoreUnavailable(f"PostgreSQL at {self.where} unavailable:"
+                                           f" {_scrub(str(e), self.dsn)}") from None
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 0.25)
+            except asyncpg.PostgresError as e:
+                raise StoreUnavailable(f"PostgreSQL at {self.where} failed:"
+                                       f" {_scrub(str(e), self.dsn)}") from None
+
+    async def _purge_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.purge_interval)
+            try:
+                n = await self.purge_expired()
+                if n:
+                    log.debug("state: purged %d expired responses", n)
+            except StoreUnavailable as e:
+                log.warning("state: purge skipped: %s", e)
+            except Exception:  # never let the purge loop die
+                log.exception("state: postgres purge failed")
