@@ -1,0 +1,69 @@
+"""Upstream HTTP: one long-lived aiohttp session per provider entry, and its timeouts."""
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import aiohttp
+
+from services.common.config.model import ProviderEntry
+
+POOL_LIMIT = 1024          # connections per provider entry; LLM calls are long, allow many
+KEEPALIVE_S = 75.0         # idle keep-alive; most upstreams close at 60-120 s
+CONNECT_CAP_S = 10.0       # a TCP+TLS connect slower than this is a dead upstream
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Per-attempt bounds: connect, wait for response headers, silence between body reads."""
+    connect_s: float
+    first_byte_s: float
+    idle_s: float
+
+
+def default_timeouts(listener_timeout_s: float) -> Timeouts:
+    """Defaults derived from the listener timeout (non-streaming replies send headers last)."""
+    t = listener_timeout_s if listener_timeout_s > 0 else 30.0
+    return Timeouts(connect_s=min(CONNECT_CAP_S, t), first_byte_s=t, idle_s=t)
+
+
+def timeouts_for(entry: ProviderEntry, defaults: Timeouts) -> Timeouts:
+    """`defaults`, overridden by per-provider fields when the config model grows them."""
+    return Timeouts(
+        connect_s=getattr(entry, "connect_timeout_s", None) or defaults.connect_s,
+        first_byte_s=getattr(entry, "first_byte_timeout_s", None) or defaults.first_byte_s,
+        idle_s=getattr(entry, "idle_timeout_s", None) or defaults.idle_s,
+    )
+
+
+class SessionPool:
+    """Lazily creates one ClientSession per provider entry and keeps it for the process's life."""
+
+    def __init__(self, defaults: Timeouts) -> None:
+        self.defaults = defaults
+        self._sessions: dict[str, aiohttp.ClientSession] = {}
+
+    def timeouts(self, entry: ProviderEntry) -> Timeouts:
+        return timeouts_for(entry, self.defaults)
+
+    def session(self, entry: ProviderEntry) -> aiohttp.ClientSession:
+        """The entry's session (created on first use, inside the running loop)."""
+        session = self._sessions.get(entry.name)
+        if session is None or session.closed:
+            t = self.timeouts(entry)
+            connector = aiohttp.TCPConnector(limit=POOL_LIMIT, limit_per_host=0,
+                                             keepalive_timeout=KEEPALIVE_S, ttl_dns_cache=300)
+            # First-byte and idle bounds are applied per read by the caller (they differ
+            # before and after the stream commits); aiohttp only bounds the connect.
+            session = aiohttp.ClientSession(
+                connector=connector, auto_decompress=True, raise_for_status=False,
+                timeout=aiohttp.ClientTimeout(total=None, connect=None, sock_connect=t.connect_s,
+                                              sock_read=None))
+            self._sessions[entry.name] = session
+        return session
+
+    async def close(self) -> None:
+        """Close every session (on shutdown)."""
+        sessions, self._sessions = list(self._sessions.values()), {}
+        if sessions:
+            await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)

@@ -1,0 +1,61 @@
+"""The providers gRPC service: Generate streams a route plan's answer; CountTokens counts input."""
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import AsyncIterator
+
+import grpc
+
+from services.common.config.model import Config
+from services.common.errors import GatewayError
+from services.common.grpc_server import run_server
+from services.common.proto import chat_pb2, providers_pb2, providers_pb2_grpc
+from services.providers.execution import Executor, load_adapter
+from services.providers.http import SessionPool, default_timeouts
+from services.providers.tokens import count_tokens
+
+log = logging.getLogger(__name__)
+
+
+class ProvidersServicer(providers_pb2_grpc.ProvidersServicer):
+    """Thin gRPC face of the Executor."""
+
+    def __init__(self, executor: Executor) -> None:
+        self.executor = executor
+
+    async def Generate(self, request: providers_pb2.GenerateRequest,
+                       context: grpc.aio.ServicerContext) -> AsyncIterator[chat_pb2.EventBatch]:
+        # aclosing: a cancelled call closes the generator now, which closes the upstream.
+        async with contextlib.aclosing(self.executor.generate(request)) as batches:
+            async for batch in batches:
+                yield batch
+
+    async def CountTokens(self, request: providers_pb2.GenerateRequest,
+                          context: grpc.aio.ServicerContext) -> providers_pb2.CountTokensReply:
+        entry, adapter = None, None
+        if request.plan.targets:
+            entry = self.executor.lookup(request.plan.targets[0].provider)
+            if entry is not None:
+                try:
+                    adapter = self.executor.adapters(entry)
+                except (GatewayError, ImportError):
+                    adapter = None
+        return await count_tokens(request, entry, adapter, self.executor.pool)
+
+
+def build_executor(config: Config) -> Executor:
+    """An Executor over the config's provider entries, with timeouts from the listener."""
+    pool = SessionPool(default_timeouts(config.listener.timeout_s))
+    return Executor(config.provider, pool, default_timeout_s=config.listener.timeout_s,
+                    adapters=load_adapter)
+
+
+async def serve(config: Config, address: str) -> None:
+    """Run the providers service on `address` until SIGINT/SIGTERM."""
+    executor = build_executor(config)
+
+    def register(server: grpc.aio.Server) -> None:
+        providers_pb2_grpc.add_ProvidersServicer_to_server(ProvidersServicer(executor), server)
+
+    await run_server("switchyard.v1.Providers", address, register, on_stop=executor.pool.close)
