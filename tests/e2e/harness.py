@@ -132,3 +132,56 @@ class Gateway:
                 self.proc.wait()
         self._log.close()
         return self.proc.returncode
+
+
+class ServiceSet:
+    """The four services started one by one (no launcher), so a test can kill and restart
+    any of them deterministically."""
+
+    ORDER = ("state", "router", "providers", "edge")
+
+    def __init__(self, config_text: str, workdir: pathlib.Path, port: int) -> None:
+        self.url = f"http://127.0.0.1:{port}"
+        self.config_path = workdir / "plano_config.yaml"
+        self.config_path.write_text(config_text)
+        self.workdir = workdir
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    def start(self, service: str) -> None:
+        log = open(self.workdir / f"{service}.log", "ab")
+        self.procs[service] = subprocess.Popen(
+            [sys.executable, "-m", "services", "serve", service, "--config",
+             str(self.config_path)], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True)
+        log.close()
+
+    def start_all(self, timeout: float = 60.0) -> "ServiceSet":
+        for s in self.ORDER:
+            self.start(s)
+        wait_for(self.healthy, timeout, "all services healthy")
+        return self
+
+    def healthy(self) -> bool:
+        try:
+            return httpx.get(f"{self.url}/healthz", timeout=1.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def kill(self, service: str, sig: int = signal.SIGKILL) -> None:
+        proc = self.procs.pop(service)
+        proc.send_signal(sig)
+        proc.wait(timeout=30)
+
+    def log(self, service: str) -> str:
+        return (self.workdir / f"{service}.log").read_text(errors="replace")
+
+    def stop_all(self) -> None:
+        for s in reversed(self.ORDER):
+            proc = self.procs.pop(s, None)
+            if proc and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()

@@ -1,0 +1,186 @@
+"""Client format x upstream family x case, through the real SDKs and the real services,
+asserting both what the SDK parsed and what the upstream received."""
+import anthropic
+import openai
+import pytest
+
+from tests.e2e.clients import AnthropicClient, OpenAIChatClient
+
+UPSTREAMS = {"openai": ("gpt-4o-mini", "/chat/completions"),
+             "anthropic": ("claude-3-5-sonnet-20241022", "/messages")}
+TOOL_REPLY = {"reply": {"tool_calls": [
+    {"id": "toolu_01", "name": "get_weather", "arguments": {"city": "Paris"}}]}}
+TWO_TOOLS = {"interleave": True, "reply": {"text": "Checking both.", "tool_calls": [
+    {"id": "call_a", "name": "get_weather", "arguments": {"city": "Paris"}},
+    {"id": "call_b", "name": "get_weather", "arguments": {"city": "Tokyo, Japan"}}]}}
+
+
+@pytest.fixture(params=["chat", "messages"])
+def client(request, openai_client, anthropic_client):
+    return OpenAIChatClient(openai_client) if request.param == "chat" \
+        else AnthropicClient(anthropic_client)
+
+
+@pytest.fixture(params=list(UPSTREAMS))
+def upstream(request):
+    return request.param
+
+
+def sent(emu, upstream):
+    path = UPSTREAMS[upstream][1]
+    reqs = [r for r in emu.requests() if r["path"].endswith(path)]
+    assert reqs, f"nothing reached the {upstream} upstream"
+    return reqs[-1]["body"]
+
+
+USER = [{"role": "user", "content": "Hello there, gateway"}]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
+def test_text(client, upstream, emu, stream):
+    model = UPSTREAMS[upstream][0]
+    r = client.ask(model, USER, stream=stream)
+    assert "Hello there, gateway" in r.text
+    assert r.stop == "end"
+    assert r.input_tokens > 0 and r.output_tokens > 0
+    body = sent(emu, upstream)
+    assert body["model"] == model
+    if upstream == "anthropic":
+        assert body["max_tokens"] > 0 and body["messages"][0]["role"] == "user"
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
+def test_tool_call(client, upstream, emu, stream):
+    model = UPSTREAMS[upstream][0]
+    emu.script(model, TOOL_REPLY)
+    r = client.ask(model, [{"role": "user", "content": "Weather in Paris?"}], stream=stream,
+                   tools=True)
+    assert r.tool_calls == [("toolu_01", "get_weather", {"city": "Paris"})]
+    assert r.stop == "tool"
+    tools = sent(emu, upstream)["tools"]
+    if upstream == "anthropic":
+        assert tools[0]["name"] == "get_weather" and "input_schema" in tools[0]
+    else:
+        assert tools[0]["function"]["name"] == "get_weather"
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
+def test_two_parallel_tool_calls(client, upstream, emu, stream):
+    model = UPSTREAMS[upstream][0]
+    emu.script(model, TWO_TOOLS)
+    r = client.ask(model, [{"role": "user", "content": "Paris and Tokyo?"}], stream=stream,
+                   tools=True)
+    assert r.text == "Checking both."
+    assert r.tool_calls == [("call_a", "get_weather", {"city": "Paris"}),
+                            ("call_b", "get_weather", {"city": "Tokyo, Japan"})]
+    assert r.stop == "tool"
+
+
+def test_tool_result_turn(client, upstream, emu):
+    model = UPSTREAMS[upstream][0]
+    r = client.ask(model, client.tool_turn("call_77", "18C and sunny"), tools=True)
+    assert r.stop == "end"
+    messages = sent(emu, upstream)["messages"]
+    if upstream == "anthropic":
+        last = messages[-1]
+        assert last["role"] == "user"
+        block = last["content"][0]
+        assert block["type"] == "tool_result" and block["tool_use_id"] == "call_77"
+        text = block["content"] if isinstance(block["content"], str) else \
+            "".join(b["text"] for b in block["content"])
+        assert text == "18C and sunny"
+        assert messages[-2]["content"][0] == {"type": "tool_use", "id": "call_77",
+                                              "name": "get_weather", "input": {"city": "Paris"}}
+    else:
+        assert messages[-1] == {"role": "tool", "tool_call_id": "call_77",
+                                "content": "18C and sunny"}
+        assert messages[-2]["tool_calls"][0]["id"] == "call_77"
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
+def test_thinking_is_kept_apart_from_text(client, upstream, emu, stream):
+    model = UPSTREAMS[upstream][0]
+    emu.script(model, {"reply": {"thinking": "Let me think about it.",
+                                 "text": "The answer is 42."}})
+    r = client.ask(model, [{"role": "user", "content": "Meaning of life?"}], stream=stream)
+    assert r.text == "The answer is 42."
+    assert r.reasoning == "Let me think about it."
+
+
+def test_thinking_signature_survives_the_next_turn(anthropic_client, emu):
+    """Anthropic client -> Anthropic upstream: the signed thinking block goes back intact
+    (the emulator rejects a wrong signature with a 400)."""
+    model = UPSTREAMS["anthropic"][0]
+    first = anthropic_client.messages.create(
+        model=model, max_tokens=4096, thinking={"type": "enabled", "budget_tokens": 1024},
+        messages=[{"role": "user", "content": "Think, then answer."}])
+    thinking = [b for b in first.content if b.type == "thinking"]
+    assert thinking and thinking[0].signature
+    second = anthropic_client.messages.create(
+        model=model, max_tokens=4096, thinking={"type": "enabled", "budget_tokens": 1024},
+        messages=[{"role": "user", "content": "Think, then answer."},
+                  {"role": "assistant", "content": [b.model_dump() for b in first.content]},
+                  {"role": "user", "content": "And again?"}])
+    assert second.stop_reason == "end_turn"
+    block = sent(emu, "anthropic")["messages"][1]["content"][0]
+    assert block["type"] == "thinking" and block["signature"] == thinking[0].signature
+
+
+def test_image(client, upstream, emu):
+    model = UPSTREAMS[upstream][0]
+    client.ask(model, client.image_message())
+    content = sent(emu, upstream)["messages"][-1]["content"]
+    if upstream == "anthropic":
+        image = [b for b in content if b["type"] == "image"][0]
+        assert image["source"]["type"] == "base64"
+        assert image["source"]["media_type"] == "image/png"
+    else:
+        image = [b for b in content if b["type"] == "image_url"][0]
+        assert image["image_url"]["url"].startswith("data:image/png;base64,iVBOR")
+
+
+def test_stop_sequence(client, upstream, emu):
+    model = UPSTREAMS[upstream][0]
+    emu.script(model, {"reply": {"text": "hello world again"}})
+    r = client.ask(model, USER, **client.stop_kw("world"))
+    assert r.text == "hello "
+    if client.name == "messages" and upstream == "anthropic":
+        assert r.stop == "stop_sequence" and r.raw.stop_sequence == "world"
+    else:
+        assert r.stop in ("end", "stop_sequence")
+    body = sent(emu, upstream)
+    assert (body.get("stop_sequences") or body.get("stop")) == ["world"]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
+def test_max_tokens(client, upstream, emu, stream):
+    model = UPSTREAMS[upstream][0]
+    r = client.ask(model, [{"role": "user", "content": "one two three four five six seven"}],
+                   stream=stream, max_tokens=3)
+    assert r.stop == "max"
+    assert sent(emu, upstream)["max_tokens"] == 3
+
+
+def test_upstream_400_reaches_the_client(client, upstream, emu):
+    model = UPSTREAMS[upstream][0]
+    emu.script(model, {"status": 400, "error": {"message": "messages: bad thing"}})
+    with pytest.raises((openai.BadRequestError, anthropic.BadRequestError)) as info:
+        client.ask(model, USER)
+    assert "messages: bad thing" in str(info.value)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
+def test_rate_limit_is_rate_limit_error(client, upstream, emu, stream):
+    model = UPSTREAMS[upstream][0]
+    steps = [{"status": 429, "error": {"message": "slow down"}}] * 5
+    emu.script(model, *steps)
+    with pytest.raises((openai.RateLimitError, anthropic.RateLimitError)):
+        client.ask(model, USER, stream=stream)
+
+
+def test_mid_stream_abort_is_an_error_not_a_success(client, upstream, emu):
+    model = UPSTREAMS[upstream][0]
+    emu.script(model, {"abort_after_chunks": 3, "reply": {"text": "a b c d e f g h i j"},
+                       "chunks": 8})
+    with pytest.raises((openai.APIError, anthropic.APIError)):
+        client.ask(model, USER, stream=True)
