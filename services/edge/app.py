@@ -13,6 +13,7 @@ from services.common.config.model import Config
 from services.common.errors import GatewayError
 from services.edge.backends import Backends
 from services.edge.formats import anthropic_messages, openai_chat
+from services.edge.guard import Guard
 from services.edge.routes import chat, messages, models, responses
 
 
@@ -46,6 +47,7 @@ def create_app(config: Config, backends: Backends | None = None) -> FastAPI:
     app.add_route("/v1/models", models.list_models, methods=["GET"])
     app.add_route("/healthz", models.healthz, methods=["GET"])
     app.add_exception_handler(HTTPException, _http_error)
+    app.add_middleware(Guard, security=config.security)
     return app
 
 

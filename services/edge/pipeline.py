@@ -18,7 +18,6 @@ from services.common.proto import chat_pb2, providers_pb2
 from services.edge import ids
 from services.edge.backends import Backends
 
-MAX_BODY_BYTES = 32 * 1024 * 1024
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta")
 SYSTEM_ROLES = (chat_pb2.ROLE_SYSTEM, chat_pb2.ROLE_DEVELOPER)
@@ -92,14 +91,19 @@ class Exchange:
 
 async def read_json(request: Request) -> dict:
     """The request body as a JSON object, or a 400/413 in the client's terms."""
+    limit = request.app.state.config.security.max_body_bytes
+    too_large = GatewayError(413, f"request body larger than {limit} bytes",
+                             type="request_too_large")
     length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > MAX_BODY_BYTES:
-        raise GatewayError(413, f"request body larger than {MAX_BODY_BYTES} bytes",
-                           type="request_too_large")
-    raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
-        raise GatewayError(413, f"request body larger than {MAX_BODY_BYTES} bytes",
-                           type="request_too_large")
+    if length and length.isdigit() and int(length) > limit:
+        raise too_large
+    chunks, size = [], 0
+    async for chunk in request.stream():  # also bounds chunked bodies without a length
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    raw = b"".join(chunks)
     if not raw:
         raise GatewayError(400, "the request body is empty; send a JSON object")
     try:

@@ -72,6 +72,27 @@ class ServiceAddresses:
 
 
 @dataclass(frozen=True)
+class ApiKey:
+    """A gateway key, held only as its SHA-256 digest."""
+    sha256: bytes = field(repr=False)
+    tenant: str
+    models: frozenset[str] | None = None   # allow-list; None = every model
+
+
+@dataclass(frozen=True)
+class Security:
+    """Our extensions `auth:` and `limits:`. No keys = auth off (local use stays keyless)."""
+    keys: tuple[ApiKey, ...] = ()
+    max_body_bytes: int = 32 * 1024 * 1024
+    requests_per_minute: int | None = None      # per key (per client address without auth)
+    max_concurrent_requests: int = 1024         # per edge process; beyond it: 503
+
+    @property
+    def auth_enabled(self) -> bool:
+        return bool(self.keys)
+
+
+@dataclass(frozen=True)
 class Config:
     path: str
     version: str
@@ -81,6 +102,7 @@ class Config:
     state: StateStorage
     services: ServiceAddresses
     raw: dict = field(default_factory=dict, repr=False)
+    security: Security = field(default_factory=Security)
 
     def provider(self, name: str) -> ProviderEntry | None:
         for p in self.providers:

@@ -14,6 +14,7 @@ from services.edge import ids
 from services.edge.formats import openai_chat
 from services.edge.pipeline import (Exchange, collect, open_generation, read_json,
                                     stream_response, with_history)
+from services.edge.guard import authorize_model
 from services.edge.routes.common import backends, guarded, tenant_of
 
 
@@ -41,6 +42,7 @@ async def create_chat_completion(request: Request) -> Response:
     body = await read_json(request)
     conversation, store = take_gateway_fields(body)
     req = openai_chat.decode_request(body)
+    authorize_model(request.state, req.model)
     plan = await be.routes.resolve(req.model)
     turn_input = list(req.messages)
     tenant = tenant_of(request)

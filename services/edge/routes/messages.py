@@ -13,6 +13,7 @@ from services.edge import ids
 from services.edge.formats import anthropic_messages
 from services.edge.pipeline import (Exchange, collect, grpc_to_gateway_error, open_generation,
                                     read_json, stream_response)
+from services.edge.guard import authorize_model
 from services.edge.routes.common import backends, guarded
 
 
@@ -21,6 +22,7 @@ async def create_message(request: Request) -> Response:
     be = backends(request)
     ex = Exchange(request, anthropic_messages, ids.message_id())
     req = anthropic_messages.decode_request(await read_json(request))
+    authorize_model(request.state, req.model)
     plan = await be.routes.resolve(req.model)
     call, first = await open_generation(be, ex, req, plan)
     created = int(time.time())

@@ -15,6 +15,7 @@ from services.edge import ids
 from services.edge.formats import openai_responses
 from services.edge.pipeline import (Exchange, collect, open_generation, read_json,
                                     stream_response, with_history)
+from services.edge.guard import authorize_model
 from services.edge.routes.common import backends, guarded, tenant_of
 
 
@@ -23,6 +24,7 @@ async def create_response(request: Request) -> Response:
     be = backends(request)
     ex = Exchange(request, openai_responses, ids.response_id())
     req, ctx = openai_responses.decode_request(await read_json(request))
+    authorize_model(request.state, req.model)
     plan = await be.routes.resolve(req.model)
     # `instructions` apply to this turn only: keep them out of what is stored.
     turn_input = list(req.messages[1:] if ctx.instructions is not None else req.messages)

@@ -1,0 +1,86 @@
+"""Parsing of our `auth:` and `limits:` config extensions."""
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Any, Callable
+
+from services.common.config.model import ApiKey, Security
+
+_HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
+AUTH_KEY_FIELDS = {"key", "key_sha256", "tenant", "models"}
+LIMIT_FIELDS = {"max_body_bytes", "requests_per_minute", "max_concurrent_requests"}
+
+Expand = Callable[[str, str, Any], Any]   # (where, field, value) -> expanded value
+
+
+def parse_security(auth: Any, limits: Any, errors: list[str], expand: Expand) -> Security:
+    """Build Security from the raw sections; append one message per problem to `errors`."""
+    keys = _parse_keys(auth, errors, expand) if auth is not None else ()
+    defaults = Security()
+    values: dict[str, int | None] = {}
+    if limits is not None:
+        if not isinstance(limits, dict):
+            errors.append("limits: must be a mapping of "
+                          + ", ".join(sorted(LIMIT_FIELDS)))
+            limits = {}
+        for name in sorted(set(limits) - LIMIT_FIELDS):
+            errors.append(f"limits.{name}: unknown field; known: {', '.join(sorted(LIMIT_FIELDS))}")
+        for name in LIMIT_FIELDS & set(limits):
+            value = limits[name]
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                errors.append(f"limits.{name}: must be a positive integer, got {value!r}")
+            else:
+                values[name] = value
+    return Security(
+        keys=keys,
+        max_body_bytes=values.get("max_body_bytes", defaults.max_body_bytes),
+        requests_per_minute=values.get("requests_per_minute", defaults.requests_per_minute),
+        max_concurrent_requests=values.get("max_concurrent_requests",
+                                           defaults.max_concurrent_requests))
+
+
+def _parse_keys(auth: Any, errors: list[str], expand: Expand) -> tuple[ApiKey, ...]:
+    if not isinstance(auth, dict) or not isinstance(auth.get("keys"), list):
+        errors.append("auth: must be a mapping with a `keys:` list "
+                      "(each entry `key: $ENV_VAR` or `key_sha256: <hex>`, plus `tenant`)")
+        return ()
+    out: list[ApiKey] = []
+    for i, item in enumerate(auth["keys"]):
+        where = f"auth.keys[{i}]"
+        if not isinstance(item, dict):
+            errors.append(f"{where}: must be a mapping with `key` or `key_sha256` and `tenant`")
+            continue
+        for name in sorted(set(item) - AUTH_KEY_FIELDS):
+            errors.append(f"{where}.{name}: unknown field; known: "
+                          + ", ".join(sorted(AUTH_KEY_FIELDS)))
+        tenant = item.get("tenant")
+        if not isinstance(tenant, str) or not tenant:
+            errors.append(f"{where}: `tenant` is required (a non-empty string)")
+            continue
+        has_key, has_digest = "key" in item, "key_sha256" in item
+        if has_key == has_digest:
+            errors.append(f"{where} (tenant {tenant}): give exactly one of `key` "
+                          "(e.g. key: $TEAM_KEY) or `key_sha256` (hex SHA-256 of the key)")
+            continue
+        if has_key:
+            key = expand(where, "key", item["key"])
+            if not isinstance(key, str) or not key:
+                errors.append(f"{where} (tenant {tenant}): `key` is empty; set the "
+                              "environment variable it names")
+                continue
+            digest = hashlib.sha256(key.encode()).digest()
+        else:
+            hexd = item["key_sha256"]
+            if not isinstance(hexd, str) or not _HEX64.match(hexd):
+                errors.append(f"{where} (tenant {tenant}): `key_sha256` must be 64 hex digits")
+                continue
+            digest = bytes.fromhex(hexd)
+        models = item.get("models")
+        if models is not None and (not isinstance(models, list)
+                                   or not all(isinstance(m, str) for m in models)):
+            errors.append(f"{where} (tenant {tenant}): `models` must be a list of model names")
+            continue
+        out.append(ApiKey(sha256=digest, tenant=tenant,
+                          models=frozenset(models) if models is not None else None))
+    return tuple(out)

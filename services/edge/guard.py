@@ -1,0 +1,121 @@
+"""The edge's front door, as one ASGI middleware: load shedding, gateway keys, per-key rate
+limits. Runs before routing so a rejected request costs almost nothing."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+import time
+
+import orjson
+
+from services.common.config.model import ApiKey, Security
+from services.common.errors import GatewayError
+from services.edge.formats import anthropic_messages, openai_chat
+
+OPEN_PATHS = ("/healthz",)
+
+
+class RateLimiter:
+    """Token bucket per key: `per_minute` requests a minute, bursting up to that many."""
+
+    def __init__(self, per_minute: int, clock=time.monotonic) -> None:
+        self.rate = per_minute / 60.0
+        self.capacity = float(per_minute)
+        self.clock = clock
+        self.buckets: dict[str, tuple[float, float]] = {}
+
+    def take(self, who: str) -> float:
+        """0 when allowed, else the seconds until a request would be."""
+        now = self.clock()
+        tokens, last = self.buckets.get(who, (self.capacity, now))
+        tokens = min(self.capacity, tokens + (now - last) * self.rate)
+        if tokens >= 1.0:
+            self.buckets[who] = (tokens - 1.0, now)
+            return 0.0
+        self.buckets[who] = (tokens, now)
+        return (1.0 - tokens) / self.rate
+
+
+def presented_key(headers: dict[bytes, bytes]) -> str:
+    """The client's key: `Authorization: Bearer` (OpenAI SDK) or `x-api-key` (Anthropic SDK)."""
+    auth = headers.get(b"authorization", b"").decode("latin-1")
+    if auth[:7].lower() == "bearer ":
+        return auth[7:].strip()
+    return headers.get(b"x-api-key", b"").decode("latin-1").strip()
+
+
+def find_key(keys: tuple[ApiKey, ...], presented: str) -> ApiKey | None:
+    """Compare against every configured digest in constant time."""
+    digest = hashlib.sha256(presented.encode()).digest()
+    found = None
+    for k in keys:
+        if hmac.compare_digest(k.sha256, digest):
+            found = k
+    return found
+
+
+def authorize_model(request_state, model: str) -> None:
+    """403 when the caller's key has an allow-list without this model."""
+    key: ApiKey | None = getattr(request_state, "api_key", None)
+    if key is not None and key.models is not None and model not in key.models:
+        raise GatewayError(403, f"this API key may not use model '{model}'", type="permission")
+
+
+class Guard:
+    def __init__(self, app, security: Security) -> None:
+        self.app = app
+        self.security = security
+        self.inflight = 0
+        self.limiter = (RateLimiter(security.requests_per_minute)
+                        if security.requests_per_minute else None)
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+            await self.app(scope, receive, send)
+            return
+        if self.inflight >= self.security.max_concurrent_requests:
+            await self._reject(scope, send, GatewayError(
+                503, "the gateway is at its concurrent request limit; retry shortly",
+                type="unavailable", retry_after=1.0))
+            return
+        sec = self.security
+        who = None
+        if sec.auth_enabled or self.limiter:
+            headers = dict(scope["headers"])
+            presented = presented_key(headers)
+            if sec.auth_enabled:
+                key = find_key(sec.keys, presented) if presented else None
+                if key is None:
+                    await self._reject(scope, send, GatewayError(
+                        401, "missing or invalid API key: send it as `Authorization: Bearer "
+                        "<key>` or `x-api-key: <key>`", type="authentication"))
+                    return
+                state = scope.setdefault("state", {})
+                state["tenant"] = key.tenant
+                state["api_key"] = key
+                who = key.sha256.hex()
+            else:
+                client = scope.get("client") or ("-", 0)
+                who = client[0]
+            if self.limiter:
+                wait = self.limiter.take(who)
+                if wait:
+                    await self._reject(scope, send, GatewayError(
+                        429, "rate limit exceeded for this API key", type="rate_limit",
+                        retry_after=wait))
+                    return
+        self.inflight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.inflight -= 1
+
+    async def _reject(self, scope, send, err: GatewayError) -> None:
+        fmt = anthropic_messages if scope["path"].startswith("/v1/messages") else openai_chat
+        status, body = fmt.error_body(err)
+        headers = [(b"content-type", b"application/json")]
+        if err.retry_after:
+            headers.append((b"retry-after", str(max(1, math.ceil(err.retry_after))).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": orjson.dumps(body)})
