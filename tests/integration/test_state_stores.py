@@ -26,7 +26,8 @@ class Clock:
 
 
 def msg(role: int, text: str) -> chat_pb2.Message:
-    return chat_pb2.Message(role=role, parts=[chat_pb2.ContentPart(text=chat_pb2.TextPart(text=text))])
+    part = chat_pb2.ContentPart(text=chat_pb2.TextPart(text=text))
+    return chat_pb2.Message(role=role, parts=[part])
 
 
 def resp(id: str, prev: str = "", tenant: str = "acme", expires_at: int = 0,
