@@ -265,6 +265,17 @@ def test_thinking_signature_round_trips_through_output_items():
     assert msg.parts[1].text.text == "Hello world"
 
 
+def test_usage_counts_cache_reads_and_writes_as_input():
+    _, ctx = decode({"input": "x"})
+    turn = aggregate(events_of([
+        {"start": {"usage": {"inputTokens": 5, "cacheReadTokens": 7,
+                             "cacheCreationTokens": 11}}},
+        {"finish": {"usage": {"outputTokens": 3}}}]))
+    usage = r.encode_response(turn, model="m", response_id="resp_1", created=1, ctx=ctx)["usage"]
+    assert usage["input_tokens"] == 23 and usage["total_tokens"] == 26
+    assert usage["input_tokens_details"] == {"cached_tokens": 7, "cache_write_tokens": 11}
+
+
 def test_turn_error_renders_a_failed_response():
     _, ctx = decode({"input": "x"})
     turn = aggregate(events_of([{"start": {}}, {"error": {"httpStatus": 429, "type": "rate_limit",

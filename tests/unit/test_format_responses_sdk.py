@@ -61,6 +61,7 @@ def test_non_streaming_text_parses_with_output_text():
     assert resp.output[0].summary[0].text == "Think hard."
     assert resp.usage.input_tokens == 14 and resp.usage.input_tokens_details.cached_tokens == 4
     assert resp.usage.total_tokens == 19
+    assert resp.usage.input_tokens_details.cache_write_tokens == 0  # required by the SDK type
     assert resp.instructions == "Be brief." and resp.metadata == {"a": "b"}
     req, ctx = seen[0]
     assert req.messages[0].role == chat_pb2.ROLE_SYSTEM and ctx.instructions == "Be brief."
