@@ -1,0 +1,589 @@
+"""Client codec for OpenAI Chat Completions (POST /v1/chat/completions): request decoding
+with the real API's validation, response and SSE encoding, error bodies."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import orjson
+
+from services.common.canonical import mappings
+from services.common.canonical.aggregate import Turn
+from services.common.errors import GatewayError, invalid_request
+from services.common.proto import chat_pb2
+from services.edge.formats import sse
+
+# Top-level fields the canonical ChatRequest names; everything else rides in extra_json.
+_NAMED = frozenset({"model", "messages", "tools", "tool_choice", "parallel_tool_calls",
+                    "max_tokens", "max_completion_tokens", "temperature", "top_p", "stop",
+                    "stream", "stream_options", "reasoning_effort", "user"})
+_MESSAGE_NAMED = frozenset({"role", "content", "name", "tool_calls", "tool_call_id",
+                            "reasoning_content"})
+_ROLES = {"system": chat_pb2.ROLE_SYSTEM, "developer": chat_pb2.ROLE_DEVELOPER,
+          "user": chat_pb2.ROLE_USER, "assistant": chat_pb2.ROLE_ASSISTANT,
+          "tool": chat_pb2.ROLE_USER}
+# Content part types each role may send (the API rejects the rest).
+_PART_TYPES = {"system": ("text",), "developer": ("text",), "tool": ("text",),
+               "user": ("text", "image_url", "file"), "assistant": ("text", "refusal")}
+_TOOL_CHOICE_MODES = {"auto": chat_pb2.ToolChoice.MODE_AUTO,
+                      "none": chat_pb2.ToolChoice.MODE_NONE,
+                      "required": chat_pb2.ToolChoice.MODE_REQUIRED}
+# Numeric fields the canonical model does not name but the API type-checks.
+_EXTRA_INTS = ("n", "seed", "top_logprobs")
+_EXTRA_NUMBERS = {"frequency_penalty": (-2.0, 2.0), "presence_penalty": (-2.0, 2.0)}
+
+
+# ---- validation helpers ------------------------------------------------------------------
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _type_name(v: Any) -> str:
+    if v is None:
+        return "null"
+    return {bool: "a boolean", int: "an integer", float: "a decimal", str: "a string",
+            list: "an array", dict: "an object"}.get(type(v), type(v).__name__)
+
+
+def _bad_type(param: str, expected: str, got: Any) -> GatewayError:
+    return invalid_request(f"Invalid type for '{param}': expected {expected}, but got "
+                           f"{_type_name(got)} instead.", param)
+
+
+def _missing(param: str) -> GatewayError:
+    return invalid_request(f"Missing required parameter: '{param}'.", param)
+
+
+def _dumps(d: dict) -> bytes:
+    """extra_json bytes: empty when there is nothing to carry."""
+    return orjson.dumps(d) if d else b""
+
+
+def _rest(obj: dict, named: frozenset[str] | tuple[str, ...]) -> dict:
+    return {k: v for k, v in obj.items() if k not in named}
+
+
+# ---- request -----------------------------------------------------------------------------
+def decode_request(body: dict) -> chat_pb2.ChatRequest:
+    """Validate a Chat Completions request and decode it into the canonical ChatRequest."""
+    req = chat_pb2.ChatRequest(source_format=chat_pb2.WIRE_FORMAT_OPENAI_CHAT)
+    extra = _rest(body, _NAMED)
+
+    model = body.get("model")
+    if model is None:
+        raise _missing("model")
+    if not isinstance(model, str):
+        raise _bad_type("model", "a string", model)
+    req.model = model
+
+    messages = body.get("messages")
+    if messages is None:
+        raise _missing("messages")
+    if not isinstance(messages, list):
+        raise _bad_type("messages", "an array", messages)
+    if not messages:
+        raise invalid_request("Invalid 'messages': empty array. Expected an array with "
+                              "minimum length 1, but got an empty array instead.", "messages")
+    for i, m in enumerate(messages):
+        req.messages.append(_decode_message(m, f"messages[{i}]"))
+
+    _decode_sampling(body, req, extra)
+    _decode_tools(body, req, extra)
+
+    stream = body.get("stream")
+    if stream is not None:
+        if not isinstance(stream, bool):
+            raise _bad_type("stream", "a boolean", stream)
+        req.stream = stream
+    opts = body.get("stream_options")
+    if opts is not None:
+        if not isinstance(opts, dict):
+            raise _bad_type("stream_options", "an object", opts)
+        inc = opts.get("include_usage")
+        if inc is not None and not isinstance(inc, bool):
+            raise _bad_type("stream_options.include_usage", "a boolean", inc)
+        req.include_usage = bool(inc)
+        rest = _rest(opts, ("include_usage",))
+        if rest:
+            extra["stream_options"] = rest
+
+    effort = body.get("reasoning_effort")
+    if effort is not None:
+        if not isinstance(effort, str):
+            raise _bad_type("reasoning_effort", "a string", effort)
+        req.reasoning.effort = effort
+    user = body.get("user")
+    if user is not None:
+        if not isinstance(user, str):
+            raise _bad_type("user", "a string", user)
+        req.user = user
+
+    for name in _EXTRA_INTS:
+        v = body.get(name)
+        if v is not None and not _is_int(v):
+            raise _bad_type(name, "an integer", v)
+    n = body.get("n")
+    if n is not None and n < 1:
+        raise invalid_request(f"Invalid 'n': integer below minimum value. Expected a value >= 1, "
+                              f"but got {n} instead.", "n")
+    for name, (lo, hi) in _EXTRA_NUMBERS.items():
+        v = body.get(name)
+        if v is not None:
+            if not _is_num(v):
+                raise _bad_type(name, "a number", v)
+            if not lo <= v <= hi:
+                raise invalid_request(f"Invalid '{name}': expected a value between {lo:g} and "
+                                      f"{hi:g}, but got {v} instead.", name)
+    req.extra_json = _dumps(extra)
+    return req
+
+
+def _decode_sampling(body: dict, req: chat_pb2.ChatRequest, extra: dict) -> None:
+    """max_tokens / max_completion_tokens, temperature, top_p, stop."""
+    for name in ("max_tokens", "max_completion_tokens"):
+        v = body.get(name)
+        if v is None:
+            continue
+        if not _is_int(v):
+            raise _bad_type(name, "an integer", v)
+        if v < 1:
+            raise invalid_request(f"Invalid '{name}': integer below minimum value. Expected a "
+                                  f"value >= 1, but got {v} instead.", name)
+    mct, mt = body.get("max_completion_tokens"), body.get("max_tokens")
+    if mct is not None:
+        req.max_tokens = mct
+        extra["max_completion_tokens"] = mct  # the upstream encoder emits the same key back
+        if mt is not None:
+            extra["max_tokens"] = mt
+    elif mt is not None:
+        req.max_tokens = mt
+
+    for name, hi in (("temperature", 2.0), ("top_p", 1.0)):
+        v = body.get(name)
+        if v is None:
+            continue
+        if not _is_num(v):
+            raise _bad_type(name, "a number", v)
+        if not 0.0 <= v <= hi:
+            raise invalid_request(f"Invalid '{name}': expected a value between 0 and {hi:g}, "
+                                  f"but got {v} instead.", name)
+        setattr(req, name, float(v))
+
+    stop = body.get("stop")
+    if isinstance(stop, str):
+        req.stop.append(stop)
+    elif isinstance(stop, list):
+        for i, s in enumerate(stop):
+            if not isinstance(s, str):
+                raise _bad_type(f"stop[{i}]", "a string", s)
+            req.stop.append(s)
+    elif stop is not None:
+        raise _bad_type("stop", "a string or an array of strings", stop)
+
+
+def _decode_tools(body: dict, req: chat_pb2.ChatRequest, extra: dict) -> None:
+    """tools, tool_choice, parallel_tool_calls."""
+    tools = body.get("tools")
+    if tools is not None:
+        if not isinstance(tools, list):
+            raise _bad_type("tools", "an array", tools)
+        for i, t in enumerate(tools):
+            req.tools.append(_decode_tool(t, f"tools[{i}]"))
+
+    choice = body.get("tool_choice")
+    if isinstance(choice, str):
+        mode = _TOOL_CHOICE_MODES.get(choice)
+        if mode is None:
+            raise invalid_request(f"Invalid value for 'tool_choice': '{choice}'. Supported "
+                                  "values are: 'none', 'auto' and 'required'.", "tool_choice")
+        req.tool_choice.mode = mode
+    elif isinstance(choice, dict):
+        if choice.get("type") == "function":
+            fn = choice.get("function")
+            name = fn.get("name") if isinstance(fn, dict) else None
+            if not isinstance(name, str) or not name:
+                raise _missing("tool_choice.function.name")
+            req.tool_choice.mode = chat_pb2.ToolChoice.MODE_NAMED
+            req.tool_choice.name = name
+        elif isinstance(choice.get("type"), str):
+            extra["tool_choice"] = choice  # allowed_tools, custom: no canonical counterpart
+        else:
+            raise _missing("tool_choice.type")
+    elif choice is not None:
+        raise _bad_type("tool_choice", "a string or an object", choice)
+
+    ptc = body.get("parallel_tool_calls")
+    if ptc is not None:
+        if not isinstance(ptc, bool):
+            raise _bad_type("parallel_tool_calls", "a boolean", ptc)
+        req.parallel_tool_calls = ptc
+
+
+def _decode_tool(t: Any, param: str) -> chat_pb2.Tool:
+    if not isinstance(t, dict):
+        raise _bad_type(param, "an object", t)
+    kind = t.get("type")
+    if not isinstance(kind, str):
+        raise _missing(f"{param}.type")
+    if kind != "function":
+        # A provider-native tool (e.g. `custom`): carried whole for same-format routes.
+        inner = t.get(kind)
+        name = inner.get("name", "") if isinstance(inner, dict) else ""
+        return chat_pb2.Tool(type=kind, name=name if isinstance(name, str) else "",
+                             extra_json=_dumps(_rest(t, ("type",))))
+    fn = t.get("function")
+    if not isinstance(fn, dict):
+        raise _missing(f"{param}.function")
+    name = fn.get("name")
+    if not isinstance(name, str) or not name:
+        raise _missing(f"{param}.function.name")
+    tool = chat_pb2.Tool(type="function", name=name)
+    desc = fn.get("description")
+    if desc is not None:
+        if not isinstance(desc, str):
+            raise _bad_type(f"{param}.function.description", "a string", desc)
+        tool.description = desc
+    params = fn.get("parameters")
+    if params is not None:
+        if not isinstance(params, dict):
+            raise _bad_type(f"{param}.function.parameters", "an object", params)
+        tool.parameters_json = orjson.dumps(params).decode()
+    tool_extra = _rest(fn, ("name", "description", "parameters"))  # strict, ...
+    tool_extra.update(_rest(t, ("type", "function")))
+    tool.extra_json = _dumps(tool_extra)
+    return tool
+
+
+def _decode_message(m: Any, param: str) -> chat_pb2.Message:
+    if not isinstance(m, dict):
+        raise _bad_type(param, "an object", m)
+    role = m.get("role")
+    if role is None:
+        raise _missing(f"{param}.role")
+    if role not in _ROLES:
+        raise invalid_request(f"Invalid value for '{param}.role': '{role}'. Supported values "
+                              "are: 'system', "
+                              "'developer', 'user', 'assistant' and 'tool'.", f"{param}.role")
+    msg = chat_pb2.Message(role=_ROLES[role])
+    name = m.get("name")
+    if name is not None:
+        if not isinstance(name, str):
+            raise _bad_type(f"{param}.name", "a string", name)
+        msg.name = name
+    msg.extra_json = _dumps(_rest(m, _MESSAGE_NAMED))
+
+    content = m.get("content")
+    if role == "tool":
+        call_id = m.get("tool_call_id")
+        if not isinstance(call_id, str):
+            raise _missing(f"{param}.tool_call_id")
+        result = chat_pb2.ContentPart()
+        result.tool_result.tool_call_id = call_id
+        if content is None:
+            raise _missing(f"{param}.content")
+        result.tool_result.content.extend(_decode_content(content, role, f"{param}.content"))
+        msg.parts.append(result)
+        return msg
+
+    if role == "assistant":
+        reasoning = m.get("reasoning_content")
+        if reasoning is not None:
+            if not isinstance(reasoning, str):
+                raise _bad_type(f"{param}.reasoning_content", "a string", reasoning)
+            if reasoning:
+                msg.parts.append(chat_pb2.ContentPart(
+                    reasoning=chat_pb2.ReasoningPart(text=reasoning)))
+        calls = m.get("tool_calls")
+        if content is None and not calls and "function_call" not in m:
+            raise invalid_request(f"Invalid value for '{param}.content': expected a string or "
+                                  "an array, got null (content may be null only with "
+                                  "tool_calls).", f"{param}.content")
+        if content is not None:
+            msg.parts.extend(_decode_content(content, role, f"{param}.content"))
+        if calls is not None:
+            if not isinstance(calls, list):
+                raise _bad_type(f"{param}.tool_calls", "an array", calls)
+            for j, c in enumerate(calls):
+                msg.parts.append(_decode_tool_call(c, f"{param}.tool_calls[{j}]"))
+        return msg
+
+    if content is None:
+        raise _missing(f"{param}.content")
+    msg.parts.extend(_decode_content(content, role, f"{param}.content"))
+    return msg
+
+
+def _decode_tool_call(c: Any, param: str) -> chat_pb2.ContentPart:
+    if not isinstance(c, dict):
+        raise _bad_type(param, "an object", c)
+    call_id = c.get("id")
+    if not isinstance(call_id, str):
+        raise _missing(f"{param}.id")
+    kind = c.get("type", "function")
+    if kind != "function":
+        raise invalid_request(f"Invalid value for '{param}.type': '{kind}'. Supported values "
+                              "are: 'function'.",
+                              f"{param}.type")
+    fn = c.get("function")
+    if not isinstance(fn, dict):
+        raise _missing(f"{param}.function")
+    name = fn.get("name")
+    if not isinstance(name, str):
+        raise _missing(f"{param}.function.name")
+    args = fn.get("arguments", "")
+    if not isinstance(args, str):
+        raise _bad_type(f"{param}.function.arguments", "a string", args)
+    part = chat_pb2.ContentPart(tool_call=chat_pb2.ToolCallPart(id=call_id, name=name,
+                                                                arguments_json=args))
+    part.extra_json = _dumps(_rest(c, ("id", "type", "function")))
+    return part
+
+
+def _decode_content(content: Any, role: str, param: str) -> list[chat_pb2.ContentPart]:
+    if isinstance(content, str):
+        return [chat_pb2.ContentPart(text=chat_pb2.TextPart(text=content))]
+    if not isinstance(content, list):
+        raise _bad_type(param, "a string or an array", content)
+    allowed = _PART_TYPES[role]
+    parts = []
+    for i, p in enumerate(content):
+        pp = f"{param}[{i}]"
+        if not isinstance(p, dict):
+            raise _bad_type(pp, "an object", p)
+        kind = p.get("type")
+        if kind not in allowed:
+            listed = ", ".join(f"'{a}'" for a in allowed)
+            raise invalid_request(f"Invalid value for '{pp}.type': '{kind}'. Supported values "
+                                  f"are: {listed}.",
+                                  f"{pp}.type")
+        parts.append(_decode_part(p, kind, pp))
+    return parts
+
+
+def _decode_part(p: dict, kind: str, param: str) -> chat_pb2.ContentPart:
+    part = chat_pb2.ContentPart()
+    if kind in ("text", "refusal"):
+        text = p.get(kind)
+        if not isinstance(text, str):
+            raise _bad_type(f"{param}.{kind}", "a string", text)
+        part.text.text = text
+        extra = _rest(p, ("type", "text"))
+        if kind == "refusal":
+            extra = _rest(p, ("refusal",))  # keeps "type": "refusal" for same-format routes
+    elif kind == "image_url":
+        img = p.get("image_url")
+        url = img.get("url") if isinstance(img, dict) else None
+        if not isinstance(url, str):
+            raise _missing(f"{param}.image_url.url")
+        media, data = _split_data_url(url)
+        if data:
+            part.image.media_type, part.image.data_base64 = media, data
+        else:
+            part.image.url = url
+        detail = img.get("detail")
+        if isinstance(detail, str):
+            part.image.detail = detail
+        extra = _rest(p, ("type", "image_url"))
+    else:  # file
+        f = p.get("file")
+        if not isinstance(f, dict):
+            raise _missing(f"{param}.file")
+        file_data, filename = f.get("file_data"), f.get("filename")
+        if isinstance(file_data, str):
+            media, data = _split_data_url(file_data)
+            if data:
+                part.document.media_type, part.document.data_base64 = media, data
+            else:
+                part.document.url = file_data
+        if isinstance(filename, str):
+            part.document.filename = filename
+        extra = _rest(p, ("type", "file"))
+        file_rest = _rest(f, ("file_data", "filename"))  # file_id: no canonical counterpart
+        if file_rest:
+            extra["file"] = file_rest
+    part.extra_json = _dumps(extra)
+    return part
+
+
+def _split_data_url(url: str) -> tuple[str, str]:
+    """`data:<media>;base64,<data>` -> (media, data); ("", "") for anything else."""
+    if not url.startswith("data:"):
+        return "", ""
+    header, sep, data = url[5:].partition(",")
+    if not sep or ";base64" not in header:
+        return "", ""
+    return header.split(";", 1)[0], data
+
+
+# ---- response ----------------------------------------------------------------------------
+def _finish_reason(parts: Sequence[chat_pb2.ContentPart], stop_reason: int) -> str:
+    if any(p.WhichOneof("kind") == "tool_call" for p in parts):
+        return "tool_calls"
+    return mappings.STOP_TO_OPENAI_FINISH.get(stop_reason, "stop")
+
+
+def _start_extras(start: chat_pb2.StreamStart) -> dict:
+    """system_fingerprint / service_tier the upstream reported, when it speaks OpenAI."""
+    if not start.extra_json:
+        return {}
+    try:
+        extra = orjson.loads(start.extra_json)
+    except orjson.JSONDecodeError:
+        return {}
+    if not isinstance(extra, dict):
+        return {}
+    return {k: extra[k] for k in ("system_fingerprint", "service_tier") if k in extra}
+
+
+def encode_response(turn: Turn, *, model: str, response_id: str, created: int) -> dict:
+    """A `chat.completion` object for a finished Turn."""
+    choices = []
+    for c in turn.choices or []:
+        texts, reasoning, calls = [], [], []
+        for p in c.parts:
+            kind = p.WhichOneof("kind")
+            if kind == "text":
+                texts.append(p.text.text)
+            elif kind == "reasoning" and p.reasoning.text:
+                reasoning.append(p.reasoning.text)
+            elif kind == "tool_call":
+                tc = p.tool_call
+                calls.append({"id": tc.id, "type": "function",
+                              "function": {"name": tc.name, "arguments": tc.arguments_json}})
+        message: dict[str, Any] = {"role": "assistant",
+                                   "content": "".join(texts) if texts or not calls else None,
+                                   "refusal": None}
+        if calls:
+            message["tool_calls"] = calls
+        if reasoning:
+            message["reasoning_content"] = "".join(reasoning)
+        choices.append({"index": c.index, "message": message, "logprobs": None,
+                        "finish_reason": _finish_reason(c.parts, c.stop_reason)})
+    if not choices:
+        choices.append({"index": 0, "message": {"role": "assistant", "content": "",
+                                                "refusal": None},
+                        "logprobs": None, "finish_reason": "stop"})
+    out = {"id": response_id, "object": "chat.completion", "created": created, "model": model,
+           "choices": choices, "usage": mappings.usage_to_openai(turn.usage)}
+    out.update(_start_extras(turn.start))
+    return out
+
+
+# ---- stream ------------------------------------------------------------------------------
+class StreamEncoder:
+    """Canonical events -> `chat.completion.chunk` SSE frames."""
+
+    def __init__(self, model: str, response_id: str, created: int,
+                 request: chat_pb2.ChatRequest) -> None:
+        self._base: dict[str, Any] = {"id": response_id, "object": "chat.completion.chunk",
+                                      "created": created, "model": model}
+        self._include_usage = request.include_usage
+        self._usage = chat_pb2.Usage()
+        self._blocks: dict[int, tuple[int, int]] = {}   # block index -> (choice, tool index)
+        self._tool_count: dict[int, int] = {}           # choice -> tool calls seen
+        self._roled: set[int] = set()                   # choices whose role chunk was sent
+        self._usage_sent = False
+
+    def _chunk(self, choice: int, delta: dict, finish: str | None = None) -> bytes:
+        obj = dict(self._base)
+        obj["choices"] = [{"index": choice, "delta": delta, "logprobs": None,
+                           "finish_reason": finish}]
+        if self._include_usage:
+            obj["usage"] = None
+        return sse.data_frame(obj)
+
+    def _role(self, choice: int, out: list[bytes]) -> None:
+        if choice not in self._roled:
+            self._roled.add(choice)
+            out.append(self._chunk(choice, {"role": "assistant", "content": ""}))
+
+    def encode(self, events: Sequence[chat_pb2.StreamEvent]) -> bytes:
+        """SSE bytes for a batch of events."""
+        out: list[bytes] = []
+        for ev in events:
+            kind = ev.WhichOneof("event")
+            if kind == "delta":
+                self._delta(ev.delta, out)
+            elif kind == "block_start":
+                self._block_start(ev.block_start, out)
+            elif kind == "start":
+                self._base.update(_start_extras(ev.start))
+                self._usage.MergeFrom(ev.start.usage)
+                self._role(0, out)
+            elif kind == "finish":
+                f = ev.finish
+                self._role(f.choice, out)
+                if f.HasField("usage"):
+                    _merge_usage(self._usage, f.usage)
+                reason = ("tool_calls" if self._tool_count.get(f.choice)
+                          else mappings.STOP_TO_OPENAI_FINISH.get(f.stop_reason, "stop"))
+                out.append(self._chunk(f.choice, {}, reason))
+        return b"".join(out)
+
+    def _block_start(self, bs: chat_pb2.BlockStart, out: list[bytes]) -> None:
+        self._role(bs.choice, out)
+        part = bs.part
+        kind = part.WhichOneof("kind")
+        tool_index = -1
+        if kind == "tool_call":
+            tool_index = self._tool_count.get(bs.choice, 0)
+            self._tool_count[bs.choice] = tool_index + 1
+            tc = part.tool_call
+            out.append(self._chunk(bs.choice, {"tool_calls": [{
+                "index": tool_index, "id": tc.id, "type": "function",
+                "function": {"name": tc.name, "arguments": tc.arguments_json}}]}))
+        elif kind == "text" and part.text.text:
+            out.append(self._chunk(bs.choice, {"content": part.text.text}))
+        elif kind == "reasoning" and part.reasoning.text:
+            out.append(self._chunk(bs.choice, {"reasoning_content": part.reasoning.text}))
+        self._blocks[bs.index] = (bs.choice, tool_index)
+
+    def _delta(self, d: chat_pb2.BlockDelta, out: list[bytes]) -> None:
+        choice, tool_index = self._blocks.get(d.index, (0, -1))
+        which = d.WhichOneof("delta")
+        if which == "text":
+            out.append(self._chunk(choice, {"content": d.text}))
+        elif which == "reasoning":
+            out.append(self._chunk(choice, {"reasoning_content": d.reasoning}))
+        elif which == "arguments_json" and tool_index >= 0:
+            out.append(self._chunk(choice, {"tool_calls": [{
+                "index": tool_index, "function": {"arguments": d.arguments_json}}]}))
+        # signature deltas have no place in Chat Completions
+
+    def error(self, err: chat_pb2.Error) -> bytes:
+        """A mid-stream error chunk; openai-python raises APIError on it. No [DONE] follows."""
+        kind = mappings.ERROR_TYPES.get(err.type, ("api_error", "api_error"))[0]
+        return sse.data_frame({"error": {"message": err.message or "upstream error",
+                                         "type": kind, "param": err.param or None,
+                                         "code": err.code or None}})
+
+    def done(self) -> bytes:
+        """The usage chunk (when asked for, after every finish) then `data: [DONE]`."""
+        if self._include_usage and not self._usage_sent:
+            self._usage_sent = True
+            obj = dict(self._base)
+            obj["choices"] = []
+            obj["usage"] = mappings.usage_to_openai(self._usage)
+            return sse.data_frame(obj) + sse.DONE
+        return sse.DONE
+
+
+def _merge_usage(into: chat_pb2.Usage, final: chat_pb2.Usage) -> None:
+    """Final usage is cumulative; a zero field keeps what `start` reported."""
+    for name in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens",
+                 "reasoning_tokens"):
+        value = getattr(final, name)
+        if value:
+            setattr(into, name, value)
+
+
+# ---- errors ------------------------------------------------------------------------------
+def error_body(err: GatewayError) -> tuple[int, dict]:
+    """HTTP status and `{"error": {...}}` as OpenAI sends them (no 529: overload is 503)."""
+    status = mappings.OPENAI_STATUS.get(err.http_status, err.http_status)
+    kind = mappings.ERROR_TYPES.get(err.type, ("api_error", "api_error"))[0]
+    return status, {"error": {"message": err.message, "type": kind,
+                              "param": err.param or None, "code": err.code or None}}
