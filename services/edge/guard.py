@@ -20,21 +20,22 @@ class RateLimiter:
     """Token bucket per key: `per_minute` requests a minute, bursting up to that many."""
 
     def __init__(self, per_minute: int, clock=time.monotonic) -> None:
-        self.rate = per_minute / 60.0
-        self.capacity = float(per_minute)
+        self.per_minute = per_minute
         self.clock = clock
         self.buckets: dict[str, tuple[float, float]] = {}
 
-    def take(self, who: str) -> float:
+    def take(self, who: str, per_minute: int | None = None) -> float:
         """0 when allowed, else the seconds until a request would be."""
+        capacity = float(per_minute or self.per_minute)
+        rate = capacity / 60.0
         now = self.clock()
-        tokens, last = self.buckets.get(who, (self.capacity, now))
-        tokens = min(self.capacity, tokens + (now - last) * self.rate)
+        tokens, last = self.buckets.get(who, (capacity, now))
+        tokens = min(capacity, tokens + (now - last) * rate)
         if tokens >= 1.0:
             self.buckets[who] = (tokens - 1.0, now)
             return 0.0
         self.buckets[who] = (tokens, now)
-        return (1.0 - tokens) / self.rate
+        return (1.0 - tokens) / rate
 
 
 def presented_key(headers: dict[bytes, bytes]) -> str:
@@ -67,8 +68,9 @@ class Guard:
         self.app = app
         self.security = security
         self.inflight = 0
-        self.limiter = (RateLimiter(security.requests_per_minute)
-                        if security.requests_per_minute else None)
+        per_key = any(k.requests_per_minute for k in security.keys)
+        self.limiter = (RateLimiter(security.requests_per_minute or 10**9)
+                        if security.requests_per_minute or per_key else None)
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
@@ -80,7 +82,7 @@ class Guard:
                 type="unavailable", retry_after=1.0))
             return
         sec = self.security
-        who = None
+        who, rpm = None, None
         if sec.auth_enabled or self.limiter:
             headers = dict(scope["headers"])
             presented = presented_key(headers)
@@ -94,12 +96,12 @@ class Guard:
                 state = scope.setdefault("state", {})
                 state["tenant"] = key.tenant
                 state["api_key"] = key
-                who = key.sha256.hex()
+                who, rpm = key.sha256.hex(), key.requests_per_minute
             else:
                 client = scope.get("client") or ("-", 0)
                 who = client[0]
             if self.limiter:
-                wait = self.limiter.take(who)
+                wait = self.limiter.take(who, rpm)
                 if wait:
                     await self._reject(scope, send, GatewayError(
                         429, "rate limit exceeded for this API key", type="rate_limit",

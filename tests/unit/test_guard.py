@@ -80,3 +80,11 @@ def test_model_allow_list():
     assert info.value.http_status == 403
     authorize_model(object(), "anything")  # no auth: everything allowed
     assert Security().max_concurrent_requests > 0
+
+
+def test_per_key_rate_overrides_the_default():
+    now = [0.0]
+    rl = RateLimiter(10**9, clock=lambda: now[0])
+    assert rl.take("k", 2) == 0 and rl.take("k", 2) == 0
+    assert rl.take("k", 2) > 0
+    assert rl.take("j") == 0

@@ -77,6 +77,7 @@ class ApiKey:
     sha256: bytes = field(repr=False)
     tenant: str
     models: frozenset[str] | None = None   # allow-list; None = every model
+    requests_per_minute: int | None = None  # overrides limits.requests_per_minute
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from typing import Any, Callable
 from services.common.config.model import ApiKey, Security
 
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
-AUTH_KEY_FIELDS = {"key", "key_sha256", "tenant", "models"}
+AUTH_KEY_FIELDS = {"key", "key_sha256", "tenant", "models", "requests_per_minute"}
 LIMIT_FIELDS = {"max_body_bytes", "requests_per_minute", "max_concurrent_requests"}
 
 Expand = Callable[[str, str, Any], Any]   # (where, field, value) -> expanded value
@@ -81,6 +81,11 @@ def _parse_keys(auth: Any, errors: list[str], expand: Expand) -> tuple[ApiKey, .
                                    or not all(isinstance(m, str) for m in models)):
             errors.append(f"{where} (tenant {tenant}): `models` must be a list of model names")
             continue
-        out.append(ApiKey(sha256=digest, tenant=tenant,
+        rpm = item.get("requests_per_minute")
+        if rpm is not None and (not isinstance(rpm, int) or isinstance(rpm, bool) or rpm <= 0):
+            errors.append(f"{where} (tenant {tenant}): `requests_per_minute` must be a "
+                          "positive integer")
+            continue
+        out.append(ApiKey(sha256=digest, tenant=tenant, requests_per_minute=rpm,
                           models=frozenset(models) if models is not None else None))
     return tuple(out)
