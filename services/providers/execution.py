@@ -3,6 +3,7 @@ upstream's decoded events back as EventBatches (one per network read)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import logging
 import random
@@ -119,10 +120,13 @@ class _StreamReader:
         """Events from the next network read (TimeoutError when the upstream stays silent)."""
         async with asyncio.timeout(timeout_s):
             chunk = await self.response.content.readany()
+        events: list[chat_pb2.StreamEvent] = []
         if not chunk:
             self.done = True
-            return self._checked(self.decoder.finish())
-        events: list[chat_pb2.StreamEvent] = []
+            close = getattr(self.parser, "close", None)   # an unterminated last event
+            for event, data in (close() if close else ()):
+                events.extend(self._decode(event, data))
+            return events + self._checked(self.decoder.finish())
         for event, data in self.parser.feed(chunk):
             events.extend(self._decode(event, data))
         return events
@@ -130,8 +134,6 @@ class _StreamReader:
     def _decode(self, event: str | None, data: bytes | str) -> list[chat_pb2.StreamEvent]:
         if isinstance(data, str):
             data = data.encode()
-        if data == b"[DONE]":   # OpenAI's end marker carries nothing; finish() closes the turn
-            return []
         payload = _stream_error_payload(event, data)
         if payload is not None:
             err = self.adapter.decode_stream_error(payload)
@@ -144,8 +146,11 @@ class _StreamReader:
 
     def _checked(self, events: list[chat_pb2.StreamEvent]) -> list[chat_pb2.StreamEvent]:
         for ev in events:
-            if ev.HasField("finish"):
+            kind = ev.WhichOneof("event")
+            if kind == "finish":
                 self.saw_finish = True
+            elif kind == "error" and not ev.error.provider:
+                ev.error.provider = self.entry.name
         return events
 
 
@@ -252,8 +257,10 @@ class Executor:
                 breaker.record_success()
                 break
             if committed is not None:
-                async for batch in self._stream(committed, entry, target, attempts, dropped, breaker):
-                    yield batch
+                async with contextlib.aclosing(self._stream(committed, entry, target, attempts,
+                                                            dropped, breaker)) as batches:
+                    async for batch in batches:
+                        yield batch
                 return
         if last is None:
             last = _error(502, f"no upstream could serve '{plan.name}'", None)
@@ -322,6 +329,12 @@ class Executor:
                                                      f"gateway could not decode: {type(exc).__name__}",
                                                 entry, type="api_error"), True) from None
                 response.release()
+                at = _first_error(events)
+                if at >= 0:   # an error object in a 2xx body
+                    err = events[at].error
+                    err.provider = err.provider or entry.name
+                    raise _AttemptFailed(err, is_retryable(err.http_status, err.type),
+                                         err.retry_after or None)
                 return _Committed(response, events, None, upstream_ms)
 
             reader = _StreamReader(response, self.sse_parser(), adapter.StreamDecoder(),

@@ -45,6 +45,8 @@ class FakeDecoder:
         self.started = False
 
     def feed(self, data: bytes) -> list[chat_pb2.StreamEvent]:
+        if data == b"[DONE]":
+            return []
         obj = orjson.loads(data)
         out = []
         if "id" in obj:
