@@ -154,7 +154,8 @@ def usage_to_responses(u: chat_pb2.Usage) -> dict:
     inp = u.input_tokens + u.cache_read_tokens + u.cache_creation_tokens
     return {
         "input_tokens": inp,
-        "input_tokens_details": {"cached_tokens": u.cache_read_tokens},
+        "input_tokens_details": {"cached_tokens": u.cache_read_tokens,
+                                 "cache_write_tokens": u.cache_creation_tokens},
         "output_tokens": u.output_tokens,
         "output_tokens_details": {"reasoning_tokens": u.reasoning_tokens},
         "total_tokens": inp + u.output_tokens,

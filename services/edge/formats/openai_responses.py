@@ -527,21 +527,13 @@ def _failure(err: chat_pb2.Error) -> dict:
     return {"code": code, "message": err.message or "the upstream request failed"}
 
 
-def _usage(u: chat_pb2.Usage) -> dict:
-    """Responses usage; openai-python requires `cache_write_tokens`, which the shared
-    mapping does not emit yet (setdefault: the mapping's value wins once it does)."""
-    usage = mappings.usage_to_responses(u)
-    usage["input_tokens_details"].setdefault("cache_write_tokens", u.cache_creation_tokens)
-    return usage
-
-
 def encode_response(turn: Turn, *, model: str, response_id: str, created: int,
                     ctx: ResponsesContext) -> dict:
     """A whole turn → the Responses object exactly as POST /v1/responses returns it."""
     out = _skeleton(model=model, response_id=response_id, created=created, ctx=ctx)
     choice = turn.choices[0] if turn.choices else Choice()
     out["output"] = _outputs(choice, response_id)
-    out["usage"] = _usage(turn.usage)
+    out["usage"] = mappings.usage_to_responses(turn.usage)
     if turn.error is not None:
         out["status"], out["error"] = "failed", _failure(turn.error)
     elif choice.stop_reason in _INCOMPLETE:
