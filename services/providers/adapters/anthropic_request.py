@@ -1,0 +1,284 @@
+"""Canonical ChatRequest -> Anthropic Messages request body.
+
+Anthropic requires the conversation to open with a user turn: when the first non-system
+message is an assistant one, a user message with the text "." is inserted before it.
+"""
+from __future__ import annotations
+
+import orjson
+
+from services.common.canonical.mappings import EFFORT_TO_BUDGET, default_max_tokens
+from services.common.config.model import ProviderEntry
+from services.common.proto import chat_pb2
+
+from .common import (TRANSLATED_EXTRA, loads_extra, merge_extra, merge_missing,
+                     parse_json_object, split_data_url)
+
+WIRE = chat_pb2.WIRE_FORMAT_ANTHROPIC
+MIN_THINKING_BUDGET = 1024  # Anthropic rejects smaller budgets
+
+_TM = chat_pb2.ToolChoice
+_CHOICE = {_TM.MODE_AUTO: "auto", _TM.MODE_NONE: "none", _TM.MODE_REQUIRED: "any",
+           _TM.MODE_NAMED: "tool"}
+
+
+def encode_request(req: chat_pb2.ChatRequest, entry: ProviderEntry,
+                   upstream_model: str) -> tuple[bytes, list[str]]:
+    """The upstream JSON body and the top-level client parameters it could not carry."""
+    body, dropped = encode_body(req, entry, upstream_model)
+    return orjson.dumps(body), dropped
+
+
+def encode_body(req: chat_pb2.ChatRequest, entry: ProviderEntry,
+                upstream_model: str) -> tuple[dict, list[str]]:
+    """`encode_request` before serialisation (tests and debugging read the dict)."""
+    enc = _Encoder(req)
+    max_tokens = req.max_tokens if req.HasField("max_tokens") else (
+        entry.default_max_tokens or default_max_tokens(upstream_model))
+    body: dict = {"model": upstream_model, "max_tokens": max_tokens}
+    system = enc.system()
+    if system is not None:
+        body["system"] = system
+    body["messages"] = enc.messages()
+    extra = loads_extra(req.extra_json)
+
+    thinking = _thinking(req.reasoning)
+    if thinking is not None:
+        budget, max_tokens = _fit_budget(thinking, max_tokens)
+        body["max_tokens"] = max_tokens
+        body["thinking"] = {"type": "enabled", "budget_tokens": budget}
+    if req.HasField("temperature"):
+        if thinking is not None:
+            enc.dropped.append("temperature")  # not accepted with extended thinking
+        else:
+            t = req.temperature
+            body["temperature"] = t if enc.same else min(max(t, 0.0), 1.0)
+    if req.HasField("top_p"):
+        body["top_p"] = req.top_p
+    if req.HasField("top_k"):
+        if thinking is not None:
+            enc.dropped.append("top_k")
+        else:
+            body["top_k"] = req.top_k
+    if req.stop:
+        body["stop_sequences"] = list(req.stop)
+    body["stream"] = req.stream
+    if req.user:
+        body["metadata"] = {"user_id": req.user}
+    if req.tools:
+        tools = enc.tools()
+        if tools:
+            body["tools"] = tools
+    choice = _tool_choice(req)
+    if choice is not None:
+        body["tool_choice"] = choice
+    if enc.same:
+        merge_missing(body, extra)
+    else:
+        enc.dropped.extend(k for k in extra if k not in TRANSLATED_EXTRA)
+    return body, enc.dropped
+
+
+def _thinking(r: chat_pb2.Reasoning) -> int | None:
+    """The requested thinking budget, or None when thinking is off."""
+    if r.budget_tokens > 0:
+        return r.budget_tokens
+    if r.effort:
+        if r.effort == "none":
+            return None
+        return EFFORT_TO_BUDGET.get(r.effort, EFFORT_TO_BUDGET["medium"])
+    if r.enabled:
+        return EFFORT_TO_BUDGET["medium"]
+    return None
+
+
+def _fit_budget(budget: int, max_tokens: int) -> tuple[int, int]:
+    """Clamp so MIN <= budget < max_tokens: shrink the budget first, raise max_tokens if needed."""
+    budget = max(budget, MIN_THINKING_BUDGET)
+    if budget >= max_tokens:
+        if max_tokens - 1 >= MIN_THINKING_BUDGET:
+            budget = max_tokens - 1
+        else:
+            budget = MIN_THINKING_BUDGET
+            max_tokens = MIN_THINKING_BUDGET + max_tokens  # keep the client's visible allowance
+    return budget, max_tokens
+
+
+def _tool_choice(req: chat_pb2.ChatRequest) -> dict | None:
+    mode = req.tool_choice.mode
+    parallel = req.parallel_tool_calls if req.HasField("parallel_tool_calls") else None
+    if mode == _TM.MODE_UNSPECIFIED:
+        if parallel is False and req.tools:
+            return {"type": "auto", "disable_parallel_tool_use": True}
+        return None
+    choice: dict = {"type": _CHOICE[mode]}
+    if mode == _TM.MODE_NAMED:
+        choice["name"] = req.tool_choice.name
+    if parallel is not None and mode != _TM.MODE_NONE:
+        choice["disable_parallel_tool_use"] = not parallel
+    return choice
+
+
+class _Encoder:
+    """Per-request state: route kind and the list of what had no counterpart."""
+
+    def __init__(self, req: chat_pb2.ChatRequest) -> None:
+        self.req = req
+        self.same = req.source_format == WIRE
+        self.dropped: list[str] = []
+
+    def _drop(self, name: str) -> None:
+        if name not in self.dropped:
+            self.dropped.append(name)
+
+    # ---- system ----------------------------------------------------------------------
+    def system(self) -> str | list[dict] | None:
+        blocks: list[dict] = []
+        for msg in self.req.messages:
+            if msg.role not in (chat_pb2.ROLE_SYSTEM, chat_pb2.ROLE_DEVELOPER):
+                continue
+            for p in msg.parts:
+                if p.WhichOneof("kind") != "text":
+                    continue
+                block = {"type": "text", "text": p.text.text}
+                if self.same:
+                    merge_extra(block, p.extra_json)
+                    if len(msg.parts) == 1:
+                        merge_extra(block, msg.extra_json)
+                blocks.append(block)
+        if not blocks:
+            return None
+        if self.req.system_as_string and len(blocks) == 1 and len(blocks[0]) == 2:
+            return blocks[0]["text"]
+        return blocks
+
+    # ---- messages --------------------------------------------------------------------
+    def messages(self) -> list[dict]:
+        turns: list[tuple[str, list[dict], chat_pb2.Message]] = []
+        for msg in self.req.messages:
+            if msg.role == chat_pb2.ROLE_USER:
+                role = "user"
+            elif msg.role == chat_pb2.ROLE_ASSISTANT:
+                role = "assistant"
+            else:
+                continue
+            blocks = [b for b in (self._block(p, role) for p in msg.parts) if b is not None]
+            if role == "user":  # tool results first, as Anthropic requires
+                blocks.sort(key=lambda b: b.get("type") != "tool_result")
+            if blocks:
+                turns.append((role, blocks, msg))
+        out: list[dict] = []
+        if turns and turns[0][0] == "assistant":
+            out.append({"role": "user", "content": "."})
+        for role, blocks, msg in turns:
+            if out and out[-1]["role"] == role:  # merge adjacent same-role messages
+                prev = out[-1]
+                if isinstance(prev["content"], str):
+                    prev["content"] = [{"type": "text", "text": prev["content"]}]
+                prev["content"].extend(blocks)
+                if role == "user":
+                    prev["content"].sort(key=lambda b: b.get("type") != "tool_result")
+                continue
+            m: dict = {"role": role, "content": self._content(blocks, msg)}
+            if self.same:
+                merge_extra(m, msg.extra_json)
+            out.append(m)
+        return out
+
+    def _content(self, blocks: list[dict], msg: chat_pb2.Message) -> str | list[dict]:
+        """A plain string for one bare text block (how clients usually send it), else blocks."""
+        if len(blocks) == 1 and blocks[0].get("type") == "text" and len(blocks[0]) == 2:
+            return blocks[0]["text"]
+        return blocks
+
+    def _block(self, p: chat_pb2.ContentPart, role: str) -> dict | None:
+        kind = p.WhichOneof("kind")
+        block: dict | None
+        if kind == "text":
+            if not p.text.text and not self.same:
+                return None  # Anthropic rejects empty text blocks
+            block = {"type": "text", "text": p.text.text}
+        elif kind == "image":
+            img = p.image
+            block = {"type": "image"}
+            if img.url or img.data_base64:  # else a file source rides in extra_json
+                block["source"] = _source(img.url, img.media_type, img.data_base64)
+        elif kind == "document":
+            block = self._document(p.document)
+        elif kind == "tool_call":
+            tc = p.tool_call
+            block = {"type": "tool_use", "id": tc.id, "name": tc.name,
+                     "input": parse_json_object(tc.arguments_json)}
+        elif kind == "tool_result":
+            block = self._tool_result(p.tool_result)
+        elif kind == "reasoning":
+            block = self._reasoning(p.reasoning)
+        elif kind is None and self.same and p.extra_json:
+            block = {}  # a block the client decoder could not name: carried whole in extra_json
+        else:
+            block = None
+        if block is not None and self.same:
+            merge_extra(block, p.extra_json)
+        return block
+
+    def _document(self, doc: chat_pb2.DocumentPart) -> dict:
+        block: dict = {"type": "document"}
+        if doc.data_base64 or doc.url:
+            block["source"] = _source(doc.url, doc.media_type or "application/pdf",
+                                      doc.data_base64)
+        elif doc.text or not self.same:  # else a content/file source rides in extra_json
+            block["source"] = {"type": "text", "media_type": doc.media_type or "text/plain",
+                               "data": doc.text}
+        if doc.title or (doc.filename and not self.same):
+            block["title"] = doc.title or doc.filename
+        return block
+
+    def _tool_result(self, tr: chat_pb2.ToolResultPart) -> dict:
+        block: dict = {"type": "tool_result", "tool_use_id": tr.tool_call_id}
+        inner = [b for b in (self._block(c, "user") for c in tr.content) if b is not None]
+        if inner:
+            bare = len(inner) == 1 and inner[0].get("type") == "text" and len(inner[0]) == 2
+            block["content"] = inner[0]["text"] if bare else inner
+        if tr.is_error:
+            block["is_error"] = True
+        return block
+
+    def _reasoning(self, r: chat_pb2.ReasoningPart) -> dict | None:
+        if r.redacted:
+            return {"type": "redacted_thinking", "data": r.redacted_data} if r.redacted_data else None
+        if r.signature:
+            return {"type": "thinking", "thinking": r.text, "signature": r.signature}
+        return None  # thinking without a signature cannot be sent back
+
+    # ---- tools -----------------------------------------------------------------------
+    def tools(self) -> list[dict]:
+        out = []
+        for t in self.req.tools:
+            if t.type not in ("", "function", "custom") or (t.type == "custom" and not self.same):
+                if self.same:
+                    native = {"type": t.type, "name": t.name} if t.name else {"type": t.type}
+                    out.append(merge_extra(native, t.extra_json))
+                else:
+                    self._drop(f"tools[{t.name or t.type}]")
+                continue
+            tool: dict = {"name": t.name}
+            if t.type == "custom":
+                tool["type"] = "custom"
+            if t.description:
+                tool["description"] = t.description
+            schema = parse_json_object(t.parameters_json)
+            tool["input_schema"] = schema or {"type": "object", "properties": {}}
+            if self.same:
+                merge_extra(tool, t.extra_json)
+            out.append(tool)
+        return out
+
+
+def _source(url: str, media_type: str, data_b64: str) -> dict:
+    """An Anthropic image/document source: base64 inline, a data: URL split, or a URL."""
+    if data_b64:
+        return {"type": "base64", "media_type": media_type, "data": data_b64}
+    split = split_data_url(url)
+    if split is not None:
+        return {"type": "base64", "media_type": split[0], "data": split[1]}
+    return {"type": "url", "url": url}

@@ -1,0 +1,248 @@
+"""Canonical ChatRequest -> OpenAI Chat Completions request body (any OpenAI-compatible server)."""
+from __future__ import annotations
+
+import orjson
+
+from services.common.canonical.mappings import budget_to_effort
+from services.common.config.model import ProviderEntry
+from services.common.proto import chat_pb2
+
+from .common import (TRANSLATED_EXTRA, data_url, loads_extra, merge_extra, merge_missing,
+                     parse_json_object)
+
+WIRE = chat_pb2.WIRE_FORMAT_OPENAI_CHAT
+
+# Providers that speak OpenAI's own dialect: they accept the `developer` role, `file` content
+# parts and `max_completion_tokens` (which reasoning models require instead of max_tokens).
+OPENAI_NATIVE = frozenset({"openai", "azure_openai"})
+# Known providers that reject `top_k`; self-hosted servers (vLLM, llama.cpp, ...), Together
+# and OpenRouter accept it, so it is sent to every other provider.
+REJECTS_TOP_K = frozenset({"openai", "azure_openai", "groq", "mistral", "deepseek", "xai",
+                           "gemini"})
+
+_ROLE = {chat_pb2.ROLE_USER: "user", chat_pb2.ROLE_ASSISTANT: "assistant",
+         chat_pb2.ROLE_SYSTEM: "system"}
+_CHOICE = {chat_pb2.ToolChoice.MODE_AUTO: "auto", chat_pb2.ToolChoice.MODE_NONE: "none",
+           chat_pb2.ToolChoice.MODE_REQUIRED: "required"}
+
+
+def encode_request(req: chat_pb2.ChatRequest, entry: ProviderEntry,
+                   upstream_model: str) -> tuple[bytes, list[str]]:
+    """The upstream JSON body and the top-level client parameters it could not carry."""
+    body, dropped = encode_body(req, entry, upstream_model)
+    return orjson.dumps(body), dropped
+
+
+def encode_body(req: chat_pb2.ChatRequest, entry: ProviderEntry,
+                upstream_model: str) -> tuple[dict, list[str]]:
+    """`encode_request` before serialisation (tests and debugging read the dict)."""
+    enc = _Encoder(req, entry)
+    body: dict = {"model": upstream_model, "messages": enc.messages()}
+    extra = loads_extra(req.extra_json)
+    if req.tools:
+        tools = enc.tools()
+        if tools:
+            body["tools"] = tools
+    mode = req.tool_choice.mode
+    if mode == chat_pb2.ToolChoice.MODE_NAMED:
+        body["tool_choice"] = {"type": "function", "function": {"name": req.tool_choice.name}}
+    elif mode in _CHOICE:
+        body["tool_choice"] = _CHOICE[mode]
+    if req.HasField("parallel_tool_calls") and (enc.same or body.get("tools")):
+        body["parallel_tool_calls"] = req.parallel_tool_calls
+    if req.HasField("max_tokens"):
+        if enc.same and "max_completion_tokens" in extra:
+            pass  # the client used max_completion_tokens; extra carries it back
+        elif enc.native and not enc.same:
+            body["max_completion_tokens"] = req.max_tokens
+        else:
+            body["max_tokens"] = req.max_tokens
+    if req.HasField("temperature"):
+        body["temperature"] = req.temperature
+    if req.HasField("top_p"):
+        body["top_p"] = req.top_p
+    if req.HasField("top_k"):
+        if entry.provider in REJECTS_TOP_K:
+            enc.dropped.append("top_k")
+        else:
+            body["top_k"] = req.top_k
+    if req.stop:
+        body["stop"] = list(req.stop)
+    body["stream"] = req.stream
+    if req.stream:
+        body["stream_options"] = {"include_usage": True}
+    if req.user:
+        body["user"] = req.user
+    r = req.reasoning
+    if r.effort:
+        body["reasoning_effort"] = r.effort
+    elif r.budget_tokens > 0:
+        body["reasoning_effort"] = budget_to_effort(r.budget_tokens)
+    if enc.same:
+        merge_missing(body, extra)
+    else:
+        enc.dropped.extend(k for k in extra if k not in TRANSLATED_EXTRA)
+    return body, enc.dropped
+
+
+class _Encoder:
+    """Per-request state: route kind and the list of what had no counterpart."""
+
+    def __init__(self, req: chat_pb2.ChatRequest, entry: ProviderEntry) -> None:
+        self.req = req
+        self.same = req.source_format == WIRE
+        self.native = entry.provider in OPENAI_NATIVE
+        self.dropped: list[str] = []
+
+    def _drop(self, name: str) -> None:
+        if name not in self.dropped:
+            self.dropped.append(name)
+
+    # ---- messages --------------------------------------------------------------------
+    def messages(self) -> list[dict]:
+        out: list[dict] = []
+        for msg in self.req.messages:
+            if msg.role == chat_pb2.ROLE_USER:
+                self._user(msg, out)
+            elif msg.role == chat_pb2.ROLE_ASSISTANT:
+                out.append(self._assistant(msg))
+            else:
+                out.append(self._system(msg))
+        return out
+
+    def _finish_message(self, m: dict, msg: chat_pb2.Message) -> dict:
+        if msg.name:
+            m["name"] = msg.name
+        if self.same:
+            merge_extra(m, msg.extra_json)
+        return m
+
+    def _system(self, msg: chat_pb2.Message) -> dict:
+        role = "system"
+        if msg.role == chat_pb2.ROLE_DEVELOPER and self.native:
+            role = "developer"
+        parts = [p for p in msg.parts if p.WhichOneof("kind") == "text"]
+        return self._finish_message({"role": role, "content": self._content(parts)}, msg)
+
+    def _user(self, msg: chat_pb2.Message, out: list[dict]) -> None:
+        results = [p for p in msg.parts if p.WhichOneof("kind") == "tool_result"]
+        rest = [p for p in msg.parts if p.WhichOneof("kind") != "tool_result"]
+        for p in results:
+            out.append(self._tool_message(p, msg if len(msg.parts) == 1 else None))
+        if rest or not results:
+            out.append(self._finish_message({"role": "user", "content": self._content(rest)}, msg))
+
+    def _tool_message(self, part: chat_pb2.ContentPart, msg: chat_pb2.Message | None) -> dict:
+        tr = part.tool_result
+        texts = [c for c in tr.content if c.WhichOneof("kind") == "text"]
+        if len(texts) != len(tr.content):
+            self._drop("tool_result.image")  # tool messages carry text only
+        if self.same:
+            content = self._content(texts)
+        else:
+            content = "\n".join(c.text.text for c in texts)
+        m = {"role": "tool", "tool_call_id": tr.tool_call_id, "content": content}
+        if self.same:
+            merge_extra(m, part.extra_json)
+            if msg is not None:
+                merge_extra(m, msg.extra_json)
+        return m
+
+    def _assistant(self, msg: chat_pb2.Message) -> dict:
+        content_parts = []
+        calls = []
+        for p in msg.parts:
+            kind = p.WhichOneof("kind")
+            if kind == "tool_call":
+                tc = p.tool_call
+                call = {"id": tc.id, "type": "function",
+                        "function": {"name": tc.name, "arguments": tc.arguments_json or "{}"}}
+                if self.same:
+                    merge_extra(call, p.extra_json)
+                calls.append(call)
+            elif kind in ("text", "image", "document"):
+                content_parts.append(p)
+            # reasoning is never sent back to an OpenAI-compatible upstream
+        m: dict = {"role": "assistant",
+                   "content": self._content(content_parts) if content_parts else None}
+        if calls:
+            m["tool_calls"] = calls
+        return self._finish_message(m, msg)
+
+    # ---- content ---------------------------------------------------------------------
+    def _content(self, parts: list[chat_pb2.ContentPart]) -> str | list[dict]:
+        """A plain string for one bare text part (how clients usually send it), else a list."""
+        out = []
+        for p in parts:
+            block = self._part(p)
+            if block is not None:
+                if self.same:
+                    merge_extra(block, p.extra_json)
+                out.append(block)
+        if not out:
+            return ""
+        if len(out) == 1 and out[0].get("type") == "text" and len(out[0]) == 2:
+            return out[0]["text"]
+        return out
+
+    def _part(self, p: chat_pb2.ContentPart) -> dict | None:
+        kind = p.WhichOneof("kind")
+        if kind == "text":
+            if self.same and p.extra_json and loads_extra(p.extra_json).get("type") == "refusal":
+                return {"type": "refusal", "refusal": p.text.text}
+            return {"type": "text", "text": p.text.text}
+        if kind == "image":
+            img = p.image
+            url = data_url(img.media_type, img.data_base64) if img.data_base64 else img.url
+            image_url: dict = {"url": url}
+            if img.detail:
+                image_url["detail"] = img.detail
+            return {"type": "image_url", "image_url": image_url}
+        if kind == "document":
+            return self._document(p.document)
+        if kind is None and self.same and p.extra_json:
+            return {}  # a part the client decoder could not name: carried whole in extra_json
+        return None
+
+    def _document(self, doc: chat_pb2.DocumentPart) -> dict | None:
+        if self.same:  # a `file` part as the client sent it (file_id rides in extra_json)
+            f: dict = {}
+            if doc.data_base64 or doc.url:
+                f["file_data"] = (data_url(doc.media_type, doc.data_base64)
+                                  if doc.data_base64 else doc.url)
+            if doc.filename:
+                f["filename"] = doc.filename
+            return {"type": "file", "file": f}
+        if doc.text and not doc.data_base64:
+            return {"type": "text", "text": doc.text}
+        if self.native and doc.data_base64:
+            return {"type": "file", "file": {
+                "file_data": data_url(doc.media_type or "application/pdf", doc.data_base64),
+                "filename": doc.filename or doc.title or "document.pdf"}}
+        self._drop("document")  # URL documents, or a server without file parts
+        return None
+
+    # ---- tools -----------------------------------------------------------------------
+    def tools(self) -> list[dict]:
+        out = []
+        for t in self.req.tools:
+            # Anthropic's optional `type: "custom"` is an ordinary function tool.
+            anthropic_custom = t.type == "custom" and self.req.source_format == chat_pb2.WIRE_FORMAT_ANTHROPIC
+            if t.type not in ("", "function") and not anthropic_custom:
+                if self.same:
+                    out.append(merge_extra({"type": t.type}, t.extra_json))
+                else:
+                    self._drop(f"tools[{t.name or t.type}]")
+                continue
+            fn: dict = {"name": t.name}
+            if t.description:
+                fn["description"] = t.description
+            if t.parameters_json:
+                fn["parameters"] = parse_json_object(t.parameters_json)
+            tool = {"type": "function", "function": fn}
+            if self.same and t.extra_json:
+                extra = loads_extra(t.extra_json)
+                # Either the whole tool object's unknown keys or the function object's.
+                merge_missing(tool if "function" in extra else fn, extra)
+            out.append(tool)
+        return out

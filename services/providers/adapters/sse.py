@@ -1,0 +1,75 @@
+"""Incremental Server-Sent Events parser: raw upstream bytes in, (event, data) pairs out."""
+from __future__ import annotations
+
+import re
+
+_LINE = re.compile(rb"\r\n|\r|\n")
+
+
+class SSEParser:
+    """Splits a byte stream into SSE events (WHATWG rules: CRLF/CR/LF, comments, multi-line data).
+
+    `feed` may be called with arbitrary chunk boundaries, including a CRLF split in two.
+    The event name is "message" when the upstream sent no `event:` field.
+    """
+
+    __slots__ = ("_buf", "_skip_lf", "_event", "_data", "_has_data", "_started")
+
+    def __init__(self) -> None:
+        self._buf = b""
+        self._skip_lf = False      # last chunk ended in CR: a leading LF belongs to it
+        self._event = b""
+        self._data: list[bytes] = []
+        self._has_data = False
+        self._started = False      # BOM is only stripped at the very start
+
+    def feed(self, chunk: bytes) -> list[tuple[str, bytes]]:
+        """Parse `chunk`; return every event completed by it."""
+        if not chunk:
+            return []
+        if self._skip_lf:
+            self._skip_lf = False
+            if chunk[:1] == b"\n":
+                chunk = chunk[1:]
+        buf = self._buf + chunk if self._buf else chunk
+        if not self._started and buf:
+            self._started = True
+            if buf.startswith(b"\xef\xbb\xbf"):
+                buf = buf[3:]
+        lines = _LINE.split(buf)
+        self._buf = lines.pop()    # the unterminated tail (b"" when buf ended in a newline)
+        if buf.endswith(b"\r"):
+            self._skip_lf = True
+        out: list[tuple[str, bytes]] = []
+        for line in lines:
+            self._line(line, out)
+        return out
+
+    def close(self) -> list[tuple[str, bytes]]:
+        """End of stream: dispatch a final event the upstream did not terminate with a blank line."""
+        out: list[tuple[str, bytes]] = []
+        if self._buf:
+            self._line(self._buf, out)
+            self._buf = b""
+        self._line(b"", out)
+        return out
+
+    def _line(self, line: bytes, out: list[tuple[str, bytes]]) -> None:
+        if not line:
+            if self._has_data:
+                out.append(((self._event or b"message").decode("utf-8", "replace"),
+                            b"\n".join(self._data)))
+            self._event = b""
+            self._data = []
+            self._has_data = False
+            return
+        if line[:1] == b":":
+            return
+        field, sep, value = line.partition(b":")
+        if sep and value[:1] == b" ":
+            value = value[1:]
+        if field == b"data":
+            self._data.append(value)
+            self._has_data = True
+        elif field == b"event":
+            self._event = value
