@@ -153,15 +153,18 @@ class PostgresServer:
 
 
 _shared: PostgresServer | None = None
-_users = 0
 
 
 def postgres_server():
-    """A session-scoped fixture yielding the session's shared `PostgresServer`."""
+    """A session-scoped fixture yielding the session's one shared `PostgresServer`.
+
+    Each test module may create its own fixture with this; they all share one server, which
+    is stopped and removed when the pytest session ends.
+    """
 
     @pytest.fixture(scope="session")
-    def _fixture() -> Iterator[PostgresServer]:
-        global _shared, _users
+    def _fixture(request: pytest.FixtureRequest) -> Iterator[PostgresServer]:
+        global _shared
         if _shared is None:
             try:
                 server = PostgresServer()
@@ -169,13 +172,14 @@ def postgres_server():
                 pytest.fail(str(e), pytrace=False)
             server.__enter__()
             _shared = server
-        _users += 1
-        try:
-            yield _shared
-        finally:
-            _users -= 1
-            if _users == 0 and _shared is not None:
-                _shared.remove()
-                _shared = None
+            request.config.add_cleanup(_remove_shared)
+        yield _shared
 
     return _fixture
+
+
+def _remove_shared() -> None:
+    global _shared
+    if _shared is not None:
+        server, _shared = _shared, None
+        server.remove()
