@@ -199,7 +199,7 @@ class Executor:
             yield error_batch(_error(500, f"route plan for '{plan.name}' has no targets", None))
             return
         order = order_targets(plan, lambda t: self.breakers.admits(target_key(t)), self.rng)
-        attempts, tried = 0, 0
+        attempts = 0
         last: chat_pb2.Error | None = None
         for target in order:
             entry = self.lookup(target.provider)
@@ -218,9 +218,13 @@ class Executor:
                 err.provider = err.provider or entry.name
                 yield error_batch(_scrub(err, secrets))
                 return
+            except Exception as exc:   # a codec bug must still answer in the event grammar
+                log.exception("provider %s: encoding the request failed", entry.name)
+                yield error_batch(_error(500, f"provider '{entry.name}': the gateway could not "
+                                              f"encode the request ({type(exc).__name__})", entry))
+                return
             if not isinstance(body, (bytes, bytearray)):
                 body = orjson.dumps(body)
-            tried += 1
             breaker = self.breakers.get(target_key(target))
             committed: _Committed | None = None
             for retry in range(max(plan.max_retries, 0) + 1):
@@ -264,7 +268,7 @@ class Executor:
                 return
         if last is None:
             last = _error(502, f"no upstream could serve '{plan.name}'", None)
-        elif tried > 1 or len(order) > 1:
+        elif len(order) > 1:
             last.message = f"{last.message} (all {len(order)} targets for '{plan.name}' failed)"
         yield error_batch(last)
 

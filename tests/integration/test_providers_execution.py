@@ -265,3 +265,16 @@ async def test_all_breakers_open_still_tries(upstream, make_executor):
         assert err.http_status == 503
     assert ex.breakers.get(("primary", "primary-model")).state == "open"
     assert len(upstream.calls["primary"]) == 6
+
+
+async def test_codec_failure_is_an_error_event(upstream, make_executor):
+    class Broken(FakeAdapter):
+        @staticmethod
+        def encode_request(req, entry, model):
+            raise TypeError("bug")
+
+    ex = make_executor([entry("primary", upstream.url("primary"))])
+    ex.adapters = lambda e: Broken
+    err = only_error(await collect(ex, gen_request(plan("primary"))))
+    assert err.http_status == 500 and "TypeError" in err.message
+    assert "primary" not in upstream.calls
