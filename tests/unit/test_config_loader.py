@@ -382,11 +382,12 @@ def test_example_config_loads_and_copies_match(monkeypatch):
     assert {p.provider for p in c.providers} >= {"openai", "anthropic", "ollama", "vllm"}
 
 
-def test_example_config_names_missing_keys(monkeypatch):
-    monkeypatch.delenv("OPENAI_API_KEY")
-    with pytest.raises(ConfigError) as info:
-        load_config(ROOT / "examples" / "plano_config.yaml")
-    assert "OPENAI_API_KEY" in str(info.value) and "ANTHROPIC" not in str(info.value)
+def test_example_config_starts_without_keys(monkeypatch):
+    """`switchyard up` with the bundled example must start on a fresh machine."""
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    config = load_config(ROOT / "examples" / "plano_config.yaml")
+    assert config.provider("openai/gpt-4o-mini").access_key is None
 
 
 def test_parse_does_not_mutate_input():

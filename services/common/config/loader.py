@@ -12,6 +12,7 @@ import yaml
 
 from services.common.config.model import (Alias, Config, Listener, ProviderEntry,
                                           ServiceAddresses, StateStorage, WeightedTarget)
+from services.common.config.security import parse_security
 from services.common.config.providers_table import (AZURE_DEFAULT_API_VERSION, INTERFACES,
                                                     KNOWN_PROVIDERS, MODEL_FAMILIES,
                                                     OPERATION_PATH)
@@ -21,7 +22,7 @@ SERVICE_ENV = {"router": "SWITCHYARD_ROUTER_ADDR", "providers": "SWITCHYARD_PROV
 
 # Keys we read; Plano keys we accept and ignore (they configure features we do not have).
 TOP_KEYS = {"version", "listeners", "model_providers", "llm_providers", "model_aliases",
-            "state_storage", "services"}
+            "state_storage", "services", "auth", "limits"}
 PLANO_TOP_KEYS = {"agents", "filters", "endpoints", "overrides", "system_prompt", "prompt_guards",
                   "prompt_targets", "tracing", "mode", "ratelimits", "routing_preferences",
                   "error_target", "llm_routing_model"}
@@ -99,10 +100,16 @@ def parse_config(data: dict, path: str = "<string>") -> Config:
                              check_refs=len(rep.errors) == before)
     state = _parse_state(rep, data.get("state_storage"))
     services = _parse_services(rep, data.get("services"))
+    security_errors: list[str] = []
+    security = parse_security(data.get("auth"), data.get("limits"), security_errors,
+                              lambda where, name, value: _expand(rep, where, name, value))
+    for message in security_errors:
+        rep.add("", message)
     if rep.errors:
         raise ConfigError(rep.path, rep.errors)
     return Config(path=rep.path, version=version, listener=listener, providers=providers,
-                  aliases=aliases, state=state, services=services, raw=data)
+                  aliases=aliases, state=state, services=services, raw=data,
+                  security=security)
 
 
 def parse_duration(value: Any) -> float | None:
