@@ -25,10 +25,12 @@ DRAIN_SECONDS = 10.0
 
 async def run_server(name: str, address: str,
                      register: Callable[[grpc.aio.Server], Awaitable[None] | None],
-                     on_stop: Callable[[], Awaitable[None]] | None = None) -> None:
+                     on_stop: Callable[[], Awaitable[None]] | None = None,
+                     before_drain: Callable[[], Awaitable[None]] | None = None) -> None:
     """Serve until SIGINT/SIGTERM, then stop accepting and drain in-flight calls (bounded).
 
-    `register` adds the service's servicers; `on_stop` releases its resources afterwards.
+    `register` adds the service's servicers; `before_drain` ends streams that never finish
+    on their own (watches); `on_stop` releases resources afterwards.
     """
     server = grpc.aio.server(options=CHANNEL_OPTIONS)
     maybe = register(server)
@@ -51,6 +53,8 @@ async def run_server(name: str, address: str,
     await stop.wait()
     log.info("%s draining", name)
     await health_servicer.enter_graceful_shutdown()
+    if before_drain is not None:
+        await before_drain()
     await server.stop(DRAIN_SECONDS)
     if on_stop is not None:
         await on_stop()

@@ -35,6 +35,7 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
         self._version = 1
         self._table = build_route_table(config, self._version)
         self._changed = asyncio.Condition()
+        self._closing = False
 
     @property
     def version(self) -> int:
@@ -67,9 +68,17 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
         sent = 0
         while True:
             async with self._changed:
-                await self._changed.wait_for(lambda: self._version != sent)
+                await self._changed.wait_for(lambda: self._version != sent or self._closing)
+                if self._closing:
+                    return  # the edge reconnects to another replica or to our successor
                 table, sent = self._table, self._version
             yield table
+
+    async def close_watches(self) -> None:
+        """End every WatchRoutes stream so shutdown need not wait out the drain period."""
+        async with self._changed:
+            self._closing = True
+            self._changed.notify_all()
 
     async def ListModels(self, request: router_pb2.ListModelsRequest,
                          context: grpc.aio.ServicerContext) -> router_pb2.ModelList:
@@ -126,7 +135,8 @@ async def serve(config: Config, address: str) -> None:
             watcher.cancel()
 
     try:
-        await run_server("router", address, register, on_stop)
+        await run_server("router", address, register, on_stop,
+                         before_drain=servicer.close_watches)
     finally:
         if watcher is not None:
             watcher.cancel()
