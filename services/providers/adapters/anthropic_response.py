@@ -213,7 +213,7 @@ def _block_part(block: dict) -> chat_pb2.ContentPart | None:
     known = _BLOCK_KEYS.get(btype)  # type: ignore[arg-type]
     if known is None:
         return None
-    extra = {k: v for k, v in block.items() if k not in known}
+    extra = {k: v for k, v in block.items() if k not in known and v is not None}
     raw = orjson.dumps(extra) if extra else b""
     if btype == "text":
         return E.text_part(raw)
