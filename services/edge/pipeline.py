@@ -155,7 +155,7 @@ async def collect(call: grpc.aio.UnaryStreamCall, first: list[chat_pb2.StreamEve
     builder = TurnBuilder()
     builder.feed_all(first)
     try:
-        async for batch in call:
+        while (batch := await call.read()) is not grpc.aio.EOF:
             builder.feed_all(batch.events)
     except grpc.aio.AioRpcError as exc:
         raise grpc_to_gateway_error(exc, "providers") from None
@@ -185,7 +185,8 @@ async def _sse_body(call, first, encoder, on_complete, finish) -> AsyncIterator[
         if err is not None:
             yield encoder.error(err)
             return
-        async for batch in call:
+        # read(), not `async for`: the first batch was already read with read().
+        while (batch := await call.read()) is not grpc.aio.EOF:
             out, err = _encode_batch(encoder, batch.events, builder)
             if out:
                 yield out

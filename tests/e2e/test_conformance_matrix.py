@@ -30,7 +30,7 @@ def sent(emu, upstream):
     path = UPSTREAMS[upstream][1]
     reqs = [r for r in emu.requests() if r["path"].endswith(path)]
     assert reqs, f"nothing reached the {upstream} upstream"
-    return reqs[-1]["body"]
+    return reqs[-1]["json"]
 
 
 USER = [{"role": "user", "content": "Hello there, gateway"}]

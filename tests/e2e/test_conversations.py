@@ -13,7 +13,7 @@ UPSTREAM_PATH = {CLAUDE: "/messages", "gpt-4o-mini": "/chat/completions"}
 
 def upstream_texts(emu, model):
     """(role, text) of every message the upstream received on its last call."""
-    body = [r for r in emu.requests() if r["path"].endswith(UPSTREAM_PATH[model])][-1]["body"]
+    body = [r for r in emu.requests() if r["path"].endswith(UPSTREAM_PATH[model])][-1]["json"]
     out = []
     for m in body["messages"]:
         c = m.get("content")
@@ -71,7 +71,7 @@ def test_chat_completions_continuity(openai_client, emu, model, stream):
     assert texts[:2] == [("user", "My name is Alice"), ("assistant", text1)]
     assert texts[2] == ("user", "What's my name?")
     assert texts[-1] == ("user", "Third turn")
-    body = [r for r in emu.requests() if r["path"].endswith(UPSTREAM_PATH[model])][-1]["body"]
+    body = [r for r in emu.requests() if r["path"].endswith(UPSTREAM_PATH[model])][-1]["json"]
     assert "response_id" not in json.dumps(body.get("metadata") or {})
 
 
@@ -120,7 +120,7 @@ def test_function_call_output_across_turns(openai_client, emu):
         model="gpt-4o-mini", previous_response_id=r1.id, tools=tools,
         input=[{"type": "function_call_output", "call_id": "call_w", "output": "18C"}])
     assert r2.status == "completed"
-    msgs = [r for r in emu.requests() if r["path"].endswith("/chat/completions")][-1]["body"][
+    msgs = [r for r in emu.requests() if r["path"].endswith("/chat/completions")][-1]["json"][
         "messages"]
     assert msgs[0] == {"role": "user", "content": "Weather in Paris?"}
     assert msgs[1]["tool_calls"][0]["id"] == "call_w"
@@ -145,8 +145,8 @@ def test_hundred_concurrent_conversations_do_not_cross(gateway, emu):
     for n, r1, _ in results:
         assert f"I am user {n}" in r1.output_text
     # Every upstream second turn carried its own first turn and nobody else's.
-    second_turns = [r["body"]["messages"] for r in emu.requests()
-                    if r["path"].endswith("/chat/completions") and len(r["body"]["messages"]) == 3]
+    second_turns = [r["json"]["messages"] for r in emu.requests()
+                    if r["path"].endswith("/chat/completions") and len(r["json"]["messages"]) == 3]
     assert len(second_turns) == 100
     for msgs in second_turns:
         n = msgs[2]["content"].split(", ")[1].rstrip("?")

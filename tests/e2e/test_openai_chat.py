@@ -26,9 +26,9 @@ def test_non_streaming_reaches_upstream_with_path_auth_and_body(openai_client, e
     seen = last_request(emu)
     assert seen["path"] == "/v1/chat/completions"
     assert seen["headers"]["authorization"] == f"Bearer {OPENAI_KEY}"
-    assert seen["body"]["model"] == "gpt-4o-mini"
-    assert seen["body"]["max_tokens"] == 50
-    assert seen["body"]["messages"] == [{"role": "user", "content": "Hello, how are you?"}]
+    assert seen["json"]["model"] == "gpt-4o-mini"
+    assert seen["json"]["max_tokens"] == 50
+    assert seen["json"]["messages"] == [{"role": "user", "content": "Hello, how are you?"}]
 
 
 def test_streaming_through_an_alias_reports_the_alias(openai_client, emu):
@@ -42,7 +42,7 @@ def test_streaming_through_an_alias_reports_the_alias(openai_client, emu):
     assert len({c.id for c in chunks}) == 1
     assert chunks[0].choices[0].delta.role == "assistant"
     assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
-    assert last_request(emu)["body"]["model"] == "gpt-4o-mini"
+    assert last_request(emu)["json"]["model"] == "gpt-4o-mini"
 
 
 def test_stream_usage_chunk_only_when_asked(openai_client, emu):
@@ -59,7 +59,7 @@ def test_provider_slash_model_name(openai_client, emu):
     completion = openai_client.chat.completions.create(
         model="openai/gpt-4o", messages=[{"role": "user", "content": "hi"}])
     assert completion.model == "openai/gpt-4o"
-    assert last_request(emu)["body"]["model"] == "gpt-4o"
+    assert last_request(emu)["json"]["model"] == "gpt-4o"
 
 
 def test_wildcard_model_goes_to_the_anthropic_upstream(openai_client, emu):
@@ -70,8 +70,8 @@ def test_wildcard_model_goes_to_the_anthropic_upstream(openai_client, emu):
     seen = last_request(emu, "/messages")
     assert seen["path"] == "/v1/messages"
     assert seen["headers"]["x-api-key"] == "sk-ant-test"
-    assert seen["body"]["model"] == "claude-3-5-haiku-20241022"
-    assert seen["body"]["max_tokens"] == 30
+    assert seen["json"]["model"] == "claude-3-5-haiku-20241022"
+    assert seen["json"]["max_tokens"] == 30
 
 
 def test_groq_prefix_uses_its_path(openai_client, emu):
@@ -79,7 +79,7 @@ def test_groq_prefix_uses_its_path(openai_client, emu):
         model="groq/llama-3.1-8b-instant", messages=[{"role": "user", "content": "hi"}])
     seen = last_request(emu)
     assert seen["path"] == "/openai/v1/chat/completions"
-    assert seen["body"]["model"] == "llama-3.1-8b-instant"
+    assert seen["json"]["model"] == "llama-3.1-8b-instant"
 
 
 def test_unknown_model_is_not_found(openai_client):
@@ -94,7 +94,7 @@ def test_same_format_route_keeps_openai_only_parameters(openai_client, emu):
     openai_client.chat.completions.create(
         model="gpt-4o-mini", n=1, seed=7, response_format={"type": "json_object"},
         logit_bias={"50256": -100}, messages=[{"role": "user", "content": "json please"}])
-    body = last_request(emu)["body"]
+    body = last_request(emu)["json"]
     assert body["seed"] == 7
     assert body["response_format"] == {"type": "json_object"}
     assert body["logit_bias"] == {"50256": -100}
@@ -132,7 +132,7 @@ def test_tool_call_round_trip(openai_client, emu, stream):
         call = {"id": tc.id, "name": tc.function.name, "arguments": tc.function.arguments}
     assert call["id"] == "call_1" and call["name"] == "get_weather"
     assert json.loads(call["arguments"]) == {"city": "Paris"}
-    assert last_request(emu)["body"]["tools"] == TOOLS
+    assert last_request(emu)["json"]["tools"] == TOOLS
 
     messages += [
         {"role": "assistant", "content": None, "tool_calls": [
@@ -142,7 +142,7 @@ def test_tool_call_round_trip(openai_client, emu, stream):
     final = openai_client.chat.completions.create(model="gpt-4o-mini", messages=messages,
                                                   tools=TOOLS)
     assert final.choices[0].finish_reason == "stop"
-    sent = last_request(emu)["body"]["messages"]
+    sent = last_request(emu)["json"]["messages"]
     assert sent[-1] == {"role": "tool", "tool_call_id": "call_1", "content": "18C and sunny"}
     assert sent[-2]["tool_calls"][0]["id"] == "call_1"
 

@@ -45,7 +45,7 @@ def test_conversation_survives_a_gateway_restart(emulator, pg, tmp_path):
             metadata={"response_id": c1.id})
     finally:
         gw.stop()
-    bodies = [r["body"]["messages"] for r in emulator.requests()]
+    bodies = [r["json"]["messages"] for r in emulator.requests()]
     assert bodies[0][0] == {"role": "user", "content": "My name is Alice"}
     assert bodies[1][0] == {"role": "user", "content": "I like tea"}
 
@@ -79,6 +79,6 @@ def test_state_service_restart_while_edge_keeps_serving(emulator, pg, tmp_path):
                                  previous_response_id=r1.id)
         assert r2.status == "completed"
         last = [r for r in emulator.requests() if r["path"].endswith("/chat/completions")][-1]
-        assert last["body"]["messages"][0]["content"] == "remember the number 7"
+        assert last["json"]["messages"][0]["content"] == "remember the number 7"
     finally:
         services.stop_all()

@@ -68,7 +68,7 @@ USER = [{"role": "user", "content": "hi"}]
 
 
 def upstream_models(emu):
-    return [r["body"]["model"] for r in emu.requests() if "body" in r and r["body"]]
+    return [r["json"]["model"] for r in emu.requests() if r.get("json")]
 
 
 def test_429_then_success_is_retried(rgw, emu):
