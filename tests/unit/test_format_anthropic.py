@@ -105,6 +105,7 @@ BAD = [
     (with_(max_tokens=True), "max_tokens"),
     ({"model": "m", "max_tokens": 5}, "messages"),
     (with_(messages={"role": "user"}), "messages"),
+    (with_(messages=[]), "messages"),
     (with_(messages=[{"role": "system", "content": "x"}]), "messages.0.role"),
     (with_(messages=[{"content": "x"}]), "messages.0.role"),
     (with_(messages=[{"role": "user"}]), "messages.0.content"),

@@ -347,3 +347,9 @@ def test_sdk_parses_encoded_response():
     assert out.choices[0].finish_reason == "tool_calls"
     assert out.usage.total_tokens == 131
     subset({"id": "chatcmpl-9", "created": 7}, out.model_dump())
+
+
+def test_tool_level_and_function_level_extras_stay_apart():
+    req = oc.decode_request(with_(tools=[{"type": "function", "x_tool": 1,
+                                          "function": {"name": "f", "strict": True}}]))
+    assert orjson.loads(req.tools[0].extra_json) == {"x_tool": 1, "function": {"strict": True}}

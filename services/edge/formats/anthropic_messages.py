@@ -21,6 +21,19 @@ _ROLES = {"user": chat_pb2.ROLE_USER, "assistant": chat_pb2.ROLE_ASSISTANT}
 _USER_BLOCKS = ("text", "image", "document", "tool_result")
 _ASSISTANT_BLOCKS = ("text", "tool_use", "thinking", "redacted_thinking")
 _TOOL_RESULT_BLOCKS = ("text", "image", "document")
+# Keys each block decoder names itself (the rest goes to extra_json).
+_K_MESSAGE = frozenset(("role", "content"))
+_K_TEXT = frozenset(("type", "text"))
+_K_TOOL_USE = frozenset(("type", "id", "name", "input"))
+_K_THINKING = frozenset(("type", "thinking", "signature"))
+_K_REDACTED = frozenset(("type", "data"))
+_K_IMAGE = frozenset(("type", "source"))
+_K_DOCUMENT = frozenset(("type", "source", "title"))
+_K_TOOL_RESULT = frozenset(("type", "tool_use_id", "is_error", "content"))
+_K_METADATA = frozenset(("user_id",))
+_K_THINKING_CFG = frozenset(("type", "budget_tokens"))
+_K_NATIVE_TOOL = frozenset(("type", "name"))
+_K_TOOL = frozenset(("name", "description", "input_schema"))
 _TOOL_CHOICE_MODES = {"auto": chat_pb2.ToolChoice.MODE_AUTO,
                       "none": chat_pb2.ToolChoice.MODE_NONE,
                       "any": chat_pb2.ToolChoice.MODE_REQUIRED,
@@ -48,7 +61,9 @@ def _dumps(d: dict) -> bytes:
     return orjson.dumps(d) if d else b""
 
 
-def _rest(obj: dict, named: tuple[str, ...] | frozenset[str]) -> dict:
+def _rest(obj: dict, named: frozenset[str]) -> dict:
+    if obj.keys() <= named:  # the common case: nothing unknown, no dict built
+        return {}
     return {k: v for k, v in obj.items() if k not in named}
 
 
@@ -91,8 +106,10 @@ def decode_request(body: dict) -> chat_pb2.ChatRequest:
         raise _missing("messages")
     if not isinstance(messages, list):
         raise _bad("messages", "Input should be a valid list")
+    if not messages:
+        raise invalid_request("messages: at least one message is required", "messages")
     for i, m in enumerate(messages):
-        req.messages.append(_decode_message(m, f"messages.{i}"))
+        _decode_message(m, f"messages.{i}", req.messages.add())
 
     for name, hi in (("temperature", 1.0), ("top_p", 1.0)):
         v = body.get(name)
@@ -135,7 +152,7 @@ def decode_request(body: dict) -> chat_pb2.ChatRequest:
             if not isinstance(user, str):
                 raise _bad("metadata.user_id", "Input should be a valid string")
             req.user = user
-        rest = _rest(metadata, ("user_id",))
+        rest = _rest(metadata, _K_METADATA)
         if rest:
             extra["metadata"] = rest
 
@@ -163,7 +180,7 @@ def _decode_system(system: Any, req: chat_pb2.ChatRequest) -> None:
             raise _bad(f"{param}.type", "Input should be 'text'")
         text = _str_field(b, "text", param)
         part = chat_pb2.ContentPart(text=chat_pb2.TextPart(text=text),
-                                    extra_json=_dumps(_rest(b, ("type", "text"))))
+                                    extra_json=_dumps(_rest(b, _K_TEXT)))
         req.messages.append(chat_pb2.Message(role=chat_pb2.ROLE_SYSTEM, parts=[part]))
 
 
@@ -187,7 +204,7 @@ def _decode_thinking(thinking: Any, req: chat_pb2.ChatRequest, extra: dict) -> N
                                   "max_tokens")
         req.reasoning.enabled = True
         req.reasoning.budget_tokens = budget
-        rest = _rest(thinking, ("type", "budget_tokens"))
+        rest = _rest(thinking, _K_THINKING_CFG)
         if rest:
             extra["thinking"] = thinking
     elif isinstance(kind, str) and kind:
@@ -232,7 +249,7 @@ def _decode_tool(t: Any, param: str) -> chat_pb2.Tool:
             raise _bad(f"{param}.type", "Input should be a valid string")
         # A server or client tool Anthropic defines (bash, web_search, ...): carried whole.
         return chat_pb2.Tool(type=kind, name=_str_field(t, "name", param, required=False),
-                             extra_json=_dumps(_rest(t, ("type", "name"))))
+                             extra_json=_dumps(_rest(t, _K_NATIVE_TOOL)))
     tool = chat_pb2.Tool(type="function", name=_str_field(t, "name", param))
     if not tool.name:
         raise _bad(f"{param}.name", "String should have at least 1 character")
@@ -243,11 +260,12 @@ def _decode_tool(t: Any, param: str) -> chat_pb2.Tool:
     if not isinstance(schema, dict):
         raise _bad(f"{param}.custom.input_schema", "Input should be a valid dictionary")
     tool.parameters_json = orjson.dumps(schema).decode()
-    tool.extra_json = _dumps(_rest(t, ("name", "description", "input_schema")))
+    tool.extra_json = _dumps(_rest(t, _K_TOOL))
     return tool
 
 
-def _decode_message(m: Any, param: str) -> chat_pb2.Message:
+def _decode_message(m: Any, param: str, msg: chat_pb2.Message) -> None:
+    """Fill `msg` (built in place: copying protobuf messages is the slow part)."""
     if not isinstance(m, dict):
         raise _bad(param, "Input should be a valid dictionary")
     role = m.get("role")
@@ -255,22 +273,23 @@ def _decode_message(m: Any, param: str) -> chat_pb2.Message:
         raise _missing(f"{param}.role")
     if role not in _ROLES:
         raise _bad(f"{param}.role", "Input should be 'user' or 'assistant'")
-    msg = chat_pb2.Message(role=_ROLES[role], extra_json=_dumps(_rest(m, ("role", "content"))))
+    msg.role = _ROLES[role]
+    msg.extra_json = _dumps(_rest(m, _K_MESSAGE))
     content = m.get("content")
     if content is None:
         raise _missing(f"{param}.content")
     if isinstance(content, str):
-        msg.parts.append(chat_pb2.ContentPart(text=chat_pb2.TextPart(text=content)))
-        return msg
+        msg.parts.add().text.text = content
+        return
     if not isinstance(content, list):
         raise _bad(f"{param}.content", "Input should be a valid string or a list of blocks")
     allowed = _USER_BLOCKS if role == "user" else _ASSISTANT_BLOCKS
     for j, b in enumerate(content):
-        msg.parts.append(_decode_block(b, allowed, f"{param}.content.{j}"))
-    return msg
+        _decode_block(b, allowed, f"{param}.content.{j}", msg.parts.add())
 
 
-def _decode_block(b: Any, allowed: tuple[str, ...], param: str) -> chat_pb2.ContentPart:
+def _decode_block(b: Any, allowed: tuple[str, ...], param: str,
+                  part: chat_pb2.ContentPart) -> None:
     if not isinstance(b, dict):
         raise _bad(param, "Input should be a valid dictionary")
     kind = b.get("type")
@@ -278,10 +297,9 @@ def _decode_block(b: Any, allowed: tuple[str, ...], param: str) -> chat_pb2.Cont
         listed = ", ".join(f"'{a}'" for a in allowed)
         raise _bad(f"{param}.type", f"Input tag '{kind}' is not supported here; expected one "
                                     f"of {listed}")
-    part = chat_pb2.ContentPart()
     if kind == "text":
         part.text.text = _str_field(b, "text", param)
-        extra = _rest(b, ("type", "text"))  # cache_control, citations
+        extra = _rest(b, _K_TEXT)  # cache_control, citations
     elif kind == "image":
         extra = _decode_image(b, part.image, param)
     elif kind == "document":
@@ -296,26 +314,25 @@ def _decode_block(b: Any, allowed: tuple[str, ...], param: str) -> chat_pb2.Cont
         if not isinstance(inp, dict):
             raise _bad(f"{param}.input", "Input should be a valid dictionary")
         tc.arguments_json = orjson.dumps(inp).decode()
-        extra = _rest(b, ("type", "id", "name", "input"))
+        extra = _rest(b, _K_TOOL_USE)
     elif kind == "tool_result":
         extra = _decode_tool_result(b, part.tool_result, param)
     elif kind == "thinking":
         part.reasoning.text = _str_field(b, "thinking", param)
         part.reasoning.signature = _str_field(b, "signature", param)
-        extra = _rest(b, ("type", "thinking", "signature"))
+        extra = _rest(b, _K_THINKING)
     else:  # redacted_thinking
         part.reasoning.redacted = True
         part.reasoning.redacted_data = _str_field(b, "data", param)
-        extra = _rest(b, ("type", "data"))
+        extra = _rest(b, _K_REDACTED)
     part.extra_json = _dumps(extra)
-    return part
 
 
 def _decode_image(b: dict, img: chat_pb2.ImagePart, param: str) -> dict:
     src = b.get("source")
     if not isinstance(src, dict):
         raise _missing(f"{param}.source")
-    extra = _rest(b, ("type", "source"))
+    extra = _rest(b, _K_IMAGE)
     kind = src.get("type")
     if kind == "base64":
         img.media_type = _str_field(src, "media_type", f"{param}.source")
@@ -333,7 +350,7 @@ def _decode_document(b: dict, doc: chat_pb2.DocumentPart, param: str) -> dict:
     src = b.get("source")
     if not isinstance(src, dict):
         raise _missing(f"{param}.source")
-    extra = _rest(b, ("type", "source", "title"))  # context, citations, cache_control
+    extra = _rest(b, _K_DOCUMENT)  # context, citations, cache_control
     doc.title = _str_field(b, "title", param, required=False)
     kind = src.get("type")
     sp = f"{param}.source"
@@ -361,13 +378,16 @@ def _decode_tool_result(b: dict, tr: chat_pb2.ToolResultPart, param: str) -> dic
         tr.is_error = is_error
     content = b.get("content")
     if isinstance(content, str):
-        tr.content.append(chat_pb2.ContentPart(text=chat_pb2.TextPart(text=content)))
+        tr.content.add().text.text = content
     elif isinstance(content, list):
         for k, inner in enumerate(content):
-            tr.content.append(_decode_block(inner, _TOOL_RESULT_BLOCKS, f"{param}.content.{k}"))
+            _decode_block(inner, _TOOL_RESULT_BLOCKS, f"{param}.content.{k}", tr.content.add())
     elif content is not None:
         raise _bad(f"{param}.content", "Input should be a valid string or a list of blocks")
-    return _rest(b, ("type", "tool_use_id", "is_error", "content"))
+    extra = _rest(b, _K_TOOL_RESULT)
+    if is_error is False:
+        extra["is_error"] = False  # the proto bool cannot tell an explicit false from absent
+    return extra
 
 
 # ---- response ----------------------------------------------------------------------------

@@ -29,6 +29,17 @@ _TOOL_CHOICE_MODES = {"auto": chat_pb2.ToolChoice.MODE_AUTO,
                       "required": chat_pb2.ToolChoice.MODE_REQUIRED}
 # Numeric fields the canonical model does not name but the API type-checks.
 _EXTRA_INTS = ("n", "seed", "top_logprobs")
+# Keys each decoder names itself (the rest goes to extra_json).
+_TEXT_KEYS = frozenset(("type", "text"))
+_K_STREAM_OPTS = frozenset(("include_usage",))
+_K_TYPE = frozenset(("type",))
+_K_FUNCTION = frozenset(("name", "description", "parameters"))
+_K_TOOL = frozenset(("type", "function"))
+_K_TOOL_CALL = frozenset(("id", "type", "function"))
+_K_REFUSAL = frozenset(("refusal",))
+_K_IMAGE = frozenset(("type", "image_url"))
+_K_FILE = frozenset(("type", "file"))
+_K_FILE_INNER = frozenset(("file_data", "filename"))
 _EXTRA_NUMBERS = {"frequency_penalty": (-2.0, 2.0), "presence_penalty": (-2.0, 2.0)}
 
 
@@ -62,8 +73,11 @@ def _dumps(d: dict) -> bytes:
     return orjson.dumps(d) if d else b""
 
 
-def _rest(obj: dict, named: frozenset[str] | tuple[str, ...]) -> dict:
+def _rest(obj: dict, named: frozenset[str]) -> dict:
+    if obj.keys() <= named:  # the common case: nothing unknown, no dict built
+        return {}
     return {k: v for k, v in obj.items() if k not in named}
+
 
 
 # ---- request -----------------------------------------------------------------------------
@@ -88,7 +102,7 @@ def decode_request(body: dict) -> chat_pb2.ChatRequest:
         raise invalid_request("Invalid 'messages': empty array. Expected an array with "
                               "minimum length 1, but got an empty array instead.", "messages")
     for i, m in enumerate(messages):
-        req.messages.append(_decode_message(m, f"messages[{i}]"))
+        _decode_message(m, f"messages[{i}]", req.messages.add())
 
     _decode_sampling(body, req, extra)
     _decode_tools(body, req, extra)
@@ -106,7 +120,7 @@ def decode_request(body: dict) -> chat_pb2.ChatRequest:
         if inc is not None and not isinstance(inc, bool):
             raise _bad_type("stream_options.include_usage", "a boolean", inc)
         req.include_usage = bool(inc)
-        rest = _rest(opts, ("include_usage",))
+        rest = _rest(opts, _K_STREAM_OPTS)
         if rest:
             extra["stream_options"] = rest
 
@@ -233,7 +247,7 @@ def _decode_tool(t: Any, param: str) -> chat_pb2.Tool:
         inner = t.get(kind)
         name = inner.get("name", "") if isinstance(inner, dict) else ""
         return chat_pb2.Tool(type=kind, name=name if isinstance(name, str) else "",
-                             extra_json=_dumps(_rest(t, ("type",))))
+                             extra_json=_dumps(_rest(t, _K_TYPE)))
     fn = t.get("function")
     if not isinstance(fn, dict):
         raise _missing(f"{param}.function")
@@ -251,13 +265,18 @@ def _decode_tool(t: Any, param: str) -> chat_pb2.Tool:
         if not isinstance(params, dict):
             raise _bad_type(f"{param}.function.parameters", "an object", params)
         tool.parameters_json = orjson.dumps(params).decode()
-    tool_extra = _rest(fn, ("name", "description", "parameters"))  # strict, ...
-    tool_extra.update(_rest(t, ("type", "function")))
-    tool.extra_json = _dumps(tool_extra)
+    # Usually only function-level keys (strict): carried flat. With tool-level unknown keys
+    # too, the function's go under "function" so an encoder can put each back in its place.
+    fn_extra = _rest(fn, _K_FUNCTION)
+    tool_extra = _rest(t, _K_TOOL)
+    if tool_extra and fn_extra:
+        tool_extra["function"] = fn_extra
+    tool.extra_json = _dumps(tool_extra or fn_extra)
     return tool
 
 
-def _decode_message(m: Any, param: str) -> chat_pb2.Message:
+def _decode_message(m: Any, param: str, msg: chat_pb2.Message) -> None:
+    """Fill `msg` (built in place: copying protobuf messages is the slow part)."""
     if not isinstance(m, dict):
         raise _bad_type(param, "an object", m)
     role = m.get("role")
@@ -267,7 +286,7 @@ def _decode_message(m: Any, param: str) -> chat_pb2.Message:
         raise invalid_request(f"Invalid value for '{param}.role': '{role}'. Supported values "
                               "are: 'system', "
                               "'developer', 'user', 'assistant' and 'tool'.", f"{param}.role")
-    msg = chat_pb2.Message(role=_ROLES[role])
+    msg.role = _ROLES[role]
     name = m.get("name")
     if name is not None:
         if not isinstance(name, str):
@@ -280,13 +299,12 @@ def _decode_message(m: Any, param: str) -> chat_pb2.Message:
         call_id = m.get("tool_call_id")
         if not isinstance(call_id, str):
             raise _missing(f"{param}.tool_call_id")
-        result = chat_pb2.ContentPart()
-        result.tool_result.tool_call_id = call_id
         if content is None:
             raise _missing(f"{param}.content")
-        result.tool_result.content.extend(_decode_content(content, role, f"{param}.content"))
-        msg.parts.append(result)
-        return msg
+        result = msg.parts.add().tool_result
+        result.tool_call_id = call_id
+        _decode_content(content, role, f"{param}.content", result.content)
+        return
 
     if role == "assistant":
         reasoning = m.get("reasoning_content")
@@ -294,29 +312,27 @@ def _decode_message(m: Any, param: str) -> chat_pb2.Message:
             if not isinstance(reasoning, str):
                 raise _bad_type(f"{param}.reasoning_content", "a string", reasoning)
             if reasoning:
-                msg.parts.append(chat_pb2.ContentPart(
-                    reasoning=chat_pb2.ReasoningPart(text=reasoning)))
+                msg.parts.add().reasoning.text = reasoning
         calls = m.get("tool_calls")
         if content is None and not calls and "function_call" not in m:
             raise invalid_request(f"Invalid value for '{param}.content': expected a string or "
                                   "an array, got null (content may be null only with "
                                   "tool_calls).", f"{param}.content")
         if content is not None:
-            msg.parts.extend(_decode_content(content, role, f"{param}.content"))
+            _decode_content(content, role, f"{param}.content", msg.parts)
         if calls is not None:
             if not isinstance(calls, list):
                 raise _bad_type(f"{param}.tool_calls", "an array", calls)
             for j, c in enumerate(calls):
-                msg.parts.append(_decode_tool_call(c, f"{param}.tool_calls[{j}]"))
-        return msg
+                _decode_tool_call(c, f"{param}.tool_calls[{j}]", msg.parts.add())
+        return
 
     if content is None:
         raise _missing(f"{param}.content")
-    msg.parts.extend(_decode_content(content, role, f"{param}.content"))
-    return msg
+    _decode_content(content, role, f"{param}.content", msg.parts)
 
 
-def _decode_tool_call(c: Any, param: str) -> chat_pb2.ContentPart:
+def _decode_tool_call(c: Any, param: str, part: chat_pb2.ContentPart) -> None:
     if not isinstance(c, dict):
         raise _bad_type(param, "an object", c)
     call_id = c.get("id")
@@ -336,19 +352,19 @@ def _decode_tool_call(c: Any, param: str) -> chat_pb2.ContentPart:
     args = fn.get("arguments", "")
     if not isinstance(args, str):
         raise _bad_type(f"{param}.function.arguments", "a string", args)
-    part = chat_pb2.ContentPart(tool_call=chat_pb2.ToolCallPart(id=call_id, name=name,
-                                                                arguments_json=args))
-    part.extra_json = _dumps(_rest(c, ("id", "type", "function")))
-    return part
+    tc = part.tool_call
+    tc.id, tc.name, tc.arguments_json = call_id, name, args
+    part.extra_json = _dumps(_rest(c, _K_TOOL_CALL))
 
 
-def _decode_content(content: Any, role: str, param: str) -> list[chat_pb2.ContentPart]:
+def _decode_content(content: Any, role: str, param: str, into) -> None:
+    """Append the content's parts to `into` (a repeated ContentPart field)."""
     if isinstance(content, str):
-        return [chat_pb2.ContentPart(text=chat_pb2.TextPart(text=content))]
+        into.add().text.text = content
+        return
     if not isinstance(content, list):
         raise _bad_type(param, "a string or an array", content)
     allowed = _PART_TYPES[role]
-    parts = []
     for i, p in enumerate(content):
         pp = f"{param}[{i}]"
         if not isinstance(p, dict):
@@ -359,20 +375,18 @@ def _decode_content(content: Any, role: str, param: str) -> list[chat_pb2.Conten
             raise invalid_request(f"Invalid value for '{pp}.type': '{kind}'. Supported values "
                                   f"are: {listed}.",
                                   f"{pp}.type")
-        parts.append(_decode_part(p, kind, pp))
-    return parts
+        _decode_part(p, kind, pp, into.add())
 
 
-def _decode_part(p: dict, kind: str, param: str) -> chat_pb2.ContentPart:
-    part = chat_pb2.ContentPart()
+def _decode_part(p: dict, kind: str, param: str, part: chat_pb2.ContentPart) -> None:
     if kind in ("text", "refusal"):
         text = p.get(kind)
         if not isinstance(text, str):
             raise _bad_type(f"{param}.{kind}", "a string", text)
         part.text.text = text
-        extra = _rest(p, ("type", "text"))
+        extra = _rest(p, _TEXT_KEYS)
         if kind == "refusal":
-            extra = _rest(p, ("refusal",))  # keeps "type": "refusal" for same-format routes
+            extra = _rest(p, _K_REFUSAL)  # keeps "type": "refusal" for same-format routes
     elif kind == "image_url":
         img = p.get("image_url")
         url = img.get("url") if isinstance(img, dict) else None
@@ -386,7 +400,7 @@ def _decode_part(p: dict, kind: str, param: str) -> chat_pb2.ContentPart:
         detail = img.get("detail")
         if isinstance(detail, str):
             part.image.detail = detail
-        extra = _rest(p, ("type", "image_url"))
+        extra = _rest(p, _K_IMAGE)
     else:  # file
         f = p.get("file")
         if not isinstance(f, dict):
@@ -400,12 +414,11 @@ def _decode_part(p: dict, kind: str, param: str) -> chat_pb2.ContentPart:
                 part.document.url = file_data
         if isinstance(filename, str):
             part.document.filename = filename
-        extra = _rest(p, ("type", "file"))
-        file_rest = _rest(f, ("file_data", "filename"))  # file_id: no canonical counterpart
+        extra = _rest(p, _K_FILE)
+        file_rest = _rest(f, _K_FILE_INNER)  # file_id: no canonical counterpart
         if file_rest:
             extra["file"] = file_rest
     part.extra_json = _dumps(extra)
-    return part
 
 
 def _split_data_url(url: str) -> tuple[str, str]:
