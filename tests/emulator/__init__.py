@@ -1,0 +1,7 @@
+"""An upstream LLM emulator speaking OpenAI Chat Completions and Anthropic Messages.
+
+`from tests.emulator import Emulator` for in-process use; `python -m tests.emulator` to run it.
+"""
+from tests.emulator.runner import Emulator
+
+__all__ = ["Emulator"]

@@ -1,0 +1,134 @@
+"""`Emulator`: run the emulator in a background thread for in-process tests."""
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Iterable
+
+from aiohttp import web
+
+from tests.emulator.server import build_app
+from tests.emulator.state import EmulatorConfig, EmulatorState
+
+
+class Emulator:
+    """An upstream OpenAI/Anthropic emulator on a free port, served from its own thread.
+
+    `emu = Emulator(); emu.start(); emu.url; emu.stop()`, or `with Emulator() as emu: ...`.
+    """
+
+    def __init__(self, *, openai_keys: Iterable[str] = (), anthropic_keys: Iterable[str] = (),
+                 fast: bool = False, latency_ms: float = 0.0, chunks: int | None = None,
+                 host: str = "127.0.0.1", port: int = 0) -> None:
+        self.state = EmulatorState(EmulatorConfig(
+            openai_keys=frozenset(openai_keys), anthropic_keys=frozenset(anthropic_keys),
+            fast=fast, latency_ms=latency_ms, chunks=chunks))
+        self.host = host
+        self.port = port
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runner: web.AppRunner | None = None
+        self._thread: threading.Thread | None = None
+
+    # ---- lifecycle ----------------------------------------------------------------------
+    def start(self, timeout: float = 10.0) -> "Emulator":
+        """Start serving; returns once the port is bound (raises if it could not be)."""
+        ready = threading.Event()
+        failure: list[BaseException] = []
+        self._loop = asyncio.new_event_loop()
+
+        def run() -> None:
+            asyncio.set_event_loop(self._loop)
+            try:
+                self._loop.run_until_complete(self._serve())
+            except BaseException as e:  # report bind errors to the starting thread
+                failure.append(e)
+                ready.set()
+                return
+            ready.set()
+            self._loop.run_forever()
+
+        self._thread = threading.Thread(target=run, name="llm-emulator", daemon=True)
+        self._thread.start()
+        if not ready.wait(timeout):
+            raise TimeoutError("emulator did not start")
+        if failure:
+            raise failure[0]
+        return self
+
+    async def _serve(self) -> None:
+        self._runner = web.AppRunner(build_app(self.state), handler_cancellation=True,
+                                     access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+
+    def stop(self) -> None:
+        """Stop serving and join the thread (in-flight requests get a second to finish)."""
+        if self._loop is None or self._thread is None:
+            return
+        if self._runner is not None:
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop.close()
+        self._loop = self._thread = self._runner = None
+
+    def __enter__(self) -> "Emulator":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ---- addresses ----------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        """http://host:port — Anthropic SDK base_url; append /v1 for the OpenAI SDK."""
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def openai_base_url(self) -> str:
+        return f"{self.url}/v1"
+
+    @property
+    def anthropic_base_url(self) -> str:
+        return self.url
+
+    # ---- test API -----------------------------------------------------------------------
+    def script(self, model: str, *steps: dict) -> None:
+        """Queue behaviours for requests naming `model` ("*" for any), consumed in order."""
+        self.state.script(model, list(steps))
+
+    def requests(self) -> list[dict]:
+        """Recorded requests: method, path, query, headers, json, model, api, stream, status, time."""
+        return self.state.requests()
+
+    def disconnects(self) -> list[dict]:
+        """Replies the client abandoned before their end (api, path, model, stream, frames_sent)."""
+        return self.state.disconnects()
+
+    def reset(self) -> None:
+        self.state.reset()
+
+    def wait_for_disconnects(self, count: int = 1, timeout: float = 5.0) -> list[dict]:
+        """Poll until at least `count` disconnects were recorded (raises TimeoutError)."""
+        return _poll(lambda: self.disconnects() if len(self.disconnects()) >= count else None,
+                     timeout, f"{count} disconnect(s)")
+
+    def wait_for_requests(self, count: int = 1, timeout: float = 5.0) -> list[dict]:
+        """Poll until at least `count` requests were recorded (raises TimeoutError)."""
+        return _poll(lambda: self.requests() if len(self.requests()) >= count else None,
+                     timeout, f"{count} request(s)")
+
+
+def _poll(probe, timeout: float, what: str):
+    """Re-check `probe` until it returns non-None or the deadline passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = probe()
+        if found is not None:
+            return found
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        time.sleep(0.01)

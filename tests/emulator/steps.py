@@ -1,0 +1,52 @@
+"""Script steps: what a test can ask the emulator to do for one request."""
+from __future__ import annotations
+
+from typing import Any
+
+STEP_KEYS = frozenset({
+    "status",                    # answer with this HTTP error status (provider's error body)
+    "error",                     # {"message", "type", "code", "param"} for status / error events
+    "body",                      # raw error body (str or JSON) instead of the provider's shape
+    "headers",                   # extra response headers (e.g. retry-after)
+    "delay",                     # seconds to wait before answering
+    "chunk_delay",               # seconds to wait between stream frames
+    "chunks",                    # number of text fragments in the stream
+    "reply",                     # the reply content (see REPLY_KEYS)
+    "abort_after_chunks",        # close the connection after N stream frames
+    "error_event_after_chunks",  # send an in-stream error after N stream frames
+    "interleave",                # interleave parallel tool-call fragments (OpenAI streams)
+})
+REPLY_KEYS = frozenset({
+    "text", "tool_calls", "thinking", "refusal", "usage",
+    "stop_reason",    # Anthropic stop_reason override (e.g. "pause_turn")
+    "finish_reason",  # OpenAI finish_reason override (e.g. "content_filter")
+})
+TOOL_CALL_KEYS = frozenset({"id", "name", "arguments"})
+
+
+def validate_step(step: Any) -> dict:
+    """Check a step's shape and return it; unknown keys raise so typos fail loudly."""
+    if not isinstance(step, dict):
+        raise ValueError(f"a script step must be an object, got {step!r}")
+    unknown = set(step) - STEP_KEYS
+    if unknown:
+        raise ValueError(f"unknown script step keys {sorted(unknown)}; known: {sorted(STEP_KEYS)}")
+    if "status" in step and not (isinstance(step["status"], int) and 400 <= step["status"] <= 599):
+        raise ValueError(f"step status must be an int 400..599, got {step['status']!r}")
+    for key in ("delay", "chunk_delay"):
+        if key in step and not (isinstance(step[key], (int, float)) and step[key] >= 0):
+            raise ValueError(f"step {key} must be a non-negative number")
+    for key in ("chunks", "abort_after_chunks", "error_event_after_chunks"):
+        if key in step and not (isinstance(step[key], int) and step[key] >= 0):
+            raise ValueError(f"step {key} must be a non-negative int")
+    reply = step.get("reply")
+    if reply is not None:
+        if not isinstance(reply, dict):
+            raise ValueError("step reply must be an object")
+        unknown = set(reply) - REPLY_KEYS
+        if unknown:
+            raise ValueError(f"unknown reply keys {sorted(unknown)}; known: {sorted(REPLY_KEYS)}")
+        for call in reply.get("tool_calls") or []:
+            if not isinstance(call, dict) or "name" not in call or set(call) - TOOL_CALL_KEYS:
+                raise ValueError(f"a tool call needs name (and optional id, arguments): {call!r}")
+    return step
