@@ -32,13 +32,14 @@ def wait_for(predicate, timeout: float, what: str) -> None:
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
-def gateway_config(emulator_url: str, port: int, extra: str = "", state: str = "") -> str:
+def gateway_config(emulator_url: str, port: int, extra: str = "", state: str = "",
+                   providers: str = "", aliases: str = "", timeout: str = "10s") -> str:
     """A plano_config.yaml whose every provider is the emulator."""
     ports = [free_port() for _ in range(3)]
     return f"""
 version: v0.3.0
 listeners:
-  - {{type: model, name: model_listener, address: 127.0.0.1, port: {port}, timeout: 10s}}
+  - {{type: model, name: model_listener, address: 127.0.0.1, port: {port}, timeout: {timeout}}}
 model_providers:
   - model: openai/gpt-4o-mini
     access_key: {OPENAI_KEY}
@@ -59,9 +60,11 @@ model_providers:
     base_url: {emulator_url}
     provider_interface: openai
     access_key: {OPENAI_KEY}
+{providers}
 model_aliases:
   fast-model: {{target: gpt-4o-mini}}
   smart-model: {{target: claude-3-5-sonnet-20241022}}
+{aliases}
 {extra}
 {state}
 services:

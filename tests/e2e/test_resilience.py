@@ -14,7 +14,8 @@ from tests.e2e.harness import (ANTHROPIC_KEY, OPENAI_KEY, Gateway, free_port, ga
 TEAM_A, TEAM_B, TEAM_C = "team-a-secret", "team-b-secret", "team-c-secret"
 
 
-def resilience_extra(dead_port: int) -> str:
+def resilience_config(dead_port: int) -> tuple[str, str, str]:
+    """Extra providers, aliases and top-level sections for this module's gateway."""
     return f"""
   - model: openai/gpt-4o-dead
     access_key: {OPENAI_KEY}
@@ -32,6 +33,7 @@ def resilience_extra(dead_port: int) -> str:
     targets:
       - {{model: gpt-4o-mini, weight: 80}}
       - {{model: gpt-4o, weight: 20}}
+""", f"""
 auth:
   keys:
     - key: {TEAM_A}
@@ -50,11 +52,9 @@ limits:
 @pytest.fixture(scope="module")
 def rgw(emulator, tmp_path_factory):
     port = free_port()
-    providers, aliases = resilience_extra(free_port())
-    text = gateway_config(emulator.url, port, state="state_storage: {type: memory}")
-    text = text.replace("model_aliases:\n", providers + "model_aliases:\n", 1)
-    text = text.replace("services:\n", aliases + "services:\n", 1)
-    text = text.replace("timeout: 10s", "timeout: 3s")
+    providers, aliases, extra = resilience_config(free_port())
+    text = gateway_config(emulator.url, port, state="state_storage: {type: memory}",
+                          providers=providers, aliases=aliases, extra=extra, timeout="3s")
     gw = Gateway(text, tmp_path_factory.mktemp("resilience"), port).start()
     yield gw
     gw.stop()
