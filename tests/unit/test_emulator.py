@@ -445,6 +445,16 @@ def test_client_disconnect_is_recorded(emu):
     assert d["request_index"] == emu.requests()[-1]["index"]
 
 
+def test_client_timeout_during_delay_is_recorded(emu):
+    emu.script("m", {"delay": 5})
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(f"{emu.openai_base_url}/chat/completions", timeout=0.2,
+                   json={"model": "m", "messages": user("a")},
+                   headers={"Authorization": f"Bearer {OPENAI_KEY}"})
+    [d] = emu.wait_for_disconnects(1)
+    assert d["stream"] is False and d["api"] == "openai" and d["frames_sent"] == 0
+
+
 def test_delay_step(emu, oai):
     emu.script("m", {"delay": 0.3})
     t0 = time.monotonic()
