@@ -92,7 +92,8 @@ class Gateway:
             [sys.executable, "-m", "services", "up", "--config", str(self.config_path)],
             cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
             start_new_session=True)
-        wait_for(self.healthy, timeout, f"gateway health (log: {self.log_path})")
+        wait_for(lambda: self.healthy() and "gateway listening on" in self.log(), timeout,
+                 f"gateway health (log: {self.log_path})")
         return self
 
     def healthy(self) -> bool:
