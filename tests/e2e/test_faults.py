@@ -1,6 +1,7 @@
 """Faults: malformed input never breaks the gateway; a backend killed under load gives
 clean 503s, is restarted by the launcher, and traffic recovers with nothing lost."""
 import concurrent.futures
+import json
 import os
 import signal
 import threading
@@ -28,14 +29,14 @@ message = st.fixed_dictionaries({}, optional={
                                   "weird"])}, optional={"text": json_value}), max_size=3))})
 body = st.one_of(
     st.binary(max_size=200),
-    json_value.map(lambda v: __import__("orjson").dumps(v)),
+    json_value.map(lambda v: json.dumps(v).encode()),
     st.fixed_dictionaries({}, optional={
         "model": st.one_of(st.sampled_from(["gpt-4o-mini", "claude-3-5-sonnet-20241022",
                                             "nope"]), json_value),
         "messages": st.one_of(json_value, st.lists(message, max_size=3)),
         "input": json_value, "max_tokens": json_value, "stream": json_value,
         "tools": json_value, "tool_choice": json_value, "temperature": json_value,
-    }).map(lambda v: __import__("orjson").dumps(v)))
+    }).map(lambda v: json.dumps(v).encode()))
 ENDPOINTS = ["/v1/chat/completions", "/v1/messages", "/v1/responses"]
 
 
