@@ -42,7 +42,8 @@ _TOOL_CHOICE_MODES = {"auto": chat_pb2.ToolChoice.MODE_AUTO,
 
 # ---- validation helpers ------------------------------------------------------------------
 def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
+    # Within int32: the canonical model's integer fields are int32.
+    return isinstance(v, int) and not isinstance(v, bool) and -2**31 <= v < 2**31
 
 
 def _is_num(v: Any) -> bool:
@@ -271,7 +272,7 @@ def _decode_message(m: Any, param: str, msg: chat_pb2.Message) -> None:
     role = m.get("role")
     if role is None:
         raise _missing(f"{param}.role")
-    if role not in _ROLES:
+    if not isinstance(role, str) or role not in _ROLES:
         raise _bad(f"{param}.role", "Input should be 'user' or 'assistant'")
     msg.role = _ROLES[role]
     msg.extra_json = _dumps(_rest(m, _K_MESSAGE))

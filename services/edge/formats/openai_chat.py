@@ -45,7 +45,8 @@ _EXTRA_NUMBERS = {"frequency_penalty": (-2.0, 2.0), "presence_penalty": (-2.0, 2
 
 # ---- validation helpers ------------------------------------------------------------------
 def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
+    # Within int32: the canonical model's integer fields are int32.
+    return isinstance(v, int) and not isinstance(v, bool) and -2**31 <= v < 2**31
 
 
 def _is_num(v: Any) -> bool:
@@ -282,7 +283,7 @@ def _decode_message(m: Any, param: str, msg: chat_pb2.Message) -> None:
     role = m.get("role")
     if role is None:
         raise _missing(f"{param}.role")
-    if role not in _ROLES:
+    if not isinstance(role, str) or role not in _ROLES:
         raise invalid_request(f"Invalid value for '{param}.role': '{role}'. Supported values "
                               "are: 'system', "
                               "'developer', 'user', 'assistant' and 'tool'.", f"{param}.role")

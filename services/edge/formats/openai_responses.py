@@ -154,7 +154,7 @@ def _decode_sampling(body: dict, req: chat_pb2.ChatRequest, ctx: ResponsesContex
         setattr(ctx, name, float(value))
     mot = body.get("max_output_tokens")
     if mot is not None:
-        if isinstance(mot, bool) or not isinstance(mot, int) or mot < 1:
+        if isinstance(mot, bool) or not isinstance(mot, int) or not 1 <= mot < 2**31:
             raise invalid_request("max_output_tokens must be a positive integer",
                                   "max_output_tokens")
         req.max_tokens = min(mot, 2**31 - 1)
@@ -316,7 +316,7 @@ def _normalise_item(item: Any, param: str) -> dict:
 
 def _normalise_message(item: dict, param: str) -> dict:
     role = item.get("role")
-    if role not in _INPUT_ROLES:
+    if not isinstance(role, str) or role not in _INPUT_ROLES:
         raise invalid_request("role must be one of user, assistant, system, developer",
                               f"{param}.role")
     content = item.get("content")
