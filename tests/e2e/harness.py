@@ -52,7 +52,11 @@ model_providers:
     access_key: {ANTHROPIC_KEY}
     base_url: {emulator_url}
   - model: ollama/llama3.1
+    base_url: {emulator_url}/ollama/v1
+  - model: azure_openai/gpt-4o-deploy
+    access_key: {OPENAI_KEY}
     base_url: {emulator_url}
+    api_version: "2024-10-21"
   - model: groq/llama-3.1-8b-instant
     access_key: {OPENAI_KEY}
     base_url: {emulator_url}/openai/v1

@@ -24,11 +24,17 @@ _NO_KEY = ("You didn't provide an API key. You need to provide your API key in a
            "https://platform.openai.com/account/api-keys.")
 
 
+# Paths under this prefix behave as a local Ollama server: same wire format, no auth.
+OLLAMA_PREFIX = "/ollama/"
+
+
 def _mask(key: str) -> str:
     return key[:3] + "*" * max(len(key) - 7, 0) + key[-4:] if len(key) > 7 else "*" * len(key)
 
 
 def _auth_openai(request: web.Request, cfg: EmulatorConfig) -> None:
+    if request.path.startswith(OLLAMA_PREFIX):
+        return  # Ollama's OpenAI-compatible API takes no key
     auth = request.headers.get("Authorization", "")
     if not auth.startswith("Bearer ") or not auth[7:].strip():
         raise openai_error(401, _NO_KEY, code="invalid_api_key")
