@@ -50,7 +50,11 @@ class Exchange:
     upstream_ms: float = 0.0
 
     def __post_init__(self) -> None:
-        self.request_id = self.request.headers.get("x-request-id") or ids.request_id()
+        # One id per request, however many Exchanges look at it (the error guard makes one).
+        state = self.request.state
+        self.request_id = (getattr(state, "request_id", None)
+                           or self.request.headers.get("x-request-id") or ids.request_id())
+        state.request_id = self.request_id
         self.headers["x-request-id"] = self.request_id
         self.headers["request-id"] = self.request_id
 

@@ -219,7 +219,8 @@ class Executor:
                 yield error_batch(_scrub(err, secrets))
                 return
             except Exception as exc:   # a codec bug must still answer in the event grammar
-                log.exception("provider %s: encoding the request failed", entry.name)
+                log.exception("request %s: provider %s: encoding the request failed",
+                              gen.request_id, entry.name)
                 yield error_batch(_error(500, f"provider '{entry.name}': the gateway could not "
                                               f"encode the request ({type(exc).__name__})", entry))
                 return
@@ -242,8 +243,9 @@ class Executor:
                         breaker.record_failure()
                     else:
                         breaker.record_success()   # the upstream is alive; the request is wrong
-                    log.warning("provider %s attempt %d failed: %d %s", entry.name, attempts,
-                                last.http_status, last.type)
+                    log.warning("request %s: provider %s attempt %d failed: %d %s",
+                                gen.request_id, entry.name, attempts, last.http_status,
+                                last.type)
                     if failed.final or (not failed.retryable and 400 <= last.http_status < 500):
                         yield error_batch(last)
                         return

@@ -37,10 +37,15 @@ def guarded(fmt: ModuleType) -> Callable[[Handler], Handler]:
             try:
                 return await handler(request)
             except GatewayError as exc:
-                return Exchange(request, fmt, "").error_response(exc)
+                ex = Exchange(request, fmt, "")
+                if exc.http_status >= 500:
+                    log.warning("request %s %s: %d %s", ex.request_id, request.url.path,
+                                exc.http_status, exc.type)
+                return ex.error_response(exc)
             except Exception:  # noqa: BLE001 - the last line of defence
-                log.exception("unhandled error on %s", request.url.path)
-                return Exchange(request, fmt, "").error_response(
+                ex = Exchange(request, fmt, "")
+                log.exception("request %s %s: unhandled error", ex.request_id, request.url.path)
+                return ex.error_response(
                     GatewayError(500, "internal gateway error", type="api_error"))
         return run
     return wrap
