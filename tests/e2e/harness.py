@@ -53,6 +53,10 @@ model_providers:
     base_url: {emulator_url}
   - model: ollama/llama3.1
     base_url: {emulator_url}/ollama/v1
+  - model: openai/gpt-4.1-nano
+    name: byok
+    base_url: {emulator_url}
+    passthrough_auth: true
   - model: azure_openai/gpt-4o-deploy
     access_key: {OPENAI_KEY}
     base_url: {emulator_url}

@@ -42,3 +42,27 @@ def test_a_dead_service_is_restarted(emulator, tmp_path):
         wait_for(gw.healthy, 30, "the gateway to be healthy again")
     finally:
         gw.stop()
+
+
+def test_sigterm_drains_an_in_flight_stream(emulator, tmp_path):
+    import httpx
+    port = free_port()
+    gw = Gateway(gateway_config(emulator.url, port), tmp_path, port).start()
+    emulator.reset()
+    emulator.script("gpt-4o-mini", {"reply": {"text": " ".join(["w"] * 20)}, "chunks": 20,
+                                    "chunk_delay": 0.1})
+    try:
+        with httpx.stream("POST", f"{gw.url}/v1/chat/completions", timeout=30, json={
+                "model": "gpt-4o-mini", "stream": True,
+                "messages": [{"role": "user", "content": "long"}]}) as r:
+            lines = r.iter_lines()
+            first = next(lines)
+            assert first.startswith("data: ")
+            gw.proc.send_signal(signal.SIGTERM)
+            rest = list(lines)
+        assert rest[-2:] == ["data: [DONE]", ""] or rest[-1] == "data: [DONE]"
+        text = "".join(l for l in rest if l.startswith("data: {"))
+        assert text.count('"content":"w') + text.count('"content":" w') >= 19
+        assert gw.proc.wait(timeout=30) == 0
+    finally:
+        gw.stop()

@@ -131,3 +131,15 @@ def test_system_and_developer_messages_become_anthropic_system_blocks(openai_cli
         else [sent["system"]]
     assert texts == ["Be terse.", "Answer in French."]
     assert [m["role"] for m in sent["messages"]] == ["user"]
+
+
+def test_passthrough_auth_forwards_the_clients_key(gateway, emu):
+    from openai import OpenAI
+    client = OpenAI(api_key=OPENAI_KEY, base_url=f"{gateway.url}/v1", max_retries=0)
+    client.chat.completions.create(model="gpt-4.1-nano",
+                                   messages=[{"role": "user", "content": "my key"}])
+    assert last(emu)["headers"]["authorization"] == f"Bearer {OPENAI_KEY}"
+    wrong = OpenAI(api_key="sk-wrong", base_url=f"{gateway.url}/v1", max_retries=0)
+    with pytest.raises(openai.AuthenticationError):
+        wrong.chat.completions.create(model="gpt-4.1-nano",
+                                      messages=[{"role": "user", "content": "bad key"}])
