@@ -1,0 +1,1 @@
+"""Benchmark harness: Switchyard vs the LiteLLM proxy vs the emulator itself (the floor)."""

@@ -1,0 +1,54 @@
+"""Smoke run of the benchmark harness: direct and Switchyard, one short scenario, the Python
+driver (no wrk, no LiteLLM). Asserts a table comes out with traffic and no errors."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from bench import procs
+
+
+def test_bench_smoke_produces_a_table(tmp_path):
+    out_json = tmp_path / "rows.json"
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--targets", "direct,switchyard",
+         "--scenarios", "chat-c16", "--seconds", "2", "--warmup", "0.5", "--driver", "python",
+         "--json", str(out_json)],
+        cwd=procs.ROOT, capture_output=True, text=True, timeout=240)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "req/s" in run.stdout and "+p50 vs direct" in run.stdout
+    rows = {r["target"]: r for r in json.loads(out_json.read_text())["rows"]}
+    assert set(rows) == {"direct", "switchyard"}
+    for target, row in rows.items():
+        assert row["scenario"] == "chat-c16"
+        assert row["requests"] > 0, row
+        assert row["rps"] > 0, row
+        assert row["errors"] == 0, row
+    sy = rows["switchyard"]
+    assert sy["added_p50_ms"] is not None
+    assert sy["rss_mb"] > 0   # the four services' processes were found
+    assert sy["overhead_hdr_p50_ms"] is not None and sy["overhead_hdr_p50_ms"] >= 0
+    table_lines = [ln for ln in run.stdout.splitlines() if ln.startswith(("direct", "switchyard"))]
+    assert len(table_lines) >= 2
+
+
+def test_stream_driver_counts_tokens_and_done():
+    from bench.driver import _token_events
+    buf = bytearray(b'data: {"choices":[{"delta":{"role":"assistant"}}]}\n\n'
+                    b'data: {"choices":[{"delta":{"content":"Hi"}}]}\n\n'
+                    b'data: {"choices":[{"delta":{"content":" there"}}]}\n\ndata: [DO')
+    assert _token_events(buf) == (2, False)
+    buf += b"NE]\n\n"
+    assert _token_events(buf) == (0, True)
+    assert not buf
+
+
+def test_wrk_script_replays_the_request_and_reports_json():
+    from bench.scenarios import SCENARIOS, build_request
+    from bench.wrk import MARK, lua_script
+    req = build_request(SCENARIOS["anthropic-c16"], "switchyard")
+    script = lua_script(req)
+    assert req.body.decode() in script
+    assert 'wrk.headers["anthropic-version"] = "2023-06-01"' in script
+    assert MARK in script and "latency:percentile(99)" in script
