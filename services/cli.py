@@ -39,7 +39,10 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    import setproctitle
+
     from services.common.logs import setup_logging
+    setproctitle.setproctitle(f"switchyard serve {args.service} --config {args.config}")
     setup_logging(args.service)
     config = _load(args.config)
     if args.service == "edge":

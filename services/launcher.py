@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -31,11 +30,16 @@ def _die_with_parent() -> None:
 
 
 def service_command(service: str, config_path: str) -> list[str]:
-    """`switchyard serve <service>` — the console script when installed, so `ps` says so."""
-    exe = shutil.which("switchyard", path=os.path.dirname(sys.executable) + os.pathsep
-                       + os.environ.get("PATH", ""))
-    head = [exe] if exe else [sys.executable, "-m", "services"]
-    return [*head, "serve", service, "--config", config_path]
+    """This interpreter and this copy of the package, whatever else is installed; the child
+    names itself `switchyard serve <service>` (setproctitle) so `ps` says which is which."""
+    return [sys.executable, "-m", "services", "serve", service, "--config", config_path]
+
+
+def service_env() -> dict[str, str]:
+    """Children import the same `services` package as the launcher."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": root + (os.pathsep + path if path else "")}
 
 
 class Launcher:
@@ -51,7 +55,8 @@ class Launcher:
 
     def _spawn(self, service: str) -> None:
         self.procs[service] = subprocess.Popen(
-            service_command(service, self.config_path), preexec_fn=_die_with_parent)
+            service_command(service, self.config_path), env=service_env(),
+            preexec_fn=_die_with_parent)
 
     def _healthy(self, service: str) -> bool:
         if service == "edge":
