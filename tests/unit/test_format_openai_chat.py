@@ -353,3 +353,17 @@ def test_tool_level_and_function_level_extras_stay_apart():
     req = oc.decode_request(with_(tools=[{"type": "function", "x_tool": 1,
                                           "function": {"name": "f", "strict": True}}]))
     assert orjson.loads(req.tools[0].extra_json) == {"x_tool": 1, "function": {"strict": True}}
+
+
+def test_file_part_with_only_a_file_id_is_a_document_and_round_trips():
+    from services.common.config.model import ProviderEntry
+    from services.providers.adapters import openai_compat
+    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": [
+        {"type": "file", "file": {"file_id": "file-123"}}]}]}
+    req = oc.decode_request(body)
+    assert req.messages[0].parts[0].WhichOneof("kind") == "document"
+    entry = ProviderEntry(name="openai/gpt-4o", provider="openai", model="gpt-4o",
+                          interface="openai", endpoint="http://127.0.0.1:1/v1/chat/completions",
+                          auth="bearer", access_key="k")
+    sent, dropped = openai_compat.encode_request(req, entry, "gpt-4o")
+    assert orjson.loads(sent)["messages"] == body["messages"] and dropped == []

@@ -407,6 +407,7 @@ def _decode_part(p: dict, kind: str, param: str, part: chat_pb2.ContentPart) -> 
         if not isinstance(f, dict):
             raise _missing(f"{param}.file")
         file_data, filename = f.get("file_data"), f.get("filename")
+        part.document.SetInParent()  # a part with only a file_id is still a document
         if isinstance(file_data, str):
             media, data = _split_data_url(file_data)
             if data:
