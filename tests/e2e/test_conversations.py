@@ -151,3 +151,15 @@ def test_hundred_concurrent_conversations_do_not_cross(gateway, emu):
     for msgs in second_turns:
         n = msgs[2]["content"].split(", ")[1].rstrip("?")
         assert msgs[0]["content"] == f"I am user {n}"
+
+
+def test_structured_output_reaches_an_openai_upstream(openai_client, emu):
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}}
+    openai_client.responses.create(model="gpt-4o-mini", input="json please", text={
+        "format": {"type": "json_schema", "name": "place", "schema": schema, "strict": True}})
+    sent = [r for r in emu.requests() if r["path"].endswith("/chat/completions")][-1]["json"]
+    assert sent["response_format"] == {"type": "json_schema", "json_schema": {
+        "name": "place", "schema": schema, "strict": True}}
+    raw = openai_client.responses.with_raw_response.create(
+        model=CLAUDE, input="json please", text={"format": {"type": "json_object"}})
+    assert "response_format" in raw.headers["x-switchyard-dropped-params"]

@@ -165,8 +165,20 @@ def test_unnamed_fields_ride_in_extra_json_default_text_does_not():
     assert orjson.loads(req.extra_json) == {"service_tier": "flex", "top_logprobs": 2}
     assert ctx.text == {"format": {"type": "text"}}
     req, ctx = decode({"input": "x", "text": {"format": {"type": "json_object"}}})
-    assert orjson.loads(req.extra_json) == {"text": {"format": {"type": "json_object"}}}
+    assert orjson.loads(req.response_format_json) == {"type": "json_object"}
+    assert not req.extra_json
     assert ctx.text == {"format": {"type": "json_object"}}
+
+
+def test_text_format_json_schema_becomes_a_chat_response_format():
+    fmt = {"type": "json_schema", "name": "w", "schema": {"type": "object"}, "strict": True}
+    req, ctx = decode({"input": "x", "text": {"format": fmt, "verbosity": "low"}})
+    assert orjson.loads(req.response_format_json) == {"type": "json_schema", "json_schema": {
+        "name": "w", "schema": {"type": "object"}, "strict": True}}
+    assert orjson.loads(req.extra_json) == {"text": {"verbosity": "low"}}
+    assert ctx.text["format"] == fmt
+    with pytest.raises(GatewayError):
+        decode({"input": "x", "text": {"format": {"type": "json_schema"}}})
 
 
 @pytest.mark.parametrize("body, param, words", [

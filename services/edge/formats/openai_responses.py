@@ -98,8 +98,13 @@ def decode_request(body: dict) -> tuple[chat_pb2.ChatRequest, ResponsesContext]:
         if not isinstance(text, dict):
             raise invalid_request("text must be an object", "text")
         ctx.text = {"format": {"type": "text"}, **text}
-        if text.get("format", {"type": "text"}) != {"type": "text"} or len(text) > 1:
-            extra["text"] = text  # structured output: no canonical field, reported as dropped
+        fmt = text.get("format", {"type": "text"})
+        response_format = _response_format(fmt)
+        if response_format is not None:
+            req.response_format_json = orjson.dumps(response_format)
+        rest = {k: v for k, v in text.items() if k != "format"}
+        if rest:
+            extra["text"] = rest  # e.g. verbosity: no canonical field, reported as dropped
     if body.get("truncation") is not None:
         if body["truncation"] not in ("auto", "disabled"):
             raise invalid_request("truncation must be 'auto' or 'disabled'", "truncation")
@@ -525,6 +530,26 @@ def _failure(err: chat_pb2.Error) -> dict:
         "server_error" if (err.http_status or 500) >= 500 else
         mappings.ERROR_TYPES.get(err.type, ("api_error",))[0])
     return {"code": code, "message": err.message or "the upstream request failed"}
+
+
+def _response_format(fmt: object) -> dict | None:
+    """Responses `text.format` -> Chat Completions `response_format` (None for plain text)."""
+    if not isinstance(fmt, dict) or fmt.get("type") not in ("text", "json_object", "json_schema"):
+        raise invalid_request("text.format.type must be 'text', 'json_object' or 'json_schema'",
+                              "text.format")
+    if fmt["type"] == "text":
+        return None
+    if fmt["type"] == "json_object":
+        return {"type": "json_object"}
+    name, schema = fmt.get("name"), fmt.get("schema")
+    if not isinstance(name, str) or not name or not isinstance(schema, dict):
+        raise invalid_request("text.format of type json_schema needs a name and a schema object",
+                              "text.format")
+    spec = {"name": name, "schema": schema}
+    for key in ("strict", "description"):
+        if key in fmt:
+            spec[key] = fmt[key]
+    return {"type": "json_schema", "json_schema": spec}
 
 
 def encode_response(turn: Turn, *, model: str, response_id: str, created: int,

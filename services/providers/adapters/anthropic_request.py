@@ -76,6 +76,8 @@ def encode_body(req: chat_pb2.ChatRequest, entry: ProviderEntry,
         merge_missing(body, extra)
     else:
         enc.dropped.extend(k for k in extra if k not in TRANSLATED_EXTRA)
+    if req.response_format_json:
+        enc.dropped.append("response_format")  # Messages has no structured-output switch
     return body, enc.dropped
 
 

@@ -78,6 +78,8 @@ def encode_body(req: chat_pb2.ChatRequest, entry: ProviderEntry,
         body["reasoning_effort"] = r.effort
     elif r.budget_tokens > 0:
         body["reasoning_effort"] = budget_to_effort(r.budget_tokens)
+    if req.response_format_json:
+        body["response_format"] = orjson.loads(req.response_format_json)
     if enc.same:
         merge_missing(body, extra)
     else:
