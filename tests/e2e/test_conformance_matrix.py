@@ -186,3 +186,43 @@ def test_mid_stream_abort_is_an_error_not_a_success(client, upstream, emu):
                        "chunks": 8})
     with pytest.raises((openai.APIError, anthropic.APIError)):
         client.ask(model, USER, stream=True)
+
+
+SCRIPTED_USAGE = {"reply": {"text": "counted", "usage": {
+    "input_tokens": 10, "cache_read_input_tokens": 20, "output_tokens": 7}}}
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
+def test_usage_lands_where_each_format_expects_it(openai_client, anthropic_client, upstream,
+                                                  emu, stream):
+    model = UPSTREAMS[upstream][0]
+    msgs = [{"role": "user", "content": "count"}]
+    emu.script(model, SCRIPTED_USAGE)
+    if stream:
+        chunks = list(openai_client.chat.completions.create(
+            model=model, messages=msgs, stream=True, stream_options={"include_usage": True}))
+        usage = chunks[-1].usage
+    else:
+        usage = openai_client.chat.completions.create(model=model, messages=msgs).usage
+    # OpenAI: prompt_tokens includes cached tokens.
+    assert (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens) == (30, 7, 37)
+    assert usage.prompt_tokens_details.cached_tokens == 20
+
+    emu.script(model, SCRIPTED_USAGE)
+    if stream:
+        with anthropic_client.messages.stream(model=model, max_tokens=50, messages=msgs) as s:
+            usage = s.get_final_message().usage
+    else:
+        usage = anthropic_client.messages.create(model=model, max_tokens=50,
+                                                 messages=msgs).usage
+    # Anthropic: input_tokens excludes cache reads.
+    assert (usage.input_tokens, usage.cache_read_input_tokens, usage.output_tokens) == (10, 20, 7)
+
+
+def test_reasoning_tokens_reach_openai_clients(openai_client, emu):
+    emu.script("gpt-4o-mini", {"reply": {"text": "x", "usage": {
+        "prompt_tokens": 5, "completion_tokens": 9, "reasoning_tokens": 4}}})
+    usage = openai_client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "r"}]).usage
+    assert usage.completion_tokens == 9
+    assert usage.completion_tokens_details.reasoning_tokens == 4
