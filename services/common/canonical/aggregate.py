@@ -61,7 +61,7 @@ class TurnBuilder:
             choice.stop_reason = f.stop_reason
             choice.stop_sequence = f.stop_sequence
             if f.HasField("usage"):
-                _merge_usage(self.turn.usage, f.usage)
+                merge_usage(self.turn.usage, f.usage)
         elif kind == "error":
             self.turn.error = ev.error
 
@@ -86,7 +86,7 @@ class TurnBuilder:
             part.reasoning.signature += d.signature
 
 
-def _merge_usage(into: chat_pb2.Usage, final: chat_pb2.Usage) -> None:
+def merge_usage(into: chat_pb2.Usage, final: chat_pb2.Usage) -> None:
     """Final usage is cumulative; a zero field keeps what `start` reported."""
     for name in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens",
                  "reasoning_tokens"):

@@ -9,7 +9,7 @@ from typing import Any, Sequence
 import orjson
 
 from services.common.canonical import mappings
-from services.common.canonical.aggregate import Turn
+from services.common.canonical.aggregate import Turn, merge_usage
 from services.common.errors import GatewayError, invalid_request
 from services.common.proto import chat_pb2
 from services.edge.formats import sse
@@ -606,7 +606,7 @@ class StreamEncoder:
         self._close_active_and_drain(out, all_blocks=True)
         self._finished = True
         if f.HasField("usage"):
-            _merge_usage(self._usage, f.usage)
+            merge_usage(self._usage, f.usage)
         usage = mappings.usage_to_anthropic(self._usage)
         out.append(sse.event_frame("message_delta", {
             "type": "message_delta",
@@ -633,15 +633,6 @@ class StreamEncoder:
         self._stopped = True
         out.append(sse.event_frame("message_stop", {"type": "message_stop"}))
         return b"".join(out)
-
-
-def _merge_usage(into: chat_pb2.Usage, final: chat_pb2.Usage) -> None:
-    """Final usage is cumulative; a zero field keeps what `start` reported."""
-    for name in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens",
-                 "reasoning_tokens"):
-        value = getattr(final, name)
-        if value:
-            setattr(into, name, value)
 
 
 # ---- errors ------------------------------------------------------------------------------

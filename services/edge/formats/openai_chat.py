@@ -7,7 +7,7 @@ from typing import Any, Sequence
 import orjson
 
 from services.common.canonical import mappings
-from services.common.canonical.aggregate import Turn
+from services.common.canonical.aggregate import Turn, merge_usage
 from services.common.errors import GatewayError, invalid_request
 from services.common.proto import chat_pb2
 from services.edge.formats import sse
@@ -532,7 +532,7 @@ class StreamEncoder:
                 f = ev.finish
                 self._role(f.choice, out)
                 if f.HasField("usage"):
-                    _merge_usage(self._usage, f.usage)
+                    merge_usage(self._usage, f.usage)
                 reason = ("tool_calls" if self._tool_count.get(f.choice)
                           else mappings.STOP_TO_OPENAI_FINISH.get(f.stop_reason, "stop"))
                 out.append(self._chunk(f.choice, {}, reason))
@@ -584,15 +584,6 @@ class StreamEncoder:
             obj["usage"] = mappings.usage_to_openai(self._usage)
             return sse.data_frame(obj) + sse.DONE
         return sse.DONE
-
-
-def _merge_usage(into: chat_pb2.Usage, final: chat_pb2.Usage) -> None:
-    """Final usage is cumulative; a zero field keeps what `start` reported."""
-    for name in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens",
-                 "reasoning_tokens"):
-        value = getattr(final, name)
-        if value:
-            setattr(into, name, value)
 
 
 # ---- errors ------------------------------------------------------------------------------
