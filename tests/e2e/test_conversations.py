@@ -163,3 +163,24 @@ def test_structured_output_reaches_an_openai_upstream(openai_client, emu):
     raw = openai_client.responses.with_raw_response.create(
         model=CLAUDE, input="json please", text={"format": {"type": "json_object"}})
     assert "response_format" in raw.headers["x-switchyard-dropped-params"]
+
+
+@pytest.mark.parametrize("model", [CLAUDE, "gpt-4o-mini"])
+def test_streamed_parallel_function_calls_on_responses(openai_client, emu, model):
+    emu.script(model, {"interleave": True, "reply": {"text": "Both.", "tool_calls": [
+        {"id": "call_p", "name": "get_weather", "arguments": {"city": "Paris"}},
+        {"id": "call_t", "name": "get_weather", "arguments": {"city": "Tokyo"}}]}})
+    tools = [{"type": "function", "name": "get_weather",
+              "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}]
+    with openai_client.responses.stream(model=model, input="Paris and Tokyo?",
+                                        tools=tools) as s:
+        kinds = [e.type for e in s]
+        final = s.get_final_response()
+    calls = [o for o in final.output if o.type == "function_call"]
+    assert [(c.call_id, json.loads(c.arguments)) for c in calls] == [
+        ("call_p", {"city": "Paris"}), ("call_t", {"city": "Tokyo"})]
+    assert final.output_text == "Both."
+    assert kinds[0] == "response.created" and kinds[-1] == "response.completed"
+    assert kinds.count("response.function_call_arguments.done") == 2
+    stored = openai_client.responses.retrieve(final.id)
+    assert [o.type for o in stored.output] == [o.type for o in final.output]
