@@ -46,6 +46,7 @@ auth:
       requests_per_minute: 2
 limits:
   max_body_bytes: 100000
+  max_concurrent_requests: 4
 """
 
 
@@ -192,3 +193,24 @@ def test_provider_keys_never_reach_logs_or_responses(rgw):
     assert log  # the services did log
     for secret in (OPENAI_KEY, ANTHROPIC_KEY, TEAM_A, TEAM_B, TEAM_C):
         assert secret not in log
+
+
+def test_concurrency_bound_sheds_load_with_503(rgw, emu):
+    emu.script("gpt-4o-mini", *[{"delay": 1.5}] * 8)
+
+    def call(_):
+        r = httpx.post(f"{rgw.url}/v1/chat/completions", timeout=20,
+                       headers={"authorization": f"Bearer {TEAM_A}"},
+                       json={"model": "gpt-4o-mini", "messages": USER})
+        return r.status_code, r.headers.get("retry-after"), r.json()
+
+    import concurrent.futures
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(call, range(8)))
+    statuses = sorted(s for s, _, _ in results)
+    assert statuses.count(200) >= 1 and statuses.count(503) >= 1, statuses
+    assert statuses.count(200) <= 4
+    for status, retry_after, body in results:
+        if status == 503:
+            assert int(retry_after) >= 1
+            assert body["error"]["type"] == "service_unavailable"
