@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 import random
 import time
@@ -17,6 +16,7 @@ import orjson
 from services.common.config.model import ProviderEntry
 from services.common.errors import GatewayError
 from services.common.proto import chat_pb2, providers_pb2, router_pb2
+from services.providers import adapters
 from services.providers.breaker import BreakerBoard
 from services.providers.http import SessionPool
 from services.providers.ordering import order_targets
@@ -24,24 +24,22 @@ from services.providers.retry import RetryPolicy, is_retryable, retry_after_seco
 
 log = logging.getLogger(__name__)
 
-ADAPTER_MODULES = {"openai": "services.providers.adapters.openai_compat",
-                   "anthropic": "services.providers.adapters.anthropic"}
 # Events that show the upstream is producing output: once one reached the client, no retry.
 CONTENT_KINDS = frozenset({"block_start", "delta", "block_stop", "finish"})
 ERROR_BODY_LIMIT = 64 * 1024
 
-Adapter = Any  # a module (or object) with the upstream codec interface, see ADAPTER_MODULES
+Adapter = Any  # a module (or object) with the upstream codec interface, see adapters/
 AdapterLookup = Callable[[ProviderEntry], Adapter]
 EntryLookup = Callable[[str], "ProviderEntry | None"]
 
 
 def load_adapter(entry: ProviderEntry) -> Adapter:
     """The upstream codec module for the entry's interface."""
-    module = ADAPTER_MODULES.get(entry.interface)
-    if module is None:
+    try:
+        return adapters.for_interface(entry.interface)
+    except ValueError:
         raise GatewayError(500, f"provider '{entry.name}': no codec for interface "
-                                f"'{entry.interface}'", provider=entry.name)
-    return importlib.import_module(module)
+                                f"'{entry.interface}'", provider=entry.name) from None
 
 
 def default_sse_parser() -> Any:

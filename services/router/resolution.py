@@ -4,11 +4,11 @@ from __future__ import annotations
 import difflib
 import math
 
+from services.common.canonical.mappings import INTERFACE_WIRE
 from services.common.config.loader import match_providers
 from services.common.config.model import Alias, Config, ProviderEntry
 from services.common.proto import chat_pb2, router_pb2
 
-WIRE = {"openai": chat_pb2.WIRE_FORMAT_OPENAI_CHAT, "anthropic": chat_pb2.WIRE_FORMAT_ANTHROPIC}
 
 # A plan before it gets a name and policy: the weighted group, then ordered fallbacks.
 _Key = tuple[str, str]                        # (provider entry name, upstream model)
@@ -95,7 +95,8 @@ def _exact_names(config: Config) -> list[str]:
 
 
 def _target(entry: ProviderEntry, model: str, weight: int = 0) -> router_pb2.Target:
-    return router_pb2.Target(provider=entry.name, model=model, wire=WIRE[entry.interface],
+    return router_pb2.Target(provider=entry.name, model=model,
+                             wire=INTERFACE_WIRE[entry.interface],
                              weight=weight)
 
 

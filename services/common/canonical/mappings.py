@@ -8,6 +8,11 @@ from services.common.proto import chat_pb2
 
 SR = chat_pb2.StopReason
 
+# ---- wire formats ------------------------------------------------------------------------
+# A provider entry's `interface` -> the wire format its upstream speaks.
+INTERFACE_WIRE: dict[str, int] = {"openai": chat_pb2.WIRE_FORMAT_OPENAI_CHAT,
+                                  "anthropic": chat_pb2.WIRE_FORMAT_ANTHROPIC}
+
 # ---- stop reasons ------------------------------------------------------------------------
 OPENAI_FINISH_TO_STOP: dict[str, int] = {
     "stop": SR.STOP_REASON_END_TURN,

@@ -48,3 +48,11 @@ MODEL_FAMILIES: dict[str, tuple[str, ...]] = {
 }
 
 AZURE_DEFAULT_API_VERSION = "2024-10-21"
+
+# Providers that speak OpenAI's own dialect: they accept the `developer` role, `file` content
+# parts and `max_completion_tokens` (which reasoning models require instead of max_tokens).
+OPENAI_NATIVE = frozenset({"openai", "azure_openai"})
+# Known providers that reject `top_k`; self-hosted servers (vLLM, llama.cpp, ...), Together
+# and OpenRouter accept it, so it is sent to every other provider.
+REJECTS_TOP_K = frozenset({"openai", "azure_openai", "groq", "mistral", "deepseek", "xai",
+                           "gemini"})

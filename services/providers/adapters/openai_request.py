@@ -5,20 +5,13 @@ import orjson
 
 from services.common.canonical.mappings import budget_to_effort
 from services.common.config.model import ProviderEntry
+from services.common.config.providers_table import OPENAI_NATIVE, REJECTS_TOP_K
 from services.common.proto import chat_pb2
 
 from .common import (TRANSLATED_EXTRA, data_url, loads_extra, merge_extra, merge_missing,
                      parse_json_object)
 
 WIRE = chat_pb2.WIRE_FORMAT_OPENAI_CHAT
-
-# Providers that speak OpenAI's own dialect: they accept the `developer` role, `file` content
-# parts and `max_completion_tokens` (which reasoning models require instead of max_tokens).
-OPENAI_NATIVE = frozenset({"openai", "azure_openai"})
-# Known providers that reject `top_k`; self-hosted servers (vLLM, llama.cpp, ...), Together
-# and OpenRouter accept it, so it is sent to every other provider.
-REJECTS_TOP_K = frozenset({"openai", "azure_openai", "groq", "mistral", "deepseek", "xai",
-                           "gemini"})
 
 _ROLE = {chat_pb2.ROLE_USER: "user", chat_pb2.ROLE_ASSISTANT: "assistant",
          chat_pb2.ROLE_SYSTEM: "system"}
