@@ -143,3 +143,63 @@ def test_passthrough_auth_forwards_the_clients_key(gateway, emu):
     with pytest.raises(openai.AuthenticationError):
         wrong.chat.completions.create(model="gpt-4.1-nano",
                                       messages=[{"role": "user", "content": "bad key"}])
+
+
+def test_anthropic_same_format_route_loses_nothing(gateway, emu):
+    body = {
+        "model": "claude-3-5-sonnet-20241022", "max_tokens": 300, "top_k": 5,
+        "temperature": 0.3, "metadata": {"user_id": "user-42"},
+        "stop_sequences": ["END"],
+        "system": [{"type": "text", "text": "You are terse.",
+                    "cache_control": {"type": "ephemeral"}}],
+        "tools": [{"name": "get_weather", "description": "Weather",
+                   "input_schema": {"type": "object",
+                                    "properties": {"city": {"type": "string"}}},
+                   "cache_control": {"type": "ephemeral"}}],
+        "tool_choice": {"type": "auto", "disable_parallel_tool_use": True},
+        "messages": [
+            {"role": "user", "content": [
+                {"type": "text", "text": "Weather?", "cache_control": {"type": "ephemeral"}}]},
+            {"role": "assistant", "content": [
+                {"type": "tool_use", "id": "toolu_9", "name": "get_weather",
+                 "input": {"city": "Oslo"}}]},
+            {"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": "toolu_9", "content": "cold",
+                 "is_error": False}]}]}
+    r = httpx.post(f"{gateway.url}/v1/messages", json=body, headers={
+        "x-api-key": "k", "anthropic-version": "2023-06-01",
+        "anthropic-beta": "prompt-caching-2024-07-31"})
+    assert r.status_code == 200, r.text
+    seen = last(emu)
+    assert seen["headers"]["anthropic-beta"] == "prompt-caching-2024-07-31"
+    assert {k: v for k, v in seen["json"].items() if k != "stream"} == body
+
+
+def test_openai_same_format_route_loses_nothing(gateway, emu):
+    body = {
+        "model": "gpt-4o-mini", "max_completion_tokens": 300, "temperature": 0.3,
+        "top_p": 0.9, "n": 1, "seed": 11, "logprobs": True, "top_logprobs": 2,
+        "presence_penalty": 0.1, "frequency_penalty": 0.2, "logit_bias": {"1": 2},
+        "user": "user-42", "service_tier": "auto", "stop": ["END"],
+        "metadata": {"team": "search"}, "parallel_tool_calls": False,
+        "response_format": {"type": "json_schema", "json_schema": {
+            "name": "w", "schema": {"type": "object"}, "strict": True}},
+        "tools": [{"type": "function", "function": {
+            "name": "get_weather", "description": "Weather", "strict": True,
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}],
+        "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
+        "messages": [
+            {"role": "developer", "content": "Be terse."},
+            {"role": "user", "name": "ann", "content": [
+                {"type": "text", "text": "Weather?"},
+                {"type": "image_url", "image_url": {"url": "https://example.com/a.png",
+                                                    "detail": "low"}}]},
+            {"role": "assistant", "content": None, "tool_calls": [
+                {"id": "call_9", "type": "function",
+                 "function": {"name": "get_weather", "arguments": "{\"city\":\"Oslo\"}"}}]},
+            {"role": "tool", "tool_call_id": "call_9", "content": "cold"}]}
+    r = httpx.post(f"{gateway.url}/v1/chat/completions", json={**body, "store": False})
+    assert r.status_code == 200, r.text
+    sent = dict(last(emu)["json"])
+    sent.pop("stream", None)
+    assert sent == body
