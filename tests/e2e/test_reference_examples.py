@@ -203,3 +203,10 @@ def test_openai_same_format_route_loses_nothing(gateway, emu):
     sent = dict(last(emu)["json"])
     sent.pop("stream", None)
     assert sent == body
+
+
+def test_thinking_budget_becomes_reasoning_effort(anthropic_client, emu):
+    anthropic_client.messages.create(
+        model="gpt-4o-mini", max_tokens=16000, thinking={"type": "enabled", "budget_tokens": 8192},
+        messages=[{"role": "user", "content": "think hard"}])
+    assert last(emu)["json"]["reasoning_effort"] == "medium"
