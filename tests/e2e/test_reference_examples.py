@@ -210,3 +210,26 @@ def test_thinking_budget_becomes_reasoning_effort(anthropic_client, emu):
         model="gpt-4o-mini", max_tokens=16000, thinking={"type": "enabled", "budget_tokens": 8192},
         messages=[{"role": "user", "content": "think hard"}])
     assert last(emu)["json"]["reasoning_effort"] == "medium"
+
+
+def test_openai_client_tool_loop_with_reasoning_on_claude(openai_client, emu):
+    """Chat Completions cannot carry a thinking signature back, so the gateway answers the
+    tool turn without thinking instead of letting Anthropic refuse it."""
+    model = "claude-3-5-sonnet-20241022"
+    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {
+        "type": "object", "properties": {"city": {"type": "string"}}}}}]
+    emu.script(model, {"reply": {"thinking": "Need the tool.", "tool_calls": [
+        {"id": "toolu_1", "name": "get_weather", "arguments": {"city": "Oslo"}}]}})
+    first = openai_client.chat.completions.create(
+        model=model, reasoning_effort="low", max_tokens=4000, tools=tools,
+        messages=[{"role": "user", "content": "Weather in Oslo?"}])
+    msg = first.choices[0].message
+    assert msg.model_extra["reasoning_content"] == "Need the tool."
+    raw = openai_client.chat.completions.with_raw_response.create(
+        model=model, reasoning_effort="low", max_tokens=4000, tools=tools,
+        messages=[{"role": "user", "content": "Weather in Oslo?"},
+                  msg.model_dump(exclude_none=True),
+                  {"role": "tool", "tool_call_id": "toolu_1", "content": "cold"}])
+    assert raw.parse().choices[0].finish_reason == "stop"
+    assert "reasoning_effort" in raw.headers["x-switchyard-dropped-params"]
+    assert "thinking" not in last(emu)["json"]

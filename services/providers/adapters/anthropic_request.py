@@ -43,6 +43,11 @@ def encode_body(req: chat_pb2.ChatRequest, entry: ProviderEntry,
     extra = loads_extra(req.extra_json)
 
     thinking = _thinking(req.reasoning)
+    if thinking is not None and not enc.same and _unsigned_tool_turn(req):
+        # Anthropic refuses thinking when the tool turn being answered has no signed thinking
+        # block, and a client of another format cannot send one back: answer without it.
+        thinking = None
+        enc.dropped.append("reasoning_effort" if req.reasoning.effort else "thinking")
     if thinking is not None:
         budget, max_tokens = _fit_budget(thinking, max_tokens)
         body["max_tokens"] = max_tokens
@@ -92,6 +97,17 @@ def _thinking(r: chat_pb2.Reasoning) -> int | None:
     if r.enabled:
         return EFFORT_TO_BUDGET["medium"]
     return None
+
+
+def _unsigned_tool_turn(req: chat_pb2.ChatRequest) -> bool:
+    """The last assistant message calls tools but carries no signed thinking block."""
+    for msg in reversed(req.messages):
+        if msg.role == chat_pb2.ROLE_ASSISTANT:
+            kinds = [p.WhichOneof("kind") for p in msg.parts]
+            signed = any(p.reasoning.signature or p.reasoning.redacted for p in msg.parts
+                         if p.WhichOneof("kind") == "reasoning")
+            return "tool_call" in kinds and not signed
+    return False
 
 
 def _fit_budget(budget: int, max_tokens: int) -> tuple[int, int]:
