@@ -52,6 +52,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # In a container the service binds one address and is reached at another.
     address = (os.environ.get(f"SWITCHYARD_{args.service.upper()}_LISTEN")
                or service_address(config, args.service))
+    from services.common.metrics import serve_metrics_if_configured
+    serve_metrics_if_configured(args.service)
     if args.service == "router":
         from services.router.service import serve
     elif args.service == "providers":

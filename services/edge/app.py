@@ -46,6 +46,7 @@ def create_app(config: Config, backends: Backends | None = None) -> FastAPI:
                   methods=["GET"])
     app.add_route("/v1/models", models.list_models, methods=["GET"])
     app.add_route("/healthz", models.healthz, methods=["GET"])
+    app.add_route("/metrics", models.prometheus_metrics, methods=["GET"])
     app.add_exception_handler(HTTPException, _http_error)
     app.add_middleware(Guard, security=config.security)
     return app

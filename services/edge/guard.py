@@ -13,7 +13,7 @@ from services.common.config.model import ApiKey, Security
 from services.common.errors import GatewayError
 from services.edge.formats import anthropic_messages, openai_chat
 
-OPEN_PATHS = ("/healthz",)
+OPEN_PATHS = ("/healthz", "/metrics")
 
 
 class RateLimiter:

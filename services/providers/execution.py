@@ -13,6 +13,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 import aiohttp
 import orjson
 
+from services.common import metrics
 from services.common.config.model import ProviderEntry
 from services.common.errors import GatewayError
 from services.common.proto import chat_pb2, providers_pb2, router_pb2
@@ -244,6 +245,7 @@ class Executor:
                     log.warning("request %s: provider %s attempt %d failed: %d %s",
                                 gen.request_id, entry.name, attempts, last.http_status,
                                 last.type)
+                    metrics.UPSTREAM_ATTEMPTS.labels(entry.name, str(last.http_status)).inc()
                     if failed.final or (not failed.retryable and 400 <= last.http_status < 500):
                         yield error_batch(last)
                         return
@@ -259,6 +261,9 @@ class Executor:
                     breaker.release()
                     raise
                 breaker.record_success()
+                metrics.UPSTREAM_ATTEMPTS.labels(entry.name, "ok").inc()
+                metrics.UPSTREAM_FIRST_BYTE.labels(entry.name).observe(
+                    committed.upstream_ms / 1000.0)
                 break
             if committed is not None:
                 async with contextlib.aclosing(self._stream(committed, entry, target, attempts,

@@ -66,3 +66,31 @@ def test_sigterm_drains_an_in_flight_stream(emulator, tmp_path):
         assert gw.proc.wait(timeout=30) == 0
     finally:
         gw.stop()
+
+
+def test_grpc_service_metrics_port(emulator, tmp_path):
+    import subprocess
+    import sys
+
+    import httpx
+
+    from tests.e2e.harness import ROOT
+    port, metrics_port = free_port(), free_port()
+    cfg = tmp_path / "plano_config.yaml"
+    cfg.write_text(gateway_config(emulator.url, port))
+    proc = subprocess.Popen([sys.executable, "-m", "services", "serve", "providers", "--config",
+                             str(cfg)], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL,
+                            env={**os.environ, "SWITCHYARD_PROVIDERS_METRICS":
+                                 f"127.0.0.1:{metrics_port}"})
+    try:
+        def scraped():
+            try:
+                return "switchyard_upstream_attempts_total" in httpx.get(
+                    f"http://127.0.0.1:{metrics_port}/metrics").text
+            except httpx.HTTPError:
+                return False
+        wait_for(scraped, 20, "the providers metrics endpoint")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)

@@ -233,3 +233,11 @@ def test_openai_client_tool_loop_with_reasoning_on_claude(openai_client, emu):
     assert raw.parse().choices[0].finish_reason == "stop"
     assert "reasoning_effort" in raw.headers["x-switchyard-dropped-params"]
     assert "thinking" not in last(emu)["json"]
+
+
+def test_prometheus_metrics(gateway, openai_client, emu, tmp_path):
+    openai_client.chat.completions.create(model="gpt-4o-mini",
+                                          messages=[{"role": "user", "content": "count"}])
+    text = httpx.get(f"{gateway.url}/metrics").text
+    assert 'switchyard_http_requests_total{route="create_chat_completion",status="200"}' in text
+    assert "switchyard_gateway_overhead_seconds_bucket" in text

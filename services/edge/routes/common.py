@@ -9,6 +9,7 @@ from typing import Awaitable, Callable
 from starlette.requests import Request
 from starlette.responses import Response
 
+from services.common import metrics
 from services.common.errors import GatewayError
 from services.edge.backends import Backends
 from services.edge.pipeline import Exchange
@@ -32,8 +33,18 @@ def guarded(fmt: ModuleType) -> Callable[[Handler], Handler]:
     """Any unexpected exception becomes a 500 in the client's format; the trace stays in
     the log, never in the response."""
     def wrap(handler: Handler) -> Handler:
+        route = handler.__name__
+
         @functools.wraps(handler)
         async def run(request: Request) -> Response:
+            response = await _answer(request)
+            metrics.HTTP_REQUESTS.labels(route, str(response.status_code)).inc()
+            overhead = response.headers.get("x-switchyard-overhead-ms")
+            if overhead:
+                metrics.GATEWAY_OVERHEAD.labels(route).observe(float(overhead) / 1000.0)
+            return response
+
+        async def _answer(request: Request) -> Response:
             try:
                 return await handler(request)
             except GatewayError as exc:

@@ -1,7 +1,8 @@
-"""GET /v1/models and GET /healthz."""
+"""GET /v1/models, GET /healthz and GET /metrics."""
 from __future__ import annotations
 
 import orjson
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -25,3 +26,8 @@ async def healthz(request: Request) -> Response:
     body = {"status": "ok" if ok else "unavailable", "services": status}
     return Response(orjson.dumps(body), status_code=200 if ok else 503,
                     media_type="application/json")
+
+
+async def prometheus_metrics(request: Request) -> Response:
+    """Prometheus text exposition of this edge process's metrics."""
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,36 @@
+"""Prometheus metrics. The edge serves them at GET /metrics; a gRPC service serves them on
+its own HTTP port when `SWITCHYARD_<SERVICE>_METRICS` (host:port) is set."""
+from __future__ import annotations
+
+import logging
+import os
+
+from prometheus_client import Counter, Histogram, start_http_server
+
+log = logging.getLogger(__name__)
+
+# Buckets in seconds, tuned for sub-millisecond gateway overhead and second-scale upstreams.
+_FAST = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5)
+_SLOW = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+HTTP_REQUESTS = Counter("switchyard_http_requests_total",
+                        "Client requests answered by the edge", ["route", "status"])
+GATEWAY_OVERHEAD = Histogram("switchyard_gateway_overhead_seconds",
+                             "Time a request spent in the gateway, upstream excluded",
+                             ["route"], buckets=_FAST)
+UPSTREAM_ATTEMPTS = Counter("switchyard_upstream_attempts_total",
+                            "Upstream calls by provider entry and outcome (HTTP status or ok)",
+                            ["provider", "outcome"])
+UPSTREAM_FIRST_BYTE = Histogram("switchyard_upstream_first_byte_seconds",
+                                "Time to the upstream's first byte", ["provider"],
+                                buckets=_SLOW)
+
+
+def serve_metrics_if_configured(service: str) -> None:
+    """Start the metrics HTTP server for a gRPC service when its env var names an address."""
+    address = os.environ.get(f"SWITCHYARD_{service.upper()}_METRICS")
+    if not address:
+        return
+    host, _, port = address.rpartition(":")
+    start_http_server(int(port), addr=host or "127.0.0.1")
+    log.info("%s metrics on http://%s/metrics", service, address)
