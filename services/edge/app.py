@@ -45,6 +45,7 @@ def create_app(config: Config, backends: Backends | None = None) -> FastAPI:
     app.add_route("/v1/responses/{response_id}/input_items", responses.list_input_items,
                   methods=["GET"])
     app.add_route("/v1/models", models.list_models, methods=["GET"])
+    app.add_route("/v1/models/{model_id:path}", models.get_model, methods=["GET"])
     app.add_route("/healthz", models.healthz, methods=["GET"])
     app.add_route("/metrics", models.prometheus_metrics, methods=["GET"])
     app.add_exception_handler(HTTPException, _http_error)

@@ -197,3 +197,12 @@ def test_healthz(gateway):
     r = httpx.get(f"{gateway.url}/healthz")
     assert r.status_code == 200
     assert r.json()["services"] == {"router": True, "providers": True, "state": True}
+
+
+def test_models_retrieve_and_anthropic_list(openai_client, anthropic_client):
+    assert openai_client.models.retrieve("fast-model").owned_by == "switchyard"
+    with pytest.raises(openai.NotFoundError):
+        openai_client.models.retrieve("nonexistent-model")
+    ids = [m.id for m in anthropic_client.models.list()]
+    assert "gpt-4o-mini" in ids and "fast-model" in ids
+    assert anthropic_client.models.retrieve("gpt-4o-mini").type == "model"

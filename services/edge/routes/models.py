@@ -1,22 +1,51 @@
 """GET /v1/models, GET /healthz and GET /metrics."""
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
 
+from services.common.errors import GatewayError
 from services.edge.formats import openai_chat
 from services.edge.routes.common import backends, guarded
 
 
 @guarded(openai_chat)
 async def list_models(request: Request) -> Response:
-    models = backends(request).routes.models()
-    data = [{"id": m.id, "object": "model", "created": m.created, "owned_by": m.owned_by}
-            for m in models.models]
-    return Response(orjson.dumps({"object": "list", "data": data}),
-                    media_type="application/json")
+    """OpenAI's list format, or Anthropic's when the client sends `anthropic-version`."""
+    models = backends(request).routes.models().models
+    if "anthropic-version" in request.headers:
+        data = [_anthropic_model(m) for m in models]
+        body = {"data": data, "has_more": False,
+                "first_id": data[0]["id"] if data else None,
+                "last_id": data[-1]["id"] if data else None}
+    else:
+        body = {"object": "list", "data": [_openai_model(m) for m in models]}
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
+@guarded(openai_chat)
+async def get_model(request: Request) -> Response:
+    model_id = request.path_params["model_id"]
+    for m in backends(request).routes.models().models:
+        if m.id == model_id:
+            body = (_anthropic_model(m) if "anthropic-version" in request.headers
+                    else _openai_model(m))
+            return Response(orjson.dumps(body), media_type="application/json")
+    raise GatewayError(404, f"The model '{model_id}' does not exist", type="not_found",
+                       code="model_not_found")
+
+
+def _openai_model(m) -> dict:
+    return {"id": m.id, "object": "model", "created": m.created, "owned_by": m.owned_by}
+
+
+def _anthropic_model(m) -> dict:
+    created = datetime.fromtimestamp(m.created, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {"type": "model", "id": m.id, "display_name": m.id, "created_at": created}
 
 
 async def healthz(request: Request) -> Response:
