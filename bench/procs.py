@@ -81,9 +81,10 @@ class Proc:
         self.name = name
         self.log_path = log
         self._log = open(log, "ab")
+        full = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        full.pop("DATABASE_URL", None)   # LiteLLM runs without a database
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT,
-                                     env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
-                                     start_new_session=True)
+                                     env=full, start_new_session=True)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -192,9 +193,14 @@ def start_litellm(workdir: pathlib.Path, core: int | None,
     cfg.write_text(litellm_config(emulator_url))
     cmd = [*pin(core), str(exe), "--config", str(cfg), "--host", "127.0.0.1",
            "--port", str(port), "--num_workers", "1"]
-    # Local cost map and no telemetry: the proxy must not reach beyond 127.0.0.1.
-    env = {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_TELEMETRY": "False",
-           "LITELLM_LOG": "ERROR", "DATABASE_URL": "", "NO_PROXY": "127.0.0.1,localhost"}
+    # Local cost map and no telemetry: the proxy must not reach beyond 127.0.0.1. No client
+    # auth, like the Switchyard under test.
+    env = {"LITELLM_DANGEROUSLY_PERMIT_WEAK_OR_UNSET_MASTER_KEY": "true",
+           "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_TELEMETRY": "False",
+           "LITELLM_LOG": "ERROR", "NO_PROXY": "127.0.0.1,localhost",
+           # Anthropic clients -> the OpenAI upstream's chat completions, as Switchyard does
+           # (LiteLLM's default for OpenAI models is the upstream's /v1/responses).
+           "LITELLM_USE_CHAT_COMPLETIONS_URL_FOR_ANTHROPIC_MESSAGES": "true"}
     p = Proc("litellm", cmd, workdir / "litellm.log", env)
     url = f"http://127.0.0.1:{port}"
     p.wait_until(lambda: http_ok(f"{url}/health/liveliness"), 180)
