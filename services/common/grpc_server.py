@@ -20,6 +20,14 @@ CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", 64 * 1024 * 1024),
     ("grpc.max_send_message_length", 64 * 1024 * 1024),
 ]
+# Servers must accept the clients' 10 s keepalive pings; by default they answer pings more
+# often than every 5 minutes with GOAWAY (too_many_pings), failing calls in flight.
+SERVER_OPTIONS = [
+    *CHANNEL_OPTIONS,
+    ("grpc.http2.min_recv_ping_interval_without_data_ms", 5_000),
+    ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
+    ("grpc.http2.max_ping_strikes", 0),
+]
 DRAIN_SECONDS = 10.0
 
 
@@ -32,7 +40,7 @@ async def run_server(name: str, address: str,
     `register` adds the service's servicers; `before_drain` ends streams that never finish
     on their own (watches); `on_stop` releases resources afterwards.
     """
-    server = grpc.aio.server(options=CHANNEL_OPTIONS)
+    server = grpc.aio.server(options=SERVER_OPTIONS)
     maybe = register(server)
     if asyncio.iscoroutine(maybe):
         await maybe

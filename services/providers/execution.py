@@ -327,6 +327,7 @@ class Executor:
                 try:
                     async with asyncio.timeout(max(wait, 0.0)):
                         data = await response.read()
+                    upstream_ms = (self.clock() - sent) * 1000.0  # the whole reply
                 except TimeoutError:
                     raise timed_out(is_budget, "stopped sending its reply") from None
                 except aiohttp.ClientError as exc:
@@ -366,6 +367,8 @@ class Executor:
                                          err.retry_after or None)
                 buffered.extend(events)
                 if reader.done or _has_content(events):
+                    # Upstream time runs to its first content, not its response headers.
+                    upstream_ms = (self.clock() - sent) * 1000.0
                     return _Committed(response, buffered, None if reader.done else reader,
                                       upstream_ms)
         except BaseException:
