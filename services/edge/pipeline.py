@@ -131,14 +131,17 @@ def with_history(req: chat_pb2.ChatRequest, history: list[chat_pb2.Message]) -> 
     req.messages.extend(msgs[lead:])
 
 
+def generate_request(ex: Exchange, req: chat_pb2.ChatRequest,
+                     plan) -> providers_pb2.GenerateRequest:
+    return providers_pb2.GenerateRequest(request=req, plan=plan, request_id=ex.request_id,
+                                         client_api_key=ex.client_api_key(),
+                                         forward_headers=ex.forward_headers())
+
+
 async def open_generation(backends: Backends, ex: Exchange, req: chat_pb2.ChatRequest,
                           plan) -> tuple[grpc.aio.UnaryStreamCall, list[chat_pb2.StreamEvent]]:
     """Start Providers.Generate and read until the first batch; an error there is raised."""
-    gen = providers_pb2.GenerateRequest(request=req, plan=plan, request_id=ex.request_id,
-                                        client_api_key=ex.client_api_key(),
-                                        forward_headers=ex.forward_headers())
-    timeout = None if req.stream else (plan.timeout_s or 30.0) * 2 + 5.0
-    call = backends.providers.Generate(gen, timeout=timeout)
+    call = backends.providers.Generate(generate_request(ex, req, plan))
     try:
         batch = await call.read()
     except grpc.aio.AioRpcError as exc:
@@ -154,18 +157,21 @@ async def open_generation(backends: Backends, ex: Exchange, req: chat_pb2.ChatRe
     return call, events
 
 
-async def collect(call: grpc.aio.UnaryStreamCall, first: list[chat_pb2.StreamEvent]) -> Turn:
-    """Fold the whole stream into a Turn (non-streaming clients); errors are raised."""
-    builder = TurnBuilder()
-    builder.feed_all(first)
+async def complete(backends: Backends, ex: Exchange, req: chat_pb2.ChatRequest,
+                   plan) -> Turn:
+    """The whole answer in one unary call (non-streaming clients); errors are raised."""
     try:
-        while (batch := await call.read()) is not grpc.aio.EOF:
-            builder.feed_all(batch.events)
+        reply = await backends.providers.Complete(generate_request(ex, req, plan),
+                                                  timeout=(plan.timeout_s or 30.0) * 2 + 5.0)
     except grpc.aio.AioRpcError as exc:
         raise grpc_to_gateway_error(exc, "providers") from None
-    if builder.turn.error is not None:
-        raise GatewayError.from_proto(builder.turn.error)
-    return builder.turn
+    if not reply.events:
+        raise GatewayError(502, "the providers service ended the call without an answer")
+    turn = TurnBuilder().feed_all(reply.events)
+    if turn.error is not None:
+        raise GatewayError.from_proto(turn.error)
+    ex.note_start(turn.start)
+    return turn
 
 
 def stream_response(ex: Exchange, call: grpc.aio.UnaryStreamCall,

@@ -1,4 +1,5 @@
-"""The providers gRPC service: Generate streams a route plan's answer; CountTokens counts input."""
+"""The providers gRPC service: Generate streams a route plan's answer, Complete returns it
+whole; CountTokens counts input."""
 from __future__ import annotations
 
 import contextlib
@@ -30,6 +31,14 @@ class ProvidersServicer(providers_pb2_grpc.ProvidersServicer):
         async with contextlib.aclosing(self.executor.generate(request)) as batches:
             async for batch in batches:
                 yield batch
+
+    async def Complete(self, request: providers_pb2.GenerateRequest,
+                       context: grpc.aio.ServicerContext) -> chat_pb2.EventBatch:
+        reply = chat_pb2.EventBatch()
+        async with contextlib.aclosing(self.executor.generate(request)) as batches:
+            async for batch in batches:
+                reply.events.extend(batch.events)
+        return reply
 
     async def CountTokens(self, request: providers_pb2.GenerateRequest,
                           context: grpc.aio.ServicerContext) -> providers_pb2.CountTokensReply:

@@ -12,7 +12,7 @@ from services.common.errors import GatewayError
 from services.common.proto import state_pb2
 from services.edge import ids
 from services.edge.formats import openai_chat
-from services.edge.pipeline import (Exchange, collect, open_generation, read_json,
+from services.edge.pipeline import (Exchange, complete, open_generation, read_json,
                                     stream_response, with_history)
 from services.edge.guard import authorize_model
 from services.edge.routes.common import backends, guarded, tenant_of
@@ -50,7 +50,6 @@ async def create_chat_completion(request: Request) -> Response:
         history = await be.state.history(tenant, conversation)
         with_history(req, history)
     storing = store and request.app.state.chat_state
-    call, first = await open_generation(be, ex, req, plan)
     created = int(time.time())
 
     async def save(turn: Turn, reply: dict | None = None) -> None:
@@ -64,9 +63,10 @@ async def create_chat_completion(request: Request) -> Response:
             created_at=created, body_json=orjson.dumps(reply), kind="chat.completion"))
 
     if req.stream:
+        call, first = await open_generation(be, ex, req, plan)
         encoder = openai_chat.StreamEncoder(req.model, ex.response_id, created, req)
         return stream_response(ex, call, first, encoder, save if storing else None)
-    turn = await collect(call, first)
+    turn = await complete(be, ex, req, plan)
     reply = openai_chat.encode_response(turn, model=req.model, response_id=ex.response_id,
                                         created=created)
     if storing:

@@ -8,11 +8,10 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from services.common.proto import providers_pb2
 from services.edge import ids
 from services.edge.formats import anthropic_messages
-from services.edge.pipeline import (Exchange, collect, grpc_to_gateway_error, open_generation,
-                                    read_json, stream_response)
+from services.edge.pipeline import (Exchange, complete, generate_request, grpc_to_gateway_error,
+                                    open_generation, read_json, stream_response)
 from services.edge.guard import authorize_model
 from services.edge.routes.common import backends, guarded
 
@@ -24,12 +23,12 @@ async def create_message(request: Request) -> Response:
     req = anthropic_messages.decode_request(await read_json(request))
     authorize_model(request.state, req.model)
     plan = await be.routes.resolve(req.model)
-    call, first = await open_generation(be, ex, req, plan)
     created = int(time.time())
     if req.stream:
+        call, first = await open_generation(be, ex, req, plan)
         encoder = anthropic_messages.StreamEncoder(req.model, ex.response_id, created, req)
         return stream_response(ex, call, first, encoder)
-    turn = await collect(call, first)
+    turn = await complete(be, ex, req, plan)
     return ex.json_response(anthropic_messages.encode_response(
         turn, model=req.model, response_id=ex.response_id, created=created))
 
@@ -43,11 +42,9 @@ async def count_tokens(request: Request) -> Response:
     body.setdefault("max_tokens", 1)  # count_tokens takes no max_tokens; the decoder wants one
     req = anthropic_messages.decode_request(body)
     plan = await be.routes.resolve(req.model)
-    gen = providers_pb2.GenerateRequest(request=req, plan=plan, request_id=ex.request_id,
-                                        client_api_key=ex.client_api_key(),
-                                        forward_headers=ex.forward_headers())
     try:
-        reply = await be.providers.CountTokens(gen, timeout=plan.timeout_s or 30.0)
+        reply = await be.providers.CountTokens(generate_request(ex, req, plan),
+                                               timeout=plan.timeout_s or 30.0)
     except grpc.aio.AioRpcError as exc:
         raise grpc_to_gateway_error(exc, "providers") from None
     if reply.estimated:

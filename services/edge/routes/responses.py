@@ -13,7 +13,7 @@ from services.common.errors import GatewayError
 from services.common.proto import state_pb2
 from services.edge import ids
 from services.edge.formats import openai_responses
-from services.edge.pipeline import (Exchange, collect, open_generation, read_json,
+from services.edge.pipeline import (Exchange, complete, open_generation, read_json,
                                     stream_response, with_history)
 from services.edge.guard import authorize_model
 from services.edge.routes.common import backends, guarded, tenant_of
@@ -31,7 +31,6 @@ async def create_response(request: Request) -> Response:
     tenant = tenant_of(request)
     if ctx.previous_response_id:
         with_history(req, await be.state.history(tenant, ctx.previous_response_id))
-    call, first = await open_generation(be, ex, req, plan)
     created = int(time.time())
 
     async def save(turn: Turn, reply: dict) -> None:
@@ -44,6 +43,7 @@ async def create_response(request: Request) -> Response:
             input_items_json=orjson.dumps(ctx.input_items), kind="response"))
 
     if req.stream:
+        call, first = await open_generation(be, ex, req, plan)
         encoder = openai_responses.StreamEncoder(req.model, ex.response_id, created, req, ctx)
 
         async def save_streamed(turn: Turn) -> None:
@@ -51,7 +51,7 @@ async def create_response(request: Request) -> Response:
 
         return stream_response(ex, call, first, encoder,
                                save_streamed if ctx.store else None, finish=encoder.completed)
-    turn = await collect(call, first)
+    turn = await complete(be, ex, req, plan)
     reply = openai_responses.encode_response(turn, model=req.model, response_id=ex.response_id,
                                              created=created, ctx=ctx)
     if ctx.store:
