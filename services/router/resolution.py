@@ -7,7 +7,7 @@ import math
 from services.common.canonical.mappings import INTERFACE_WIRE
 from services.common.config.loader import match_providers
 from services.common.config.model import Alias, Config, ProviderEntry
-from services.common.proto import chat_pb2, router_pb2
+from services.common.proto import router_pb2
 
 
 # A plan before it gets a name and policy: the weighted group, then ordered fallbacks.

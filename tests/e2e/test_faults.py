@@ -8,7 +8,6 @@ import threading
 import time
 
 import httpx
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -20,7 +20,7 @@ def resilience_config(dead_port: int) -> tuple[str, str, str]:
   - model: openai/gpt-4o-dead
     access_key: {OPENAI_KEY}
     base_url: http://127.0.0.1:{dead_port}
-""", f"""
+""", """
   resilient-model:
     target: claude-3-5-sonnet-20241022
     fallbacks: [gpt-4o-mini]
@@ -31,8 +31,8 @@ def resilience_config(dead_port: int) -> tuple[str, str, str]:
     target: gpt-4o-dead
   split-model:
     targets:
-      - {{model: gpt-4o-mini, weight: 80}}
-      - {{model: gpt-4o, weight: 20}}
+      - {model: gpt-4o-mini, weight: 80}
+      - {model: gpt-4o, weight: 20}
 """, f"""
 auth:
   keys:

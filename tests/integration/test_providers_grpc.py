@@ -11,7 +11,7 @@ from services.common.config.model import (Config, Listener, ServiceAddresses, St
 from services.common.proto import providers_pb2_grpc
 from services.providers.service import ProvidersServicer, build_executor
 from tests.integration.test_providers_support import (
-    FakeAdapter, FakeSSEParser, FakeUpstream, Step, entry, gen_request, kinds, ok_stream, plan, sse)
+    FakeAdapter, FakeSSEParser, FakeUpstream, entry, gen_request, kinds, ok_stream, plan, sse)
 
 
 @pytest.fixture

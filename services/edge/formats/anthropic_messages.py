@@ -13,6 +13,7 @@ from services.common.canonical.aggregate import Turn, merge_usage
 from services.common.errors import GatewayError, invalid_request
 from services.common.proto import chat_pb2
 from services.edge.formats import sse
+from services.edge.formats.fields import dumps_extra, is_int, is_num, unknown_fields
 
 _NAMED = frozenset({"model", "messages", "max_tokens", "system", "metadata", "stop_sequences",
                     "stream", "temperature", "top_k", "top_p", "tools", "tool_choice",
@@ -41,31 +42,12 @@ _TOOL_CHOICE_MODES = {"auto": chat_pb2.ToolChoice.MODE_AUTO,
 
 
 # ---- validation helpers ------------------------------------------------------------------
-def _is_int(v: Any) -> bool:
-    # Within int32: the canonical model's integer fields are int32.
-    return isinstance(v, int) and not isinstance(v, bool) and -2**31 <= v < 2**31
-
-
-def _is_num(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
 def _missing(param: str) -> GatewayError:
     return invalid_request(f"{param}: Field required", param)
 
 
 def _bad(param: str, what: str) -> GatewayError:
     return invalid_request(f"{param}: {what}", param)
-
-
-def _dumps(d: dict) -> bytes:
-    return orjson.dumps(d) if d else b""
-
-
-def _rest(obj: dict, named: frozenset[str]) -> dict:
-    if obj.keys() <= named:  # the common case: nothing unknown, no dict built
-        return {}
-    return {k: v for k, v in obj.items() if k not in named}
 
 
 def _str_field(obj: dict, key: str, param: str, *, required: bool = True) -> str:
@@ -83,7 +65,7 @@ def _str_field(obj: dict, key: str, param: str, *, required: bool = True) -> str
 def decode_request(body: dict) -> chat_pb2.ChatRequest:
     """Validate a Messages request and decode it into the canonical ChatRequest."""
     req = chat_pb2.ChatRequest(source_format=chat_pb2.WIRE_FORMAT_ANTHROPIC)
-    extra = _rest(body, _NAMED)
+    extra = unknown_fields(body, _NAMED)
 
     model = body.get("model")
     if model is None:
@@ -95,7 +77,7 @@ def decode_request(body: dict) -> chat_pb2.ChatRequest:
     max_tokens = body.get("max_tokens")
     if max_tokens is None:
         raise _missing("max_tokens")
-    if not _is_int(max_tokens):
+    if not is_int(max_tokens):
         raise _bad("max_tokens", "Input should be a valid integer")
     if max_tokens < 1:
         raise _bad("max_tokens", "Input should be greater than or equal to 1")
@@ -116,14 +98,14 @@ def decode_request(body: dict) -> chat_pb2.ChatRequest:
         v = body.get(name)
         if v is None:
             continue
-        if not _is_num(v):
+        if not is_num(v):
             raise _bad(name, "Input should be a valid number")
         if not 0.0 <= v <= hi:
             raise _bad(name, f"Input should be between 0 and {hi:g}")
         setattr(req, name, float(v))
     top_k = body.get("top_k")
     if top_k is not None:
-        if not _is_int(top_k):
+        if not is_int(top_k):
             raise _bad("top_k", "Input should be a valid integer")
         if top_k < 0:
             raise _bad("top_k", "Input should be greater than or equal to 0")
@@ -153,13 +135,13 @@ def decode_request(body: dict) -> chat_pb2.ChatRequest:
             if not isinstance(user, str):
                 raise _bad("metadata.user_id", "Input should be a valid string")
             req.user = user
-        rest = _rest(metadata, _K_METADATA)
+        rest = unknown_fields(metadata, _K_METADATA)
         if rest:
             extra["metadata"] = rest
 
     _decode_thinking(body.get("thinking"), req, extra)
     _decode_tools(body, req)
-    req.extra_json = _dumps(extra)
+    req.extra_json = dumps_extra(extra)
     return req
 
 
@@ -181,7 +163,7 @@ def _decode_system(system: Any, req: chat_pb2.ChatRequest) -> None:
             raise _bad(f"{param}.type", "Input should be 'text'")
         text = _str_field(b, "text", param)
         part = chat_pb2.ContentPart(text=chat_pb2.TextPart(text=text),
-                                    extra_json=_dumps(_rest(b, _K_TEXT)))
+                                    extra_json=dumps_extra(unknown_fields(b, _K_TEXT)))
         req.messages.append(chat_pb2.Message(role=chat_pb2.ROLE_SYSTEM, parts=[part]))
 
 
@@ -195,7 +177,7 @@ def _decode_thinking(thinking: Any, req: chat_pb2.ChatRequest, extra: dict) -> N
         budget = thinking.get("budget_tokens")
         if budget is None:
             raise _missing("thinking.enabled.budget_tokens")
-        if not _is_int(budget):
+        if not is_int(budget):
             raise _bad("thinking.enabled.budget_tokens", "Input should be a valid integer")
         if budget < 1024:
             raise _bad("thinking.enabled.budget_tokens",
@@ -205,7 +187,7 @@ def _decode_thinking(thinking: Any, req: chat_pb2.ChatRequest, extra: dict) -> N
                                   "max_tokens")
         req.reasoning.enabled = True
         req.reasoning.budget_tokens = budget
-        rest = _rest(thinking, _K_THINKING_CFG)
+        rest = unknown_fields(thinking, _K_THINKING_CFG)
         if rest:
             extra["thinking"] = thinking
     elif isinstance(kind, str) and kind:
@@ -250,7 +232,7 @@ def _decode_tool(t: Any, param: str) -> chat_pb2.Tool:
             raise _bad(f"{param}.type", "Input should be a valid string")
         # A server or client tool Anthropic defines (bash, web_search, ...): carried whole.
         return chat_pb2.Tool(type=kind, name=_str_field(t, "name", param, required=False),
-                             extra_json=_dumps(_rest(t, _K_NATIVE_TOOL)))
+                             extra_json=dumps_extra(unknown_fields(t, _K_NATIVE_TOOL)))
     tool = chat_pb2.Tool(type="function", name=_str_field(t, "name", param))
     if not tool.name:
         raise _bad(f"{param}.name", "String should have at least 1 character")
@@ -261,7 +243,7 @@ def _decode_tool(t: Any, param: str) -> chat_pb2.Tool:
     if not isinstance(schema, dict):
         raise _bad(f"{param}.custom.input_schema", "Input should be a valid dictionary")
     tool.parameters_json = orjson.dumps(schema).decode()
-    tool.extra_json = _dumps(_rest(t, _K_TOOL))
+    tool.extra_json = dumps_extra(unknown_fields(t, _K_TOOL))
     return tool
 
 
@@ -275,7 +257,7 @@ def _decode_message(m: Any, param: str, msg: chat_pb2.Message) -> None:
     if not isinstance(role, str) or role not in _ROLES:
         raise _bad(f"{param}.role", "Input should be 'user' or 'assistant'")
     msg.role = _ROLES[role]
-    msg.extra_json = _dumps(_rest(m, _K_MESSAGE))
+    msg.extra_json = dumps_extra(unknown_fields(m, _K_MESSAGE))
     content = m.get("content")
     if content is None:
         raise _missing(f"{param}.content")
@@ -300,7 +282,7 @@ def _decode_block(b: Any, allowed: tuple[str, ...], param: str,
                                     f"of {listed}")
     if kind == "text":
         part.text.text = _str_field(b, "text", param)
-        extra = _rest(b, _K_TEXT)  # cache_control, citations
+        extra = unknown_fields(b, _K_TEXT)  # cache_control, citations
     elif kind == "image":
         extra = _decode_image(b, part.image, param)
     elif kind == "document":
@@ -315,25 +297,25 @@ def _decode_block(b: Any, allowed: tuple[str, ...], param: str,
         if not isinstance(inp, dict):
             raise _bad(f"{param}.input", "Input should be a valid dictionary")
         tc.arguments_json = orjson.dumps(inp).decode()
-        extra = _rest(b, _K_TOOL_USE)
+        extra = unknown_fields(b, _K_TOOL_USE)
     elif kind == "tool_result":
         extra = _decode_tool_result(b, part.tool_result, param)
     elif kind == "thinking":
         part.reasoning.text = _str_field(b, "thinking", param)
         part.reasoning.signature = _str_field(b, "signature", param)
-        extra = _rest(b, _K_THINKING)
+        extra = unknown_fields(b, _K_THINKING)
     else:  # redacted_thinking
         part.reasoning.redacted = True
         part.reasoning.redacted_data = _str_field(b, "data", param)
-        extra = _rest(b, _K_REDACTED)
-    part.extra_json = _dumps(extra)
+        extra = unknown_fields(b, _K_REDACTED)
+    part.extra_json = dumps_extra(extra)
 
 
 def _decode_image(b: dict, img: chat_pb2.ImagePart, param: str) -> dict:
     src = b.get("source")
     if not isinstance(src, dict):
         raise _missing(f"{param}.source")
-    extra = _rest(b, _K_IMAGE)
+    extra = unknown_fields(b, _K_IMAGE)
     kind = src.get("type")
     if kind == "base64":
         img.media_type = _str_field(src, "media_type", f"{param}.source")
@@ -351,7 +333,7 @@ def _decode_document(b: dict, doc: chat_pb2.DocumentPart, param: str) -> dict:
     src = b.get("source")
     if not isinstance(src, dict):
         raise _missing(f"{param}.source")
-    extra = _rest(b, _K_DOCUMENT)  # context, citations, cache_control
+    extra = unknown_fields(b, _K_DOCUMENT)  # context, citations, cache_control
     doc.title = _str_field(b, "title", param, required=False)
     kind = src.get("type")
     sp = f"{param}.source"
@@ -385,7 +367,7 @@ def _decode_tool_result(b: dict, tr: chat_pb2.ToolResultPart, param: str) -> dic
             _decode_block(inner, _TOOL_RESULT_BLOCKS, f"{param}.content.{k}", tr.content.add())
     elif content is not None:
         raise _bad(f"{param}.content", "Input should be a valid string or a list of blocks")
-    extra = _rest(b, _K_TOOL_RESULT)
+    extra = unknown_fields(b, _K_TOOL_RESULT)
     if is_error is False:
         extra["is_error"] = False  # the proto bool cannot tell an explicit false from absent
     return extra

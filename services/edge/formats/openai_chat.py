@@ -11,6 +11,8 @@ from services.common.canonical.aggregate import Turn, merge_usage
 from services.common.errors import GatewayError, invalid_request
 from services.common.proto import chat_pb2
 from services.edge.formats import sse
+from services.edge.formats.fields import (dumps_extra, is_int, is_num, split_data_url,
+                                          unknown_fields)
 
 # Top-level fields the canonical ChatRequest names; everything else rides in extra_json.
 _NAMED = frozenset({"model", "messages", "tools", "tool_choice", "parallel_tool_calls",
@@ -44,15 +46,6 @@ _EXTRA_NUMBERS = {"frequency_penalty": (-2.0, 2.0), "presence_penalty": (-2.0, 2
 
 
 # ---- validation helpers ------------------------------------------------------------------
-def _is_int(v: Any) -> bool:
-    # Within int32: the canonical model's integer fields are int32.
-    return isinstance(v, int) and not isinstance(v, bool) and -2**31 <= v < 2**31
-
-
-def _is_num(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
 def _type_name(v: Any) -> str:
     if v is None:
         return "null"
@@ -69,23 +62,12 @@ def _missing(param: str) -> GatewayError:
     return invalid_request(f"Missing required parameter: '{param}'.", param)
 
 
-def _dumps(d: dict) -> bytes:
-    """extra_json bytes: empty when there is nothing to carry."""
-    return orjson.dumps(d) if d else b""
-
-
-def _rest(obj: dict, named: frozenset[str]) -> dict:
-    if obj.keys() <= named:  # the common case: nothing unknown, no dict built
-        return {}
-    return {k: v for k, v in obj.items() if k not in named}
-
-
 
 # ---- request -----------------------------------------------------------------------------
 def decode_request(body: dict) -> chat_pb2.ChatRequest:
     """Validate a Chat Completions request and decode it into the canonical ChatRequest."""
     req = chat_pb2.ChatRequest(source_format=chat_pb2.WIRE_FORMAT_OPENAI_CHAT)
-    extra = _rest(body, _NAMED)
+    extra = unknown_fields(body, _NAMED)
 
     model = body.get("model")
     if model is None:
@@ -121,7 +103,7 @@ def decode_request(body: dict) -> chat_pb2.ChatRequest:
         if inc is not None and not isinstance(inc, bool):
             raise _bad_type("stream_options.include_usage", "a boolean", inc)
         req.include_usage = bool(inc)
-        rest = _rest(opts, _K_STREAM_OPTS)
+        rest = unknown_fields(opts, _K_STREAM_OPTS)
         if rest:
             extra["stream_options"] = rest
 
@@ -138,7 +120,7 @@ def decode_request(body: dict) -> chat_pb2.ChatRequest:
 
     for name in _EXTRA_INTS:
         v = body.get(name)
-        if v is not None and not _is_int(v):
+        if v is not None and not is_int(v):
             raise _bad_type(name, "an integer", v)
     n = body.get("n")
     if n is not None and n < 1:
@@ -147,12 +129,12 @@ def decode_request(body: dict) -> chat_pb2.ChatRequest:
     for name, (lo, hi) in _EXTRA_NUMBERS.items():
         v = body.get(name)
         if v is not None:
-            if not _is_num(v):
+            if not is_num(v):
                 raise _bad_type(name, "a number", v)
             if not lo <= v <= hi:
                 raise invalid_request(f"Invalid '{name}': expected a value between {lo:g} and "
                                       f"{hi:g}, but got {v} instead.", name)
-    req.extra_json = _dumps(extra)
+    req.extra_json = dumps_extra(extra)
     return req
 
 
@@ -162,7 +144,7 @@ def _decode_sampling(body: dict, req: chat_pb2.ChatRequest, extra: dict) -> None
         v = body.get(name)
         if v is None:
             continue
-        if not _is_int(v):
+        if not is_int(v):
             raise _bad_type(name, "an integer", v)
         if v < 1:
             raise invalid_request(f"Invalid '{name}': integer below minimum value. Expected a "
@@ -180,7 +162,7 @@ def _decode_sampling(body: dict, req: chat_pb2.ChatRequest, extra: dict) -> None
         v = body.get(name)
         if v is None:
             continue
-        if not _is_num(v):
+        if not is_num(v):
             raise _bad_type(name, "a number", v)
         if not 0.0 <= v <= hi:
             raise invalid_request(f"Invalid '{name}': expected a value between 0 and {hi:g}, "
@@ -248,7 +230,7 @@ def _decode_tool(t: Any, param: str) -> chat_pb2.Tool:
         inner = t.get(kind)
         name = inner.get("name", "") if isinstance(inner, dict) else ""
         return chat_pb2.Tool(type=kind, name=name if isinstance(name, str) else "",
-                             extra_json=_dumps(_rest(t, _K_TYPE)))
+                             extra_json=dumps_extra(unknown_fields(t, _K_TYPE)))
     fn = t.get("function")
     if not isinstance(fn, dict):
         raise _missing(f"{param}.function")
@@ -268,11 +250,11 @@ def _decode_tool(t: Any, param: str) -> chat_pb2.Tool:
         tool.parameters_json = orjson.dumps(params).decode()
     # Usually only function-level keys (strict): carried flat. With tool-level unknown keys
     # too, the function's go under "function" so an encoder can put each back in its place.
-    fn_extra = _rest(fn, _K_FUNCTION)
-    tool_extra = _rest(t, _K_TOOL)
+    fn_extra = unknown_fields(fn, _K_FUNCTION)
+    tool_extra = unknown_fields(t, _K_TOOL)
     if tool_extra and fn_extra:
         tool_extra["function"] = fn_extra
-    tool.extra_json = _dumps(tool_extra or fn_extra)
+    tool.extra_json = dumps_extra(tool_extra or fn_extra)
     return tool
 
 
@@ -293,7 +275,7 @@ def _decode_message(m: Any, param: str, msg: chat_pb2.Message) -> None:
         if not isinstance(name, str):
             raise _bad_type(f"{param}.name", "a string", name)
         msg.name = name
-    msg.extra_json = _dumps(_rest(m, _MESSAGE_NAMED))
+    msg.extra_json = dumps_extra(unknown_fields(m, _MESSAGE_NAMED))
 
     content = m.get("content")
     if role == "tool":
@@ -355,7 +337,7 @@ def _decode_tool_call(c: Any, param: str, part: chat_pb2.ContentPart) -> None:
         raise _bad_type(f"{param}.function.arguments", "a string", args)
     tc = part.tool_call
     tc.id, tc.name, tc.arguments_json = call_id, name, args
-    part.extra_json = _dumps(_rest(c, _K_TOOL_CALL))
+    part.extra_json = dumps_extra(unknown_fields(c, _K_TOOL_CALL))
 
 
 def _decode_content(content: Any, role: str, param: str, into) -> None:
@@ -385,15 +367,15 @@ def _decode_part(p: dict, kind: str, param: str, part: chat_pb2.ContentPart) -> 
         if not isinstance(text, str):
             raise _bad_type(f"{param}.{kind}", "a string", text)
         part.text.text = text
-        extra = _rest(p, _TEXT_KEYS)
+        extra = unknown_fields(p, _TEXT_KEYS)
         if kind == "refusal":
-            extra = _rest(p, _K_REFUSAL)  # keeps "type": "refusal" for same-format routes
+            extra = unknown_fields(p, _K_REFUSAL)  # keeps "type": "refusal" for same-format routes
     elif kind == "image_url":
         img = p.get("image_url")
         url = img.get("url") if isinstance(img, dict) else None
         if not isinstance(url, str):
             raise _missing(f"{param}.image_url.url")
-        media, data = _split_data_url(url)
+        media, data = split_data_url(url)
         if data:
             part.image.media_type, part.image.data_base64 = media, data
         else:
@@ -401,7 +383,7 @@ def _decode_part(p: dict, kind: str, param: str, part: chat_pb2.ContentPart) -> 
         detail = img.get("detail")
         if isinstance(detail, str):
             part.image.detail = detail
-        extra = _rest(p, _K_IMAGE)
+        extra = unknown_fields(p, _K_IMAGE)
     else:  # file
         f = p.get("file")
         if not isinstance(f, dict):
@@ -409,28 +391,19 @@ def _decode_part(p: dict, kind: str, param: str, part: chat_pb2.ContentPart) -> 
         file_data, filename = f.get("file_data"), f.get("filename")
         part.document.SetInParent()  # a part with only a file_id is still a document
         if isinstance(file_data, str):
-            media, data = _split_data_url(file_data)
+            media, data = split_data_url(file_data)
             if data:
                 part.document.media_type, part.document.data_base64 = media, data
             else:
                 part.document.url = file_data
         if isinstance(filename, str):
             part.document.filename = filename
-        extra = _rest(p, _K_FILE)
-        file_rest = _rest(f, _K_FILE_INNER)  # file_id: no canonical counterpart
+        extra = unknown_fields(p, _K_FILE)
+        file_rest = unknown_fields(f, _K_FILE_INNER)  # file_id: no canonical counterpart
         if file_rest:
             extra["file"] = file_rest
-    part.extra_json = _dumps(extra)
+    part.extra_json = dumps_extra(extra)
 
-
-def _split_data_url(url: str) -> tuple[str, str]:
-    """`data:<media>;base64,<data>` -> (media, data); ("", "") for anything else."""
-    if not url.startswith("data:"):
-        return "", ""
-    header, sep, data = url[5:].partition(",")
-    if not sep or ";base64" not in header:
-        return "", ""
-    return header.split(";", 1)[0], data
 
 
 # ---- response ----------------------------------------------------------------------------
