@@ -5,7 +5,7 @@ import difflib
 import math
 
 from services.common.canonical.mappings import INTERFACE_WIRE
-from services.common.config.loader import match_providers
+from services.common.config.providers import match_providers
 from services.common.config.model import Alias, Config, ProviderEntry
 from services.common.proto import router_pb2
 

@@ -1,0 +1,136 @@
+"""Config building blocks: the error report, env expansion, and typed field readers."""
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+_VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)")
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+
+HOST_PATTERN = re.compile(r"^[A-Za-z0-9._\-:\[\]]+$")
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+class ConfigError(Exception):
+    """Every problem found in one config file; `str()` gives one line per problem."""
+
+    def __init__(self, path: str, errors: list[str]) -> None:
+        self.path = str(path)
+        self.errors = list(errors)
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return "\n".join(self.errors)
+
+
+@dataclass
+class Report:
+    """Collects errors as `file: entry: problem` lines."""
+    path: str
+    errors: list[str] = field(default_factory=list)
+
+    def add(self, where: str, message: str) -> None:
+        self.errors.append(f"{self.path}: {where}: {message}" if where else
+                           f"{self.path}: {message}")
+
+
+def parse_duration(value: Any) -> float | None:
+    """Seconds from `30s`, `500ms`, `2m`, `1h` or a plain number; None when not a duration."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        m = _DURATION.match(value)
+        if m:
+            return float(m.group(1)) * _UNITS[m.group(2)]
+    return None
+
+
+def expand_env(text: str, environ: dict[str, str] | None = None) -> tuple[str, list[str]]:
+    """Expand `$VAR`, `${VAR}`, `${VAR:-default}` (`$$` is a literal `$`); also the unset names."""
+    env = os.environ if environ is None else environ
+    missing: list[str] = []
+
+    def sub(m: re.Match) -> str:
+        if m.group(0) == "$$":
+            return "$"
+        name = m.group(1) or m.group(3)
+        if name in env:
+            return env[name]
+        if m.group(2) is not None:
+            return m.group(2)
+        missing.append(name)
+        return ""
+    return _VAR.sub(sub, text), missing
+
+
+def check_keys(rep: Report, where: str, raw: dict, known: set[str], ignored: set[str],
+               what: str = "key") -> None:
+    """Report keys that are neither ours nor Plano's, suggesting the closest known one."""
+    for key in raw:
+        if key in known or key in ignored:
+            continue
+        close = difflib.get_close_matches(str(key), sorted(known), n=1)
+        hint = f"did you mean '{close[0]}'?" if close else \
+            "allowed: " + ", ".join(sorted(known))
+        rep.add(where, f"unknown {what} '{key}'; {hint}")
+
+
+def expand(rep: Report, where: str, field_name: str, value: Any) -> Any:
+    """Expand env vars in a string (or strings nested in lists/maps); unset ones are errors."""
+    if isinstance(value, str):
+        out, missing = expand_env(value)
+        for var in missing:
+            rep.add(where, f"{field_name} uses ${var}, which is not set in the environment; "
+                           f"export {var} or change {field_name}")
+        return out
+    if isinstance(value, list):
+        return [expand(rep, where, field_name, v) for v in value]
+    if isinstance(value, dict):
+        return {k: expand(rep, where, f"{field_name}.{k}", v) for k, v in value.items()}
+    return value
+
+
+def positive_int(rep: Report, where: str, key: str, value: Any, default: int | None
+                  ) -> int | None:
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        rep.add(where, f"{key} must be a positive whole number, got {value!r}")
+        return default
+    return value
+
+
+def duration(rep: Report, where: str, key: str, value: Any, default: float) -> float:
+    if value is None:
+        return default
+    seconds = parse_duration(value)
+    if seconds is None or seconds <= 0:
+        rep.add(where, f"{key} must be a positive duration like 30s, 500ms, 2m or a number of "
+                       f"seconds, got {value!r}")
+        return default
+    return seconds
+
+
+def boolean(rep: Report, where: str, key: str, value: Any) -> bool:
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        rep.add(where, f"{key} must be true or false, got {value!r}")
+        return False
+    return value
+
+
+def is_host_port(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    if value.startswith("unix:") or "://" in value:
+        return True
+    host, sep, port = value.rpartition(":")
+    return bool(sep and host and port.isdigit() and 0 < int(port) < 65536)

@@ -1,0 +1,234 @@
+"""`model_providers` entries: names, interfaces, keys, endpoints, and name matching."""
+from __future__ import annotations
+
+from typing import Any, Iterable
+from urllib.parse import urlsplit
+
+from services.common.config.fields import (HOST_PATTERN, Report, boolean, check_keys, expand,
+                                           expand_env, positive_int)
+from services.common.config.model import ProviderEntry
+from services.common.config.providers_table import (AZURE_DEFAULT_API_VERSION, INTERFACES,
+                                                    KNOWN_PROVIDERS, MODEL_FAMILIES,
+                                                    OPERATION_PATH)
+
+PROVIDER_KEYS = {"model", "access_key", "base_url", "default", "name", "provider_interface",
+                 "headers", "passthrough_auth", "api_version", "default_max_tokens"}
+
+PLANO_PROVIDER_KEYS = {"http_host", "routing_preferences", "cluster_name", "usage", "stream",
+                       "base_url_path_prefix", "rate_limits"}
+
+
+def parse_providers(rep: Report, data: dict) -> tuple[ProviderEntry, ...]:
+    if "model_providers" in data and "llm_providers" in data:
+        rep.add("llm_providers", "both model_providers and llm_providers are given; keep one "
+                                 "(llm_providers is the older name)")
+    key = "model_providers" if "model_providers" in data else "llm_providers"
+    raw = data.get(key)
+    if not isinstance(raw, list) or not raw:
+        rep.add(key, "no model providers configured; add model_providers: [{model: "
+                     "openai/gpt-4o-mini, access_key: $OPENAI_API_KEY}]")
+        return ()
+    entries: list[ProviderEntry] = []
+    taken: dict[str, str] = {}
+    for i, item in enumerate(raw):
+        entry = _parse_provider(rep, key, i, item, taken)
+        if entry is not None:
+            entries.append(entry)
+    defaults = [e for e in entries if e.default]
+    if len(defaults) > 1:
+        named = ", ".join(f"{key}[{e.index}] ({e.name})" for e in defaults)
+        rep.add(key, f"more than one entry has default: true ({named}); keep it on one")
+    return tuple(entries)
+
+
+def _parse_provider(rep: Report, key: str, i: int, item: Any, taken: dict[str, str]
+                    ) -> ProviderEntry | None:
+    where = f"{key}[{i}]"
+    if not isinstance(item, dict):
+        rep.add(where, "must be a mapping like {model: openai/gpt-4o, access_key: $KEY}")
+        return None
+    model_str = item.get("model")
+    if isinstance(model_str, str) and model_str:
+        where = f"{where} ({model_str})"
+    n_before = len(rep.errors)
+    check_keys(rep, where, item, PROVIDER_KEYS | {"endpoint"}, PLANO_PROVIDER_KEYS)
+    if "endpoint" in item:   # the older arch field; silently ignoring it would misroute
+        rep.add(where, "endpoint is not supported; use base_url: http://host:port instead")
+    iface_raw = item.get("provider_interface")
+    if iface_raw is not None and iface_raw not in INTERFACES:
+        rep.add(where, f"provider_interface {iface_raw!r} is not one of "
+                       f"{', '.join(sorted(INTERFACES))}")
+        iface_raw = None
+    if not isinstance(model_str, str) or not model_str:
+        rep.add(where, "model is missing; write it as provider/model, e.g. openai/gpt-4o")
+        return None
+    provider, sep, model = model_str.partition("/")
+    if not sep:
+        if iface_raw is None:
+            rep.add(where, f"model {model_str!r} needs a provider prefix, e.g. "
+                           f"openai/{model_str}")
+            return None
+        provider, model = iface_raw, model_str   # older arch form: provider_interface + model
+    if not provider or not model:
+        rep.add(where, f"model {model_str!r} must be provider/model, e.g. openai/gpt-4o")
+        return None
+    if "*" in model and model != "*":
+        rep.add(where, f"only whole-provider wildcards are supported: write {provider}/*")
+        return None
+    kind = KNOWN_PROVIDERS.get(provider)
+    if kind is None and iface_raw is None:
+        rep.add(where, f"unknown provider {provider!r}; if it speaks the OpenAI API add "
+                       "`provider_interface: openai` and `base_url: http://host:port` "
+                       f"(known providers: {', '.join(sorted(KNOWN_PROVIDERS))})")
+        return None
+    azure = provider == "azure_openai" or iface_raw == "azure_openai"
+    interface = INTERFACES[iface_raw] if iface_raw else kind.interface  # type: ignore[union-attr]
+
+    name = item.get("name")
+    if name is not None:
+        if not isinstance(name, str) or not name:
+            rep.add(where, f"name must be a non-empty string, got {name!r}")
+            name = None
+        elif name in taken:
+            rep.add(where, f"name {name!r} is already used by {taken[name]}; names must be "
+                           "unique")
+    if name is None:
+        base = name = f"{provider}/{model}"
+        n = 2
+        while name in taken:
+            name, n = f"{base}#{n}", n + 1
+    taken.setdefault(name, where)
+
+    passthrough = boolean(rep, where, "passthrough_auth", item.get("passthrough_auth"))
+    default = boolean(rep, where, "default", item.get("default"))
+    if default and model == "*":
+        rep.add(where, "default: true needs a concrete model, not a wildcard; name one, e.g. "
+                       f"{provider}/<model>")
+    access_key = _access_key(rep, where, item, kind, passthrough, "base_url" in item)
+    base_url = expand(rep, where, "base_url", item.get("base_url"))
+    api_version = item.get("api_version")
+    if api_version is not None and not isinstance(api_version, str):
+        api_version = str(api_version)
+    endpoint = _endpoint(rep, where, base_url, kind, interface, azure,
+                         api_version or AZURE_DEFAULT_API_VERSION)
+    headers = _headers(rep, where, item.get("headers"))
+    max_tokens = positive_int(rep, where, "default_max_tokens",
+                              item.get("default_max_tokens"), None)
+    if access_key is None and not passthrough:
+        auth = "none"
+    elif azure:
+        auth = "api-key"
+    elif kind is not None and not iface_raw:
+        auth = kind.auth if kind.auth != "none" else "bearer"
+    else:
+        auth = "x-api-key" if interface == "anthropic" else "bearer"
+    if len(rep.errors) != n_before:
+        return None
+    return ProviderEntry(name=name, provider=provider, model=model, interface=interface,
+                         endpoint=endpoint, auth=auth, access_key=access_key, default=default,
+                         headers=headers, passthrough_auth=passthrough,
+                         api_version=(api_version or AZURE_DEFAULT_API_VERSION) if azure
+                         else api_version, default_max_tokens=max_tokens, index=i)
+
+
+def _access_key(rep: Report, where: str, item: dict, kind: Any, passthrough: bool,
+                custom_url: bool) -> str | None:
+    """The expanded key; unset variables are errors only where the provider needs a key."""
+    raw = item.get("access_key")
+    needs_key = bool(kind and kind.needs_key) and not passthrough
+    if raw is None:
+        if needs_key and not custom_url:
+            var = f"{str(item.get('model', '')).partition('/')[0].upper() or 'PROVIDER'}_API_KEY"
+            rep.add(where, f"access_key is missing; add access_key: ${var} (or "
+                           "passthrough_auth: true)")
+        return None
+    if not isinstance(raw, str):
+        rep.add(where, "access_key must be a string, e.g. $OPENAI_API_KEY")
+        return None
+    value, missing = expand_env(raw)
+    if missing:
+        if needs_key:
+            for var in missing:
+                rep.add(where, f"access_key uses ${var}, which is not set in the environment; "
+                               f"export {var}=... before starting")
+        return value or None
+    return value or None
+
+
+def _endpoint(rep: Report, where: str, base_url: Any, kind: Any, interface: str, azure: bool,
+              api_version: str) -> str:
+    """Full URL of the chat operation (docs/architecture.md, "base_url")."""
+    if base_url is None:
+        if kind is None or kind.base_url is None:
+            hint = "https://<resource>.openai.azure.com" if azure else "http://host:port"
+            rep.add(where, f"base_url is required for this provider; add base_url: {hint}")
+            return ""
+        base_url = kind.base_url
+    if not isinstance(base_url, str):
+        rep.add(where, "base_url must be a string like http://host:port")
+        return ""
+    parts = urlsplit(base_url.strip())
+    if parts.scheme not in ("http", "https") or not HOST_PATTERN.match(parts.hostname or "") \
+            or parts.query or parts.fragment:
+        shown = base_url if not parts.password else base_url.replace(parts.password, "***")
+        rep.add(where, f"base_url {shown!r} must look like scheme://host[:port][/path] with "
+                       "scheme http or https")
+        return ""
+    try:
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError:
+        rep.add(where, "base_url has an invalid port; use scheme://host:port")
+        return ""
+    origin = f"{parts.scheme}://{parts.netloc}"
+    path = parts.path.rstrip("/")
+    operation = OPERATION_PATH[interface]
+    if azure:
+        prefix = path or "/openai"
+        return f"{origin}{prefix}/deployments/{{model}}{operation}?api-version={api_version}"
+    if path.endswith(operation):
+        path = path[: -len(operation)]   # the user pasted the full operation URL
+    prefix = path or (kind.path_prefix if kind is not None else "/v1")
+    return f"{origin}{prefix}{operation}"
+
+
+def _headers(rep: Report, where: str, raw: Any) -> dict[str, str]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        rep.add(where, "headers must be a map of header name to value")
+        return {}
+    out: dict[str, str] = {}
+    for k, v in raw.items():
+        if v is None or isinstance(v, (dict, list)):
+            rep.add(where, f"headers.{k} must be a string value")
+            continue
+        out[str(k)] = expand(rep, where, f"headers.{k}", str(v))
+    return out
+
+
+def match_providers(providers: Iterable[ProviderEntry], name: str
+                    ) -> list[tuple[ProviderEntry, str]]:
+    """Entries (with the upstream model) serving a model name, aliases aside.
+
+    Order of precedence: `provider/model` of concrete entries, an entry's own name, a bare
+    model name, `provider/anything` against `provider/*`, a bare name by model family.
+    """
+    entries = list(providers)
+    concrete = [e for e in entries if not e.is_wildcard]
+    found = [(e, e.model) for e in concrete if e.public_name == name]
+    if found:
+        return found
+    found = [(e, e.model) for e in concrete if e.name == name]
+    if found:
+        return found
+    found = [(e, e.model) for e in concrete if e.model == name]
+    if found:
+        return found
+    if "/" in name:
+        prefix, _, model = name.partition("/")
+        if model:
+            found = [(e, model) for e in entries if e.is_wildcard and e.provider == prefix]
+            if found:
+                return found
+    return [(e, name) for e in entries if e.is_wildcard and name
+            and name.startswith(MODEL_FAMILIES.get(e.provider, ()) or ("\0",))]
