@@ -1,16 +1,13 @@
-"""Client codec for OpenAI Chat Completions (POST /v1/chat/completions): request decoding
-with the real API's validation, response and SSE encoding, error bodies."""
+"""OpenAI Chat Completions request decoding: the real API's validation, then the canonical
+ChatRequest (unknown fields ride in extra_json)."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
 
 import orjson
 
-from services.common.canonical import mappings
-from services.common.canonical.aggregate import Turn, merge_usage
 from services.common.errors import GatewayError, invalid_request
 from services.common.proto import chat_pb2
-from services.edge.formats import sse
 from services.edge.formats.fields import (dumps_extra, is_int, is_num, split_data_url,
                                           unknown_fields)
 
@@ -62,8 +59,6 @@ def _missing(param: str) -> GatewayError:
     return invalid_request(f"Missing required parameter: '{param}'.", param)
 
 
-
-# ---- request -----------------------------------------------------------------------------
 def decode_request(body: dict) -> chat_pb2.ChatRequest:
     """Validate a Chat Completions request and decode it into the canonical ChatRequest."""
     req = chat_pb2.ChatRequest(source_format=chat_pb2.WIRE_FORMAT_OPENAI_CHAT)
@@ -403,166 +398,3 @@ def _decode_part(p: dict, kind: str, param: str, part: chat_pb2.ContentPart) -> 
         if file_rest:
             extra["file"] = file_rest
     part.extra_json = dumps_extra(extra)
-
-
-
-# ---- response ----------------------------------------------------------------------------
-def _finish_reason(parts: Sequence[chat_pb2.ContentPart], stop_reason: int) -> str:
-    if any(p.WhichOneof("kind") == "tool_call" for p in parts):
-        return "tool_calls"
-    return mappings.STOP_TO_OPENAI_FINISH.get(stop_reason, "stop")
-
-
-def _start_extras(start: chat_pb2.StreamStart) -> dict:
-    """system_fingerprint / service_tier the upstream reported, when it speaks OpenAI."""
-    if not start.extra_json:
-        return {}
-    try:
-        extra = orjson.loads(start.extra_json)
-    except orjson.JSONDecodeError:
-        return {}
-    if not isinstance(extra, dict):
-        return {}
-    return {k: extra[k] for k in ("system_fingerprint", "service_tier") if k in extra}
-
-
-def encode_response(turn: Turn, *, model: str, response_id: str, created: int) -> dict:
-    """A `chat.completion` object for a finished Turn."""
-    choices = []
-    for c in turn.choices or []:
-        texts, reasoning, calls = [], [], []
-        for p in c.parts:
-            kind = p.WhichOneof("kind")
-            if kind == "text":
-                texts.append(p.text.text)
-            elif kind == "reasoning" and p.reasoning.text:
-                reasoning.append(p.reasoning.text)
-            elif kind == "tool_call":
-                tc = p.tool_call
-                calls.append({"id": tc.id, "type": "function",
-                              "function": {"name": tc.name, "arguments": tc.arguments_json}})
-        message: dict[str, Any] = {"role": "assistant",
-                                   "content": "".join(texts) if texts or not calls else None,
-                                   "refusal": None}
-        if calls:
-            message["tool_calls"] = calls
-        if reasoning:
-            message["reasoning_content"] = "".join(reasoning)
-        choices.append({"index": c.index, "message": message, "logprobs": None,
-                        "finish_reason": _finish_reason(c.parts, c.stop_reason)})
-    if not choices:
-        choices.append({"index": 0, "message": {"role": "assistant", "content": "",
-                                                "refusal": None},
-                        "logprobs": None, "finish_reason": "stop"})
-    out = {"id": response_id, "object": "chat.completion", "created": created, "model": model,
-           "choices": choices, "usage": mappings.usage_to_openai(turn.usage)}
-    out.update(_start_extras(turn.start))
-    return out
-
-
-# ---- stream ------------------------------------------------------------------------------
-class StreamEncoder:
-    """Canonical events -> `chat.completion.chunk` SSE frames."""
-
-    def __init__(self, model: str, response_id: str, created: int,
-                 request: chat_pb2.ChatRequest) -> None:
-        self._base: dict[str, Any] = {"id": response_id, "object": "chat.completion.chunk",
-                                      "created": created, "model": model}
-        self._include_usage = request.include_usage
-        self._usage = chat_pb2.Usage()
-        self._blocks: dict[int, tuple[int, int]] = {}   # block index -> (choice, tool index)
-        self._tool_count: dict[int, int] = {}           # choice -> tool calls seen
-        self._roled: set[int] = set()                   # choices whose role chunk was sent
-        self._usage_sent = False
-
-    def _chunk(self, choice: int, delta: dict, finish: str | None = None) -> bytes:
-        obj = dict(self._base)
-        obj["choices"] = [{"index": choice, "delta": delta, "logprobs": None,
-                           "finish_reason": finish}]
-        if self._include_usage:
-            obj["usage"] = None
-        return sse.data_frame(obj)
-
-    def _role(self, choice: int, out: list[bytes]) -> None:
-        if choice not in self._roled:
-            self._roled.add(choice)
-            out.append(self._chunk(choice, {"role": "assistant", "content": ""}))
-
-    def encode(self, events: Sequence[chat_pb2.StreamEvent]) -> bytes:
-        """SSE bytes for a batch of events."""
-        out: list[bytes] = []
-        for ev in events:
-            kind = ev.WhichOneof("event")
-            if kind == "delta":
-                self._delta(ev.delta, out)
-            elif kind == "block_start":
-                self._block_start(ev.block_start, out)
-            elif kind == "start":
-                self._base.update(_start_extras(ev.start))
-                self._usage.MergeFrom(ev.start.usage)
-                self._role(0, out)
-            elif kind == "finish":
-                f = ev.finish
-                self._role(f.choice, out)
-                if f.HasField("usage"):
-                    merge_usage(self._usage, f.usage)
-                reason = ("tool_calls" if self._tool_count.get(f.choice)
-                          else mappings.STOP_TO_OPENAI_FINISH.get(f.stop_reason, "stop"))
-                out.append(self._chunk(f.choice, {}, reason))
-        return b"".join(out)
-
-    def _block_start(self, bs: chat_pb2.BlockStart, out: list[bytes]) -> None:
-        self._role(bs.choice, out)
-        part = bs.part
-        kind = part.WhichOneof("kind")
-        tool_index = -1
-        if kind == "tool_call":
-            tool_index = self._tool_count.get(bs.choice, 0)
-            self._tool_count[bs.choice] = tool_index + 1
-            tc = part.tool_call
-            out.append(self._chunk(bs.choice, {"tool_calls": [{
-                "index": tool_index, "id": tc.id, "type": "function",
-                "function": {"name": tc.name, "arguments": tc.arguments_json}}]}))
-        elif kind == "text" and part.text.text:
-            out.append(self._chunk(bs.choice, {"content": part.text.text}))
-        elif kind == "reasoning" and part.reasoning.text:
-            out.append(self._chunk(bs.choice, {"reasoning_content": part.reasoning.text}))
-        self._blocks[bs.index] = (bs.choice, tool_index)
-
-    def _delta(self, d: chat_pb2.BlockDelta, out: list[bytes]) -> None:
-        choice, tool_index = self._blocks.get(d.index, (0, -1))
-        which = d.WhichOneof("delta")
-        if which == "text":
-            out.append(self._chunk(choice, {"content": d.text}))
-        elif which == "reasoning":
-            out.append(self._chunk(choice, {"reasoning_content": d.reasoning}))
-        elif which == "arguments_json" and tool_index >= 0:
-            out.append(self._chunk(choice, {"tool_calls": [{
-                "index": tool_index, "function": {"arguments": d.arguments_json}}]}))
-        # signature deltas have no place in Chat Completions
-
-    def error(self, err: chat_pb2.Error) -> bytes:
-        """A mid-stream error chunk; openai-python raises APIError on it. No [DONE] follows."""
-        kind = mappings.ERROR_TYPES.get(err.type, ("api_error", "api_error"))[0]
-        return sse.data_frame({"error": {"message": err.message or "upstream error",
-                                         "type": kind, "param": err.param or None,
-                                         "code": err.code or None}})
-
-    def done(self) -> bytes:
-        """The usage chunk (when asked for, after every finish) then `data: [DONE]`."""
-        if self._include_usage and not self._usage_sent:
-            self._usage_sent = True
-            obj = dict(self._base)
-            obj["choices"] = []
-            obj["usage"] = mappings.usage_to_openai(self._usage)
-            return sse.data_frame(obj) + sse.DONE
-        return sse.DONE
-
-
-# ---- errors ------------------------------------------------------------------------------
-def error_body(err: GatewayError) -> tuple[int, dict]:
-    """HTTP status and `{"error": {...}}` as OpenAI sends them (no 529: overload is 503)."""
-    status = mappings.OPENAI_STATUS.get(err.http_status, err.http_status)
-    kind = mappings.ERROR_TYPES.get(err.type, ("api_error", "api_error"))[0]
-    return status, {"error": {"message": err.message, "type": kind,
-                              "param": err.param or None, "code": err.code or None}}
