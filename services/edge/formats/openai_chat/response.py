@@ -11,7 +11,7 @@ from services.common.canonical.aggregate import Turn
 from services.common.proto import chat_pb2
 from services.edge.formats.errors import openai_error_body as error_body
 
-__all__ = ["encode_response", "error_body", "start_extras"]
+__all__ = ["encode_response", "error_body"]
 
 
 def _finish_reason(parts: Sequence[chat_pb2.ContentPart], stop_reason: int) -> str:

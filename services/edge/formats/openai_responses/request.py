@@ -1,70 +1,33 @@
-"""OpenAI Responses API codec (POST /v1/responses): request → canonical, canonical → Responses
-JSON and SSE. Pure functions; the edge app does the I/O and the state service the storing."""
+"""OpenAI Responses request decoding: a /v1/responses body -> canonical ChatRequest plus the
+ResponsesContext (state, echo fields, normalised input items)."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 import orjson
 
-from services.common.canonical import mappings
-from services.common.canonical.aggregate import Choice, Turn, TurnBuilder
-from services.common.errors import GatewayError, invalid_request
+from services.common.errors import invalid_request
 from services.common.proto import chat_pb2
+from services.edge.formats.openai_responses.context import REDACTED, ResponsesContext
 
-_SR = chat_pb2.StopReason
 _MODES = {"auto": chat_pb2.ToolChoice.MODE_AUTO, "none": chat_pb2.ToolChoice.MODE_NONE,
           "required": chat_pb2.ToolChoice.MODE_REQUIRED}
 _INPUT_ROLES = {"user": chat_pb2.ROLE_USER, "system": chat_pb2.ROLE_SYSTEM,
                 "developer": chat_pb2.ROLE_DEVELOPER, "assistant": chat_pb2.ROLE_ASSISTANT}
-# Stop reasons that end a Responses object as `incomplete`, with the reason it names.
-_INCOMPLETE = {_SR.STOP_REASON_MAX_TOKENS: "max_output_tokens",
-               _SR.STOP_REASON_REFUSAL: "content_filter"}
-# Canonical error type -> Responses `error.code` (ResponseError.code) when the error has none.
-_FAILED_CODES = {"rate_limit": "rate_limit_exceeded", "invalid_request": "invalid_prompt"}
 # Request fields this codec names (everything else rides in extra_json, for the record).
 _NAMED = frozenset({
     "model", "input", "instructions", "previous_response_id", "store", "metadata", "tools",
     "tool_choice", "temperature", "top_p", "max_output_tokens", "parallel_tool_calls",
     "reasoning", "user", "stream", "stream_options", "text", "include", "truncation",
     "background", "conversation", "prompt"})
-# Prefix that marks Anthropic redacted thinking inside a reasoning item's `encrypted_content`.
-_REDACTED = "redacted:"
 
 
-@dataclass
-class ResponsesContext:
-    """What a Responses request carries besides the canonical request: state and echo fields."""
-    previous_response_id: str | None = None
-    store: bool = True
-    instructions: str | None = None
-    metadata: dict | None = None
-    input_items: list[dict] = field(default_factory=list)
-    tools: list[dict] = field(default_factory=list)
-    tool_choice: str | dict = "auto"
-    temperature: float | None = None
-    top_p: float | None = None
-    max_output_tokens: int | None = None
-    parallel_tool_calls: bool = True
-    text: dict = field(default_factory=lambda: {"format": {"type": "text"}})
-    reasoning: dict = field(default_factory=lambda: {"effort": None, "summary": None})
-    user: str | None = None
-    truncation: str = "disabled"
-
-
-# ---- ids ---------------------------------------------------------------------------------
 def _new_id(prefix: str) -> str:
     """A fresh item id in the API's style (prefix_ + hex)."""
     return f"{prefix}_{os.urandom(16).hex()}"
 
 
-def _output_id(prefix: str, response_id: str, n: int) -> str:
-    """Output item ids derive from the response id, so stream and stored object agree."""
-    return f"{prefix}_{response_id.removeprefix('resp_')}{n:03d}"
-
-
-# ---- request decoding --------------------------------------------------------------------
 def decode_request(body: dict) -> tuple[chat_pb2.ChatRequest, ResponsesContext]:
     """A /v1/responses body → canonical request plus the Responses-only context."""
     if not isinstance(body, dict):
@@ -427,8 +390,8 @@ def _reasoning_to_canonical(item: dict) -> chat_pb2.ContentPart:
     if not texts:
         texts = [c.get("text", "") for c in item.get("content") or [] if isinstance(c, dict)]
     enc = item.get("encrypted_content") or ""
-    if isinstance(enc, str) and enc.startswith(_REDACTED):
-        part = chat_pb2.ReasoningPart(redacted=True, redacted_data=enc[len(_REDACTED):])
+    if isinstance(enc, str) and enc.startswith(REDACTED):
+        part = chat_pb2.ReasoningPart(redacted=True, redacted_data=enc[len(REDACTED):])
     else:
         part = chat_pb2.ReasoningPart(text="\n\n".join(texts), signature=str(enc))
     return chat_pb2.ContentPart(reasoning=part)
@@ -473,65 +436,6 @@ def _text_message(role: int, text: str) -> chat_pb2.Message:
         text=text))])
 
 
-# ---- response encoding -------------------------------------------------------------------
-def _skeleton(*, model: str, response_id: str, created: int, ctx: ResponsesContext) -> dict:
-    """The Responses object without output: everything echoed from the request."""
-    return {
-        "id": response_id, "object": "response", "created_at": created,
-        "status": "in_progress", "background": False, "error": None,
-        "incomplete_details": None, "instructions": ctx.instructions,
-        "max_output_tokens": ctx.max_output_tokens, "model": model, "output": [],
-        "parallel_tool_calls": ctx.parallel_tool_calls,
-        "previous_response_id": ctx.previous_response_id, "reasoning": ctx.reasoning,
-        "store": ctx.store,
-        "temperature": 1.0 if ctx.temperature is None else ctx.temperature,
-        "text": ctx.text, "tool_choice": ctx.tool_choice, "tools": ctx.tools,
-        "top_p": 1.0 if ctx.top_p is None else ctx.top_p, "truncation": ctx.truncation,
-        "usage": None, "user": ctx.user, "metadata": ctx.metadata or {},
-    }
-
-
-def _output_item(part: chat_pb2.ContentPart, response_id: str, n: int) -> dict | None:
-    """One canonical part → one finished Responses output item (None: no counterpart)."""
-    kind = part.WhichOneof("kind")
-    if kind == "text":
-        return {"id": _output_id("msg", response_id, n), "type": "message", "status": "completed",
-                "role": "assistant", "content": [
-                    {"type": "output_text", "text": part.text.text, "annotations": []}]}
-    if kind == "tool_call":
-        tc = part.tool_call
-        return {"id": _output_id("fc", response_id, n), "type": "function_call",
-                "status": "completed", "call_id": tc.id, "name": tc.name,
-                "arguments": tc.arguments_json or "{}"}
-    if kind == "reasoning":
-        r = part.reasoning
-        item: dict = {"id": _output_id("rs", response_id, n), "type": "reasoning",
-                      "summary": [{"type": "summary_text", "text": r.text}] if r.text else []}
-        if r.redacted:
-            item["encrypted_content"] = _REDACTED + r.redacted_data
-        elif r.signature:
-            item["encrypted_content"] = r.signature
-        return item
-    return None
-
-
-def _outputs(choice: Choice, response_id: str) -> list[dict]:
-    items: list[dict] = []
-    for part in choice.parts:
-        item = _output_item(part, response_id, len(items))
-        if item is not None:
-            items.append(item)
-    return items
-
-
-def _failure(err: chat_pb2.Error) -> dict:
-    """Responses `error` object for a failed response."""
-    code = err.code or _FAILED_CODES.get(err.type) or (
-        "server_error" if (err.http_status or 500) >= 500 else
-        mappings.ERROR_TYPES.get(err.type, ("api_error",))[0])
-    return {"code": code, "message": err.message or "the upstream request failed"}
-
-
 def _response_format(fmt: object) -> dict | None:
     """Responses `text.format` -> Chat Completions `response_format` (None for plain text)."""
     if not isinstance(fmt, dict) or fmt.get("type") not in ("text", "json_object", "json_schema"):
@@ -550,275 +454,3 @@ def _response_format(fmt: object) -> dict | None:
         if key in fmt:
             spec[key] = fmt[key]
     return {"type": "json_schema", "json_schema": spec}
-
-
-def encode_response(turn: Turn, *, model: str, response_id: str, created: int,
-                    ctx: ResponsesContext) -> dict:
-    """A whole turn → the Responses object exactly as POST /v1/responses returns it."""
-    out = _skeleton(model=model, response_id=response_id, created=created, ctx=ctx)
-    choice = turn.choices[0] if turn.choices else Choice()
-    out["output"] = _outputs(choice, response_id)
-    out["usage"] = mappings.usage_to_responses(turn.usage)
-    if turn.error is not None:
-        out["status"], out["error"] = "failed", _failure(turn.error)
-    elif choice.stop_reason in _INCOMPLETE:
-        out["status"] = "incomplete"
-        out["incomplete_details"] = {"reason": _INCOMPLETE[choice.stop_reason]}
-        if out["output"] and "status" in out["output"][-1]:
-            out["output"][-1]["status"] = "incomplete"  # the item the limit cut short
-    else:
-        out["status"] = "completed"
-    return out
-
-
-# ---- streaming ---------------------------------------------------------------------------
-def _frame(event: dict) -> bytes:
-    return b"event: " + event["type"].encode() + b"\ndata: " + orjson.dumps(event) + b"\n\n"
-
-
-@dataclass
-class _Open:
-    """One output item being streamed."""
-    kind: str
-    item_id: str
-    output_index: int
-    base: dict
-    text: str = ""
-    part_open: bool = False
-    done: bool = False
-
-
-class StreamEncoder:
-    """Canonical events → Responses SSE. `encode` never emits the terminal event: the app
-    calls `completed()` once the response is stored, or `error()` if that failed."""
-
-    def __init__(self, model: str, response_id: str, created: int,
-                 request: chat_pb2.ChatRequest, ctx: ResponsesContext) -> None:
-        self.model, self.response_id, self.created = model, response_id, created
-        self.request, self.ctx = request, ctx
-        self._seq = 0
-        self._started = False
-        self._finished = False
-        self._terminal = False
-        self._items: dict[int, _Open] = {}  # canonical block index -> item
-        self._count = 0
-        self._builder = TurnBuilder()
-        self._final: dict | None = None
-
-    # -- public ----------------------------------------------------------------------------
-    def encode(self, events: Iterable[chat_pb2.StreamEvent]) -> bytes:
-        """SSE bytes for a batch of canonical events (an `error` event ends the stream)."""
-        out: list[bytes] = []
-        for ev in events:
-            kind = ev.WhichOneof("event")
-            if self._terminal:
-                break
-            if kind == "error":
-                out.append(self.error(ev.error))
-                break
-            if not self._started:
-                out.extend(self._start())
-            self._builder.feed(ev)
-            if kind == "block_start":
-                out.extend(self._block_start(ev.block_start))
-            elif kind == "delta":
-                out.extend(self._delta(ev.delta))
-            elif kind == "block_stop":
-                out.extend(self._block_stop(ev.block_stop.index))
-            elif kind == "finish" and ev.finish.choice == 0:
-                for index in sorted(self._items, key=lambda i: self._items[i].output_index):
-                    out.extend(self._block_stop(index))
-                self._finished = True
-        return b"".join(out)
-
-    def final_response(self) -> dict:
-        """The complete Responses object; raises a 502 GatewayError if no finish was seen."""
-        if not self._finished:
-            raise GatewayError(502, "the upstream stream ended before the response finished")
-        if self._final is None:
-            self._final = encode_response(self._builder.turn, model=self.model,
-                                          response_id=self.response_id, created=self.created,
-                                          ctx=self.ctx)
-        return self._final
-
-    def completed(self) -> bytes:
-        """The terminal `response.completed` (or `response.incomplete`) event."""
-        if self._terminal:
-            return b""
-        if not self._finished:
-            return self.error(GatewayError(
-                502, "the upstream stream ended before the response finished").to_proto())
-        final = self.final_response()
-        self._terminal = True
-        kind = "response.incomplete" if final["status"] == "incomplete" else "response.completed"
-        return self._event(kind, response=final)
-
-    def error(self, err: chat_pb2.Error) -> bytes:
-        """`response.failed` (the Responses grammar), then an `error` event, which
-        openai-python raises as APIError."""
-        if self._terminal:
-            return b""
-        out = [] if self._started else self._start()
-        self._terminal = True
-        failed = self._snapshot("failed")
-        failed["output"] = [self._item_now(it) for it in
-                            sorted(self._items.values(), key=lambda i: i.output_index)]
-        failed["error"] = _failure(err)
-        openai_type = mappings.ERROR_TYPES.get(err.type, ("api_error",))[0]
-        detail = {"type": openai_type, "code": failed["error"]["code"],
-                  "message": failed["error"]["message"], "param": err.param or None}
-        out.append(self._event("response.failed", response=failed))
-        out.append(self._event("error", code=detail["code"], message=detail["message"],
-                               param=detail["param"], error=detail))
-        return b"".join(out)
-
-    def done(self) -> bytes:
-        """The Responses API has no `[DONE]` sentinel."""
-        return b""
-
-    # -- internals -------------------------------------------------------------------------
-    def _event(self, kind: str, **fields: Any) -> bytes:
-        ev = {"type": kind, "sequence_number": self._seq, **fields}
-        self._seq += 1
-        return _frame(ev)
-
-    def _snapshot(self, status: str) -> dict:
-        snap = _skeleton(model=self.model, response_id=self.response_id, created=self.created,
-                         ctx=self.ctx)
-        snap["status"] = status
-        return snap
-
-    def _start(self) -> list[bytes]:
-        self._started = True
-        snap = self._snapshot("in_progress")
-        return [self._event("response.created", response=snap),
-                self._event("response.in_progress", response=snap)]
-
-    def _block_start(self, bs: chat_pb2.BlockStart) -> list[bytes]:
-        kind = bs.part.WhichOneof("kind")
-        if bs.choice != 0 or kind not in ("text", "tool_call", "reasoning") \
-                or bs.index in self._items:
-            return []
-        n = self._count
-        self._count += 1
-        if kind == "text":
-            base = {"id": _output_id("msg", self.response_id, n), "type": "message",
-                    "status": "in_progress", "role": "assistant", "content": []}
-        elif kind == "tool_call":
-            base = {"id": _output_id("fc", self.response_id, n), "type": "function_call",
-                    "status": "in_progress", "call_id": bs.part.tool_call.id,
-                    "name": bs.part.tool_call.name, "arguments": ""}
-        else:
-            base = {"id": _output_id("rs", self.response_id, n), "type": "reasoning",
-                    "summary": []}
-        item = _Open(kind=kind, item_id=base["id"], output_index=n, base=base)
-        self._items[bs.index] = item
-        out = [self._event("response.output_item.added", output_index=n, item=dict(base))]
-        if kind == "text":
-            out.append(self._part_event("response.content_part.added", item, ""))
-            item.part_open = True
-        initial = {"text": bs.part.text.text, "tool_call": bs.part.tool_call.arguments_json,
-                   "reasoning": bs.part.reasoning.text}[kind]
-        if initial:
-            out.extend(self._append(item, initial))
-        return out
-
-    def _part_event(self, kind: str, item: _Open, text: str) -> bytes:
-        return self._event(kind, item_id=item.item_id, output_index=item.output_index,
-                           content_index=0, part={"type": "output_text", "text": text,
-                                                  "annotations": []})
-
-    def _delta(self, d: chat_pb2.BlockDelta) -> list[bytes]:
-        item = self._items.get(d.index)
-        if item is None or item.done:
-            return []
-        which = d.WhichOneof("delta")
-        if (item.kind, which) in (("text", "text"), ("tool_call", "arguments_json"),
-                                  ("reasoning", "reasoning")):
-            return self._append(item, getattr(d, which))
-        return []  # signature deltas: folded by the TurnBuilder, sent in output_item.done
-
-    def _append(self, item: _Open, chunk: str) -> list[bytes]:
-        if not chunk:
-            return []
-        item.text += chunk
-        where = {"item_id": item.item_id, "output_index": item.output_index}
-        if item.kind == "text":
-            return [self._event("response.output_text.delta", **where, content_index=0,
-                                delta=chunk, logprobs=[])]
-        if item.kind == "tool_call":
-            return [self._event("response.function_call_arguments.delta", **where, delta=chunk)]
-        out = []
-        if not item.part_open:
-            item.part_open = True
-            out.append(self._event("response.reasoning_summary_part.added", **where,
-                                   summary_index=0, part={"type": "summary_text", "text": ""}))
-        out.append(self._event("response.reasoning_summary_text.delta", **where,
-                               summary_index=0, delta=chunk))
-        return out
-
-    def _block_stop(self, index: int) -> list[bytes]:
-        item = self._items.get(index)
-        if item is None or item.done:
-            return []
-        item.done = True
-        where = {"item_id": item.item_id, "output_index": item.output_index}
-        out = []
-        if item.kind == "text":
-            out.append(self._event("response.output_text.done", **where, content_index=0,
-                                   text=item.text, logprobs=[]))
-            out.append(self._part_event("response.content_part.done", item, item.text))
-        elif item.kind == "tool_call":
-            out.append(self._event("response.function_call_arguments.done", **where,
-                                   arguments=item.text or "{}"))
-        elif item.part_open:
-            part = {"type": "summary_text", "text": item.text}
-            out.append(self._event("response.reasoning_summary_text.done", **where,
-                                   summary_index=0, text=item.text))
-            out.append(self._event("response.reasoning_summary_part.done", **where,
-                                   summary_index=0, part=part))
-        out.append(self._event("response.output_item.done", output_index=item.output_index,
-                               item=self._item_now(item)))
-        return out
-
-    def _item_now(self, item: _Open) -> dict:
-        """The item as it stands: final (from the folded turn) once done, else in progress."""
-        choice = self._builder.turn.choice(0)
-        parts = [p for p in choice.parts
-                 if p.WhichOneof("kind") in ("text", "tool_call", "reasoning")]
-        if item.output_index < len(parts):
-            final = _output_item(parts[item.output_index], self.response_id, item.output_index)
-            if final is not None:
-                if not item.done and "status" in final:
-                    final["status"] = "incomplete"
-                return final
-        return dict(item.base)
-
-
-# ---- errors and listings -----------------------------------------------------------------
-def error_body(err: GatewayError) -> tuple[int, dict]:
-    """HTTP status and OpenAI error JSON for a GatewayError."""
-    status = mappings.OPENAI_STATUS.get(err.http_status, err.http_status)
-    openai_type = mappings.ERROR_TYPES.get(err.type, ("api_error",))[0]
-    return status, {"error": {"message": err.message, "type": openai_type,
-                              "param": err.param or None, "code": err.code or None}}
-
-
-def input_items_page(items: list[dict], *, limit: int = 20, order: str = "desc",
-                     after: str | None = None) -> dict:
-    """The `GET /v1/responses/{id}/input_items` list object for stored input items."""
-    if not 1 <= limit <= 100:
-        raise invalid_request("limit must be between 1 and 100", "limit")
-    if order not in ("asc", "desc"):
-        raise invalid_request("order must be 'asc' or 'desc'", "order")
-    ordered = list(reversed(items)) if order == "desc" else list(items)
-    if after is not None:
-        ids = [it.get("id") for it in ordered]
-        if after not in ids:
-            raise invalid_request(f"No input item found with id '{after}'", "after")
-        ordered = ordered[ids.index(after) + 1:]
-    page = ordered[:limit]
-    return {"object": "list", "data": page,
-            "first_id": page[0]["id"] if page else None,
-            "last_id": page[-1]["id"] if page else None,
-            "has_more": len(ordered) > limit}

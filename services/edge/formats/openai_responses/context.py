@@ -1,0 +1,28 @@
+"""What a Responses request carries besides the canonical request, and the one wire
+convention request decoding and response encoding share."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Prefix that marks Anthropic redacted thinking inside a reasoning item's `encrypted_content`.
+REDACTED = "redacted:"
+
+
+@dataclass
+class ResponsesContext:
+    """What a Responses request carries besides the canonical request: state and echo fields."""
+    previous_response_id: str | None = None
+    store: bool = True
+    instructions: str | None = None
+    metadata: dict | None = None
+    input_items: list[dict] = field(default_factory=list)
+    tools: list[dict] = field(default_factory=list)
+    tool_choice: str | dict = "auto"
+    temperature: float | None = None
+    top_p: float | None = None
+    max_output_tokens: int | None = None
+    parallel_tool_calls: bool = True
+    text: dict = field(default_factory=lambda: {"format": {"type": "text"}})
+    reasoning: dict = field(default_factory=lambda: {"effort": None, "summary": None})
+    user: str | None = None
+    truncation: str = "disabled"
