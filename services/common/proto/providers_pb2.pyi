@@ -29,6 +29,28 @@ class GenerateRequest(_message.Message):
     forward_headers: _containers.ScalarMap[str, str]
     def __init__(self, request: _Optional[_Union[_chat_pb2.ChatRequest, _Mapping]] = ..., plan: _Optional[_Union[_router_pb2.RoutePlan, _Mapping]] = ..., request_id: _Optional[str] = ..., client_api_key: _Optional[str] = ..., forward_headers: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
+class MuxRequest(_message.Message):
+    __slots__ = ("id", "generate", "cancel", "whole")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    GENERATE_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_FIELD_NUMBER: _ClassVar[int]
+    WHOLE_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    generate: GenerateRequest
+    cancel: bool
+    whole: bool
+    def __init__(self, id: _Optional[int] = ..., generate: _Optional[_Union[GenerateRequest, _Mapping]] = ..., cancel: _Optional[bool] = ..., whole: _Optional[bool] = ...) -> None: ...
+
+class MuxReply(_message.Message):
+    __slots__ = ("id", "batch", "last")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    BATCH_FIELD_NUMBER: _ClassVar[int]
+    LAST_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    batch: _chat_pb2.EventBatch
+    last: bool
+    def __init__(self, id: _Optional[int] = ..., batch: _Optional[_Union[_chat_pb2.EventBatch, _Mapping]] = ..., last: _Optional[bool] = ...) -> None: ...
+
 class CountTokensReply(_message.Message):
     __slots__ = ("input_tokens", "estimated")
     INPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]

@@ -50,6 +50,11 @@ class ProvidersStub:
                 request_serializer=switchyard_dot_v1_dot_providers__pb2.GenerateRequest.SerializeToString,
                 response_deserializer=switchyard_dot_v1_dot_providers__pb2.CountTokensReply.FromString,
                 _registered_method=True)
+        self.Multiplex = channel.stream_stream(
+                '/switchyard.v1.Providers/Multiplex',
+                request_serializer=switchyard_dot_v1_dot_providers__pb2.MuxRequest.SerializeToString,
+                response_deserializer=switchyard_dot_v1_dot_providers__pb2.MuxReply.FromString,
+                _registered_method=True)
 
 
 class ProvidersServicer:
@@ -77,6 +82,14 @@ class ProvidersServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Multiplex(self, request_iterator, context):
+        """Many Generate/Complete requests over one long-lived stream: a message on an open stream
+        costs both sides far less CPU than a new call. Ending the stream cancels its requests.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ProvidersServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -94,6 +107,11 @@ def add_ProvidersServicer_to_server(servicer, server):
                     servicer.CountTokens,
                     request_deserializer=switchyard_dot_v1_dot_providers__pb2.GenerateRequest.FromString,
                     response_serializer=switchyard_dot_v1_dot_providers__pb2.CountTokensReply.SerializeToString,
+            ),
+            'Multiplex': grpc.stream_stream_rpc_method_handler(
+                    servicer.Multiplex,
+                    request_deserializer=switchyard_dot_v1_dot_providers__pb2.MuxRequest.FromString,
+                    response_serializer=switchyard_dot_v1_dot_providers__pb2.MuxReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -177,6 +195,33 @@ class Providers:
             '/switchyard.v1.Providers/CountTokens',
             switchyard_dot_v1_dot_providers__pb2.GenerateRequest.SerializeToString,
             switchyard_dot_v1_dot_providers__pb2.CountTokensReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Multiplex(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/switchyard.v1.Providers/Multiplex',
+            switchyard_dot_v1_dot_providers__pb2.MuxRequest.SerializeToString,
+            switchyard_dot_v1_dot_providers__pb2.MuxReply.FromString,
             options,
             channel_credentials,
             insecure,
