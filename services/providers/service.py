@@ -1,5 +1,5 @@
 """The providers gRPC service: Generate streams a route plan's answer, Complete returns it
-whole; CountTokens counts input."""
+whole, Multiplex carries many of both over one stream; CountTokens counts input."""
 from __future__ import annotations
 
 import contextlib
@@ -14,6 +14,7 @@ from services.common.grpc_server import run_server
 from services.common.proto import chat_pb2, providers_pb2, providers_pb2_grpc
 from services.providers.execution import Executor, load_adapter
 from services.providers.http import SessionPool, default_timeouts
+from services.providers.mux import MuxSessions
 from services.providers.tokens import count_tokens
 
 log = logging.getLogger(__name__)
@@ -24,6 +25,7 @@ class ProvidersServicer(providers_pb2_grpc.ProvidersServicer):
 
     def __init__(self, executor: Executor) -> None:
         self.executor = executor
+        self.mux = MuxSessions()
 
     async def Generate(self, request: providers_pb2.GenerateRequest,
                        context: grpc.aio.ServicerContext) -> AsyncIterator[chat_pb2.EventBatch]:
@@ -39,6 +41,10 @@ class ProvidersServicer(providers_pb2_grpc.ProvidersServicer):
             async for batch in batches:
                 reply.events.extend(batch.events)
         return reply
+
+    async def Multiplex(self, request_iterator: AsyncIterator[providers_pb2.MuxRequest],
+                        context: grpc.aio.ServicerContext) -> None:
+        await self.mux.serve(self.executor.generate, request_iterator, context)
 
     async def CountTokens(self, request: providers_pb2.GenerateRequest,
                           context: grpc.aio.ServicerContext) -> providers_pb2.CountTokensReply:
@@ -64,7 +70,11 @@ async def serve(config: Config, address: str) -> None:
     """Run the providers service on `address` until SIGINT/SIGTERM."""
     executor = build_executor(config)
 
-    def register(server: grpc.aio.Server) -> None:
-        providers_pb2_grpc.add_ProvidersServicer_to_server(ProvidersServicer(executor), server)
+    servicer = ProvidersServicer(executor)
 
-    await run_server("switchyard.v1.Providers", address, register, on_stop=executor.pool.close)
+    def register(server: grpc.aio.Server) -> None:
+        providers_pb2_grpc.add_ProvidersServicer_to_server(servicer, server)
+
+    # Draining: multiplexed streams never end on their own, so ask the edges to move on.
+    await run_server("switchyard.v1.Providers", address, register, on_stop=executor.pool.close,
+                     before_drain=servicer.mux.goaway)

@@ -1,0 +1,119 @@
+"""Server side of Providers.Multiplex: many tagged requests over one long-lived stream.
+
+One reader loop per stream starts a task per request (the Executor's generate); replies go
+out through one writer lock (grpc.aio allows one write at a time). `cancel` cancels that
+request's task, which closes its upstream request; the stream ending cancels them all.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import AsyncIterator, Callable
+
+import grpc
+
+from services.common.errors import GatewayError
+from services.common.proto import chat_pb2, providers_pb2
+
+log = logging.getLogger(__name__)
+
+GOAWAY_ID = 0   # a reply with this id: the server is draining, open new streams elsewhere
+TERMINAL = ("finish", "error")
+
+Generate = Callable[[providers_pb2.GenerateRequest], AsyncIterator[chat_pb2.EventBatch]]
+
+
+class MuxSession:
+    """One Multiplex stream: its request tasks and its serialized writer."""
+
+    def __init__(self, generate: Generate, context: grpc.aio.ServicerContext) -> None:
+        self.generate = generate
+        self.context = context
+        self.tasks: dict[int, asyncio.Task] = {}
+        self.lock = asyncio.Lock()
+
+    async def run(self, requests: AsyncIterator[providers_pb2.MuxRequest]) -> None:
+        """Read requests until the client half-closes, then let the running ones finish."""
+        try:
+            async for msg in requests:
+                if msg.WhichOneof("kind") == "generate":
+                    task = asyncio.create_task(self._serve(msg.id, msg.generate, msg.whole))
+                    self.tasks[msg.id] = task
+                    task.add_done_callback(lambda _t, i=msg.id: self.tasks.pop(i, None))
+                elif (task := self.tasks.get(msg.id)) is not None:
+                    task.cancel()
+            while self.tasks:
+                await asyncio.wait(list(self.tasks.values()))
+        finally:
+            for task in list(self.tasks.values()):   # stream broken or call cancelled
+                task.cancel()
+
+    async def goaway(self) -> None:
+        """Tell the client to send new requests on a new stream (this server is draining)."""
+        with contextlib.suppress(Exception):
+            await self._write(providers_pb2.MuxReply(id=GOAWAY_ID, last=True))
+
+    async def _write(self, reply: providers_pb2.MuxReply) -> None:
+        async with self.lock:
+            await self.context.write(reply)
+
+    async def _serve(self, rid: int, request: providers_pb2.GenerateRequest, whole: bool) -> None:
+        try:
+            if whole:
+                await self._write(await self._whole(request, rid))
+            else:
+                await self._stream(request, rid)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:   # a bug must still answer this request, not the stream
+            log.exception("request %s: multiplexed generation failed", request.request_id)
+            err = GatewayError(500, f"internal error in the providers service "
+                                    f"({type(exc).__name__})", type="api_error")
+            batch = chat_pb2.EventBatch(events=[chat_pb2.StreamEvent(error=err.to_proto())])
+            with contextlib.suppress(Exception):
+                await self._write(providers_pb2.MuxReply(id=rid, batch=batch, last=True))
+
+    async def _whole(self, request: providers_pb2.GenerateRequest,
+                     rid: int) -> providers_pb2.MuxReply:
+        reply = providers_pb2.MuxReply(id=rid, last=True)
+        async with contextlib.aclosing(self.generate(request)) as batches:
+            async for batch in batches:
+                reply.batch.events.extend(batch.events)
+        return reply
+
+    async def _stream(self, request: providers_pb2.GenerateRequest, rid: int) -> None:
+        sent_last = False
+        async with contextlib.aclosing(self.generate(request)) as batches:
+            async for batch in batches:
+                if sent_last:
+                    log.warning("request %s: events after the end of the turn dropped",
+                                request.request_id)
+                    continue
+                # A batch ending the turn is marked last: no extra message per stream. The
+                # generator still runs to its end so its own clean-up (pool, breaker) runs.
+                sent_last = bool(batch.events) and \
+                    batch.events[-1].WhichOneof("event") in TERMINAL
+                await self._write(providers_pb2.MuxReply(id=rid, batch=batch, last=sent_last))
+        if not sent_last:
+            await self._write(providers_pb2.MuxReply(id=rid, last=True))
+
+
+class MuxSessions:
+    """The live sessions of one servicer, so a draining server can send them GOAWAY."""
+
+    def __init__(self) -> None:
+        self.live: set[MuxSession] = set()
+
+    async def serve(self, generate: Generate,
+                    requests: AsyncIterator[providers_pb2.MuxRequest],
+                    context: grpc.aio.ServicerContext) -> None:
+        session = MuxSession(generate, context)
+        self.live.add(session)
+        try:
+            await session.run(requests)
+        finally:
+            self.live.discard(session)
+
+    async def goaway(self) -> None:
+        await asyncio.gather(*(s.goaway() for s in list(self.live)))
