@@ -10,6 +10,7 @@ from services.cli import service_address
 from services.common.config.model import Config
 from services.common.grpc_server import CHANNEL_OPTIONS
 from services.common.proto import providers_pb2_grpc
+from services.edge.mux import ProvidersMux
 
 # Per-call round robin across replicas behind a headless DNS name (k8s); harmless locally.
 CLIENT_OPTIONS = [*CHANNEL_OPTIONS, ("grpc.lb_policy_name", "round_robin"),
@@ -33,6 +34,8 @@ class Backends:
         self.routes = RouteCache(self.addresses["router"])
         self._providers_channel = open_channel(self.addresses["providers"])
         self.providers = providers_pb2_grpc.ProvidersStub(self._providers_channel)
+        # Generations ride a few long-lived streams: far cheaper than a call per request.
+        self.mux = ProvidersMux(self.providers)
         self.state = StateClient(self.addresses["state"])
         self._health_channels = {s: open_channel(a) for s, a in self.addresses.items()}
 
@@ -42,6 +45,7 @@ class Backends:
     async def close(self) -> None:
         await self.routes.close()
         await self.state.close()
+        await self.mux.close()
         await self._providers_channel.close()
         for ch in self._health_channels.values():
             await ch.close()

@@ -17,6 +17,7 @@ from services.common.errors import GatewayError
 from services.common.proto import chat_pb2, providers_pb2
 from services.edge import ids
 from services.edge.backends import Backends
+from services.edge.mux import MuxCall
 
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta")
@@ -139,13 +140,14 @@ def generate_request(ex: Exchange, req: chat_pb2.ChatRequest,
 
 
 async def open_generation(backends: Backends, ex: Exchange, req: chat_pb2.ChatRequest,
-                          plan) -> tuple[grpc.aio.UnaryStreamCall, list[chat_pb2.StreamEvent]]:
-    """Start Providers.Generate and read until the first batch; an error there is raised."""
-    call = backends.providers.Generate(generate_request(ex, req, plan))
+                          plan) -> tuple[MuxCall, list[chat_pb2.StreamEvent]]:
+    """Start a multiplexed generation and read until the first batch; an error is raised."""
+    call = await backends.mux.generate(generate_request(ex, req, plan))
     try:
         batch = await call.read()
-    except grpc.aio.AioRpcError as exc:
-        raise grpc_to_gateway_error(exc, "providers") from None
+    except BaseException:
+        call.cancel()
+        raise
     if batch is grpc.aio.EOF or not batch.events:
         call.cancel()
         raise GatewayError(502, "the providers service ended the call without an answer")
@@ -159,12 +161,9 @@ async def open_generation(backends: Backends, ex: Exchange, req: chat_pb2.ChatRe
 
 async def complete(backends: Backends, ex: Exchange, req: chat_pb2.ChatRequest,
                    plan) -> Turn:
-    """The whole answer in one unary call (non-streaming clients); errors are raised."""
-    try:
-        reply = await backends.providers.Complete(generate_request(ex, req, plan),
-                                                  timeout=(plan.timeout_s or 30.0) * 2 + 5.0)
-    except grpc.aio.AioRpcError as exc:
-        raise grpc_to_gateway_error(exc, "providers") from None
+    """The whole answer as one multiplexed reply (non-streaming clients); errors are raised."""
+    reply = await backends.mux.complete(generate_request(ex, req, plan),
+                                        timeout=(plan.timeout_s or 30.0) * 2 + 5.0)
     if not reply.events:
         raise GatewayError(502, "the providers service ended the call without an answer")
     turn = TurnBuilder().feed_all(reply.events)
@@ -174,7 +173,7 @@ async def complete(backends: Backends, ex: Exchange, req: chat_pb2.ChatRequest,
     return turn
 
 
-def stream_response(ex: Exchange, call: grpc.aio.UnaryStreamCall,
+def stream_response(ex: Exchange, call: MuxCall,
                     first: list[chat_pb2.StreamEvent], encoder,
                     on_complete: OnComplete | None = None,
                     finish: Callable[[], bytes] | None = None) -> StreamingResponse:
@@ -210,10 +209,10 @@ async def _sse_body(call, first, encoder, on_complete, finish) -> AsyncIterator[
                 yield encoder.error(exc.to_proto())
                 return
         yield finish()
-    except grpc.aio.AioRpcError as exc:
-        yield encoder.error(grpc_to_gateway_error(exc, "providers").to_proto())
+    except GatewayError as exc:   # the providers stream broke mid-answer
+        yield encoder.error(exc.to_proto())
     finally:
-        call.cancel()  # client gone or stream over: the upstream request is closed too
+        call.cancel()  # client gone: the providers service closes the upstream request
 
 
 def _encode_batch(encoder, events, builder: TurnBuilder | None

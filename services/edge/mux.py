@@ -1,0 +1,239 @@
+"""Client side of Providers.Multiplex: the edge's requests as tagged messages on a few
+long-lived bidi streams, because a new gRPC call costs each side far more CPU than a message.
+
+K streams per edge, requests assigned round-robin (with the channel's round_robin policy
+each stream may land on a different providers replica). A reader task per stream routes
+replies to per-request sinks. A broken stream fails its pending requests with a 503 and is
+reopened on the next request; a draining server's GOAWAY retires a stream the same way,
+letting its requests finish.
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import itertools
+import logging
+
+import grpc
+
+from services.common.errors import GatewayError
+from services.common.proto import chat_pb2, providers_pb2, providers_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+GOAWAY_ID = 0   # mirrors services/providers/mux.py: the server is draining
+STREAMS = 4
+EOF = grpc.aio.EOF
+
+
+def unavailable() -> GatewayError:
+    """What a request on a broken stream gets: the same 503 a failed unary call gave."""
+    return GatewayError(503, "the providers service is unavailable; retry shortly",
+                        type="unavailable", retry_after=1.0)
+
+
+class MuxCall:
+    """One request's replies; `read()`/`cancel()` like a grpc.aio server-streaming call."""
+
+    __slots__ = ("rid", "stream", "items", "waiter", "done")
+
+    def __init__(self, rid: int, stream: "MuxStream") -> None:
+        self.rid = rid
+        self.stream = stream
+        self.items: collections.deque = collections.deque()
+        self.waiter: asyncio.Future | None = None
+        self.done = False   # nothing more will arrive (last seen, failed, or cancelled)
+
+    def push(self, item: providers_pb2.MuxReply | GatewayError) -> None:
+        self.items.append(item)
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    async def read(self) -> chat_pb2.EventBatch | object:
+        """The next batch, or EOF after the last; a broken stream raises GatewayError(503)."""
+        while not self.items:
+            if self.done:
+                return EOF
+            self.waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self.waiter
+            finally:
+                self.waiter = None
+        item = self.items.popleft()
+        if isinstance(item, GatewayError):
+            self.done = True
+            raise item
+        if item.last:
+            self.done = True
+            if not item.batch.events:
+                return EOF
+        return item.batch
+
+    def cancel(self) -> None:
+        """Stop early (client gone): the providers service closes the upstream request."""
+        if not self.done:
+            self.done = True
+            self.stream.cancel(self.rid)
+
+
+class MuxStream:
+    """One Multiplex call: pending requests by id, a reader task, serialized writes."""
+
+    def __init__(self, stub: providers_pb2_grpc.ProvidersStub, owner: "ProvidersMux") -> None:
+        self.owner = owner
+        self.call = stub.Multiplex()
+        self.pending: dict[int, MuxCall] = {}
+        self.ids = itertools.count(1)
+        self.lock = asyncio.Lock()
+        self.open = True        # takes new requests
+        self.broken = False
+        self.closing = False    # half-close sent (or on its way)
+        self.reader = asyncio.create_task(self._read())
+
+    async def send(self, request: providers_pb2.GenerateRequest, whole: bool) -> MuxCall:
+        """Register a request and write it; a write on a broken stream raises a 503."""
+        rid = next(self.ids)
+        mc = MuxCall(rid, self)
+        self.pending[rid] = mc
+        try:
+            await self._write(providers_pb2.MuxRequest(id=rid, generate=request, whole=whole))
+        except BaseException as exc:
+            self.pending.pop(rid, None)
+            mc.done = True
+            if isinstance(exc, asyncio.CancelledError) and not self.broken:
+                self.owner.spawn(self._cancel(rid))   # it may have gone out before the cancel
+            raise
+        return mc
+
+    def cancel(self, rid: int) -> None:
+        if self.pending.pop(rid, None) is not None and not self.broken:
+            self.owner.spawn(self._cancel(rid))
+
+    async def _cancel(self, rid: int) -> None:
+        try:
+            await self._write(providers_pb2.MuxRequest(id=rid, cancel=True))
+        except GatewayError:
+            pass   # the stream broke: the server cancels everything on it anyway
+        self._maybe_finish()
+
+    async def _write(self, msg: providers_pb2.MuxRequest) -> None:
+        if self.broken:
+            raise unavailable()
+        try:
+            async with self.lock:
+                await self.call.write(msg)
+        except (grpc.aio.AioRpcError, asyncio.InvalidStateError, grpc.aio.UsageError) as exc:
+            self._break(exc)
+            raise unavailable() from None
+
+    async def _read(self) -> None:
+        exc: BaseException | None = None
+        try:
+            while (reply := await self.call.read()) is not EOF:
+                if reply.id == GOAWAY_ID:
+                    self.open = False   # new requests go to a new stream
+                    self.owner.retire(self)
+                    self._maybe_finish()
+                    continue
+                mc = self.pending.get(reply.id)
+                if mc is None:
+                    continue   # cancelled meanwhile
+                if reply.last:
+                    del self.pending[reply.id]
+                    if not self.open:
+                        self._maybe_finish()
+                mc.push(reply)
+            exc = None
+        except asyncio.CancelledError:
+            exc = None
+            raise
+        except grpc.aio.AioRpcError as err:
+            exc = err
+        finally:
+            self._break(exc)
+            self.owner.streams.discard(self)
+
+    def _break(self, exc: BaseException | None) -> None:
+        """Fail every pending request cleanly; the owner opens a new stream next time."""
+        if self.broken:
+            return
+        self.broken = True
+        self.open = False
+        self.owner.retire(self)
+        if exc is not None:
+            log.warning("providers stream broke (%s); %d requests failed",
+                        exc.code() if isinstance(exc, grpc.aio.AioRpcError) else exc,
+                        len(self.pending))
+        pending, self.pending = self.pending, {}
+        for mc in pending.values():
+            mc.push(unavailable())
+        self.call.cancel()
+
+    def _maybe_finish(self) -> None:
+        """A retired stream half-closes once its last request is done."""
+        if not self.open and not self.pending and not self.broken and not self.closing:
+            self.closing = True
+            self.owner.spawn(self._done_writing())
+
+    async def _done_writing(self) -> None:
+        try:
+            async with self.lock:
+                await self.call.done_writing()
+        except (grpc.aio.AioRpcError, asyncio.InvalidStateError, grpc.aio.UsageError):
+            self._break(None)
+
+
+class ProvidersMux:
+    """K long-lived Multiplex streams over one channel, opened lazily, used round-robin."""
+
+    def __init__(self, stub: providers_pb2_grpc.ProvidersStub, streams: int = STREAMS) -> None:
+        self.stub = stub
+        self.slots: list[MuxStream | None] = [None] * streams
+        self.turn = itertools.cycle(range(streams))
+        self.streams: set[MuxStream] = set()   # every stream whose reader still runs
+        self.background: set[asyncio.Task] = set()
+
+    def _stream(self) -> MuxStream:
+        i = next(self.turn)
+        stream = self.slots[i]
+        if stream is None or not stream.open:
+            stream = self.slots[i] = MuxStream(self.stub, self)
+            self.streams.add(stream)
+        return stream
+
+    async def generate(self, request: providers_pb2.GenerateRequest) -> MuxCall:
+        """Start a streaming request; read its batches with `read()`."""
+        return await self._stream().send(request, whole=False)
+
+    async def complete(self, request: providers_pb2.GenerateRequest,
+                       timeout: float) -> chat_pb2.EventBatch:
+        """The whole answer as one batch; 503 if the stream breaks, 504 after `timeout`."""
+        mc = await self._stream().send(request, whole=True)
+        try:
+            async with asyncio.timeout(timeout):
+                batch = await mc.read()
+        except TimeoutError:
+            raise GatewayError(504, "the providers service did not answer in time",
+                               type="timeout") from None
+        finally:
+            mc.cancel()   # no-op once the answer arrived
+        return chat_pb2.EventBatch() if batch is EOF else batch
+
+    def retire(self, stream: MuxStream) -> None:
+        for i, s in enumerate(self.slots):
+            if s is stream:
+                self.slots[i] = None
+
+    def spawn(self, coro) -> None:
+        """Fire-and-forget work (cancel messages, half-closes) kept referenced until done."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
+    async def close(self) -> None:
+        """Cancel every stream (pending requests get a 503) and background write."""
+        self.slots = [None] * len(self.slots)
+        tasks = [s.reader for s in self.streams] + list(self.background)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
