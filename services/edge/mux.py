@@ -2,8 +2,9 @@
 long-lived bidi streams, because a new gRPC call costs each side far more CPU than a message.
 
 K streams per edge, requests assigned round-robin (with the channel's round_robin policy
-each stream may land on a different providers replica). A reader task per stream routes
-replies to per-request sinks. A broken stream fails its pending requests with a 503 and is
+each stream may land on a different providers replica). Per stream, a writer task sends what
+was queued during the previous write as one message, and a reader task routes replies to
+per-request sinks. A broken stream fails its pending requests with a 503 and is
 reopened on the next request; a draining server's GOAWAY retires a stream the same way,
 letting its requests finish.
 """
@@ -77,81 +78,89 @@ class MuxCall:
 
 
 class MuxStream:
-    """One Multiplex call: pending requests by id, a reader task, serialized writes."""
+    """One Multiplex call: pending requests by id, a reader task and a writer task."""
 
     def __init__(self, stub: providers_pb2_grpc.ProvidersStub, owner: "ProvidersMux") -> None:
         self.owner = owner
         self.call = stub.Multiplex()
         self.pending: dict[int, MuxCall] = {}
         self.ids = itertools.count(1)
-        self.lock = asyncio.Lock()
+        self.outbox: list[providers_pb2.MuxRequest | None] = []
+        self.wake: asyncio.Future | None = None
         self.open = True        # takes new requests
         self.broken = False
-        self.closing = False    # half-close sent (or on its way)
+        self.closing = False    # half-close queued
         self.reader = asyncio.create_task(self._read())
+        self.writer = asyncio.create_task(self._write_loop())
 
-    async def send(self, request: providers_pb2.GenerateRequest, whole: bool) -> MuxCall:
-        """Register a request and write it; a write on a broken stream raises a 503."""
+    def send(self, request: providers_pb2.GenerateRequest, whole: bool) -> MuxCall:
+        """Register a request and queue it; if the stream breaks, its read() raises a 503."""
+        if self.broken:
+            raise unavailable()
         rid = next(self.ids)
         mc = MuxCall(rid, self)
         self.pending[rid] = mc
-        try:
-            await self._write(providers_pb2.MuxRequest(id=rid, generate=request, whole=whole))
-        except BaseException as exc:
-            self.pending.pop(rid, None)
-            mc.done = True
-            if isinstance(exc, asyncio.CancelledError) and not self.broken:
-                self.owner.spawn(self._cancel(rid))   # it may have gone out before the cancel
-            raise
+        self._post(providers_pb2.MuxRequest(id=rid, generate=request, whole=whole))
         return mc
 
     def cancel(self, rid: int) -> None:
         if self.pending.pop(rid, None) is not None and not self.broken:
-            self.owner.spawn(self._cancel(rid))
+            self._post(providers_pb2.MuxRequest(id=rid, cancel=True))
+            self._maybe_finish()
 
-    async def _cancel(self, rid: int) -> None:
-        try:
-            await self._write(providers_pb2.MuxRequest(id=rid, cancel=True))
-        except GatewayError:
-            pass   # the stream broke: the server cancels everything on it anyway
-        self._maybe_finish()
+    def _post(self, msg: providers_pb2.MuxRequest | None) -> None:
+        """Queue a message for the writer (None: half-close after the queue)."""
+        self.outbox.append(msg)
+        if self.wake is not None and not self.wake.done():
+            self.wake.set_result(None)
 
-    async def _write(self, msg: providers_pb2.MuxRequest) -> None:
-        if self.broken:
-            raise unavailable()
+    async def _write_loop(self) -> None:
+        """One write at a time; everything queued meanwhile goes out as one message."""
         try:
-            async with self.lock:
-                await self.call.write(msg)
+            while True:
+                if not self.outbox:
+                    self.wake = asyncio.get_running_loop().create_future()
+                    await self.wake
+                batch, self.outbox = self.outbox, []
+                stop = batch[-1] is None
+                if stop:
+                    batch.pop()
+                if batch:
+                    await self.call.write(providers_pb2.MuxRequests(requests=batch))
+                if stop:
+                    await self.call.done_writing()
+                    return
         except (grpc.aio.AioRpcError, asyncio.InvalidStateError, grpc.aio.UsageError) as exc:
             self._break(exc)
-            raise unavailable() from None
 
     async def _read(self) -> None:
         exc: BaseException | None = None
         try:
-            while (reply := await self.call.read()) is not EOF:
-                if reply.id == GOAWAY_ID:
-                    self.open = False   # new requests go to a new stream
-                    self.owner.retire(self)
-                    self._maybe_finish()
-                    continue
-                mc = self.pending.get(reply.id)
-                if mc is None:
-                    continue   # cancelled meanwhile
-                if reply.last:
-                    del self.pending[reply.id]
-                    if not self.open:
-                        self._maybe_finish()
-                mc.push(reply)
-            exc = None
+            while (envelope := await self.call.read()) is not EOF:
+                for reply in envelope.replies:
+                    self._dispatch(reply)
         except asyncio.CancelledError:
-            exc = None
             raise
         except grpc.aio.AioRpcError as err:
             exc = err
         finally:
             self._break(exc)
             self.owner.streams.discard(self)
+
+    def _dispatch(self, reply: providers_pb2.MuxReply) -> None:
+        if reply.id == GOAWAY_ID:
+            self.open = False   # new requests go to a new stream
+            self.owner.retire(self)
+            self._maybe_finish()
+            return
+        mc = self.pending.get(reply.id)
+        if mc is None:
+            return   # cancelled meanwhile
+        if reply.last:
+            del self.pending[reply.id]
+            if not self.open:
+                self._maybe_finish()
+        mc.push(reply)
 
     def _break(self, exc: BaseException | None) -> None:
         """Fail every pending request cleanly; the owner opens a new stream next time."""
@@ -167,20 +176,14 @@ class MuxStream:
         pending, self.pending = self.pending, {}
         for mc in pending.values():
             mc.push(unavailable())
+        self.writer.cancel()
         self.call.cancel()
 
     def _maybe_finish(self) -> None:
         """A retired stream half-closes once its last request is done."""
         if not self.open and not self.pending and not self.broken and not self.closing:
             self.closing = True
-            self.owner.spawn(self._done_writing())
-
-    async def _done_writing(self) -> None:
-        try:
-            async with self.lock:
-                await self.call.done_writing()
-        except (grpc.aio.AioRpcError, asyncio.InvalidStateError, grpc.aio.UsageError):
-            self._break(None)
+            self._post(None)
 
 
 class ProvidersMux:
@@ -191,7 +194,6 @@ class ProvidersMux:
         self.slots: list[MuxStream | None] = [None] * streams
         self.turn = itertools.cycle(range(streams))
         self.streams: set[MuxStream] = set()   # every stream whose reader still runs
-        self.background: set[asyncio.Task] = set()
 
     def _stream(self) -> MuxStream:
         i = next(self.turn)
@@ -203,12 +205,12 @@ class ProvidersMux:
 
     async def generate(self, request: providers_pb2.GenerateRequest) -> MuxCall:
         """Start a streaming request; read its batches with `read()`."""
-        return await self._stream().send(request, whole=False)
+        return self._stream().send(request, whole=False)
 
     async def complete(self, request: providers_pb2.GenerateRequest,
                        timeout: float) -> chat_pb2.EventBatch:
         """The whole answer as one batch; 503 if the stream breaks, 504 after `timeout`."""
-        mc = await self._stream().send(request, whole=True)
+        mc = self._stream().send(request, whole=True)
         try:
             async with asyncio.timeout(timeout):
                 batch = await mc.read()
@@ -224,16 +226,10 @@ class ProvidersMux:
             if s is stream:
                 self.slots[i] = None
 
-    def spawn(self, coro) -> None:
-        """Fire-and-forget work (cancel messages, half-closes) kept referenced until done."""
-        task = asyncio.get_running_loop().create_task(coro)
-        self.background.add(task)
-        task.add_done_callback(self.background.discard)
-
     async def close(self) -> None:
-        """Cancel every stream (pending requests get a 503) and background write."""
+        """Cancel every stream: pending requests get a 503."""
         self.slots = [None] * len(self.slots)
-        tasks = [s.reader for s in self.streams] + list(self.background)
+        tasks = [t for s in self.streams for t in (s.reader, s.writer)]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,8 +1,9 @@
 """Server side of Providers.Multiplex: many tagged requests over one long-lived stream.
 
 One reader loop per stream starts a task per request (the Executor's generate); replies go
-out through one writer lock (grpc.aio allows one write at a time). `cancel` cancels that
-request's task, which closes its upstream request; the stream ending cancels them all.
+out through one writer task (grpc.aio allows one write at a time), which sends everything
+queued meanwhile as one message. `cancel` cancels that request's task, which closes its
+upstream request; the stream ending cancels them all.
 """
 from __future__ import annotations
 
@@ -31,37 +32,59 @@ class MuxSession:
         self.generate = generate
         self.context = context
         self.tasks: dict[int, asyncio.Task] = {}
-        self.lock = asyncio.Lock()
+        self.outbox: list[providers_pb2.MuxReply] = []
+        self.wake: asyncio.Future | None = None
+        self.writer: asyncio.Task | None = None
 
-    async def run(self, requests: AsyncIterator[providers_pb2.MuxRequest]) -> None:
+    async def run(self, requests: AsyncIterator[providers_pb2.MuxRequests]) -> None:
         """Read requests until the client half-closes, then let the running ones finish."""
+        self.writer = asyncio.create_task(self._write_loop())
         try:
-            async for msg in requests:
-                if msg.WhichOneof("kind") == "generate":
-                    task = asyncio.create_task(self._serve(msg.id, msg.generate, msg.whole))
-                    self.tasks[msg.id] = task
-                    task.add_done_callback(lambda _t, i=msg.id: self.tasks.pop(i, None))
-                elif (task := self.tasks.get(msg.id)) is not None:
-                    task.cancel()
+            async for envelope in requests:
+                for msg in envelope.requests:
+                    if msg.WhichOneof("kind") == "generate":
+                        task = asyncio.create_task(self._serve(msg.id, msg.generate, msg.whole))
+                        self.tasks[msg.id] = task
+                        task.add_done_callback(lambda _t, i=msg.id: self.tasks.pop(i, None))
+                    elif (task := self.tasks.get(msg.id)) is not None:
+                        task.cancel()
             while self.tasks:
                 await asyncio.wait(list(self.tasks.values()))
+            self._post(None)   # flush what is queued, then stop
+            await self.writer
         finally:
             for task in list(self.tasks.values()):   # stream broken or call cancelled
                 task.cancel()
+            self.writer.cancel()
 
     async def goaway(self) -> None:
         """Tell the client to send new requests on a new stream (this server is draining)."""
-        with contextlib.suppress(Exception):
-            await self._write(providers_pb2.MuxReply(id=GOAWAY_ID, last=True))
+        self._post(providers_pb2.MuxReply(id=GOAWAY_ID, last=True))
 
-    async def _write(self, reply: providers_pb2.MuxReply) -> None:
-        async with self.lock:
-            await self.context.write(reply)
+    def _post(self, reply: providers_pb2.MuxReply | None) -> None:
+        """Queue a reply for the writer (None: stop after the queue)."""
+        self.outbox.append(reply)
+        if self.wake is not None and not self.wake.done():
+            self.wake.set_result(None)
+
+    async def _write_loop(self) -> None:
+        while True:
+            if not self.outbox:
+                self.wake = asyncio.get_running_loop().create_future()
+                await self.wake
+            batch, self.outbox = self.outbox, []
+            stop = batch[-1] is None
+            if stop:
+                batch.pop()
+            if batch:
+                await self.context.write(providers_pb2.MuxReplies(replies=batch))
+            if stop:
+                return
 
     async def _serve(self, rid: int, request: providers_pb2.GenerateRequest, whole: bool) -> None:
         try:
             if whole:
-                await self._write(await self._whole(request, rid))
+                self._post(await self._whole(request, rid))
             else:
                 await self._stream(request, rid)
         except asyncio.CancelledError:
@@ -71,8 +94,7 @@ class MuxSession:
             err = GatewayError(500, f"internal error in the providers service "
                                     f"({type(exc).__name__})", type="api_error")
             batch = chat_pb2.EventBatch(events=[chat_pb2.StreamEvent(error=err.to_proto())])
-            with contextlib.suppress(Exception):
-                await self._write(providers_pb2.MuxReply(id=rid, batch=batch, last=True))
+            self._post(providers_pb2.MuxReply(id=rid, batch=batch, last=True))
 
     async def _whole(self, request: providers_pb2.GenerateRequest,
                      rid: int) -> providers_pb2.MuxReply:
@@ -94,9 +116,9 @@ class MuxSession:
                 # generator still runs to its end so its own clean-up (pool, breaker) runs.
                 sent_last = bool(batch.events) and \
                     batch.events[-1].WhichOneof("event") in TERMINAL
-                await self._write(providers_pb2.MuxReply(id=rid, batch=batch, last=sent_last))
+                self._post(providers_pb2.MuxReply(id=rid, batch=batch, last=sent_last))
         if not sent_last:
-            await self._write(providers_pb2.MuxReply(id=rid, last=True))
+            self._post(providers_pb2.MuxReply(id=rid, last=True))
 
 
 class MuxSessions:
@@ -106,7 +128,7 @@ class MuxSessions:
         self.live: set[MuxSession] = set()
 
     async def serve(self, generate: Generate,
-                    requests: AsyncIterator[providers_pb2.MuxRequest],
+                    requests: AsyncIterator[providers_pb2.MuxRequests],
                     context: grpc.aio.ServicerContext) -> None:
         session = MuxSession(generate, context)
         self.live.add(session)

@@ -42,7 +42,7 @@ class ProvidersServicer(providers_pb2_grpc.ProvidersServicer):
                 reply.events.extend(batch.events)
         return reply
 
-    async def Multiplex(self, request_iterator: AsyncIterator[providers_pb2.MuxRequest],
+    async def Multiplex(self, request_iterator: AsyncIterator[providers_pb2.MuxRequests],
                         context: grpc.aio.ServicerContext) -> None:
         await self.mux.serve(self.executor.generate, request_iterator, context)
 

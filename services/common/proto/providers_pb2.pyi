@@ -3,7 +3,7 @@ from services.common.proto import router_pb2 as _router_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
@@ -50,6 +50,18 @@ class MuxReply(_message.Message):
     batch: _chat_pb2.EventBatch
     last: bool
     def __init__(self, id: _Optional[int] = ..., batch: _Optional[_Union[_chat_pb2.EventBatch, _Mapping]] = ..., last: _Optional[bool] = ...) -> None: ...
+
+class MuxRequests(_message.Message):
+    __slots__ = ("requests",)
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    requests: _containers.RepeatedCompositeFieldContainer[MuxRequest]
+    def __init__(self, requests: _Optional[_Iterable[_Union[MuxRequest, _Mapping]]] = ...) -> None: ...
+
+class MuxReplies(_message.Message):
+    __slots__ = ("replies",)
+    REPLIES_FIELD_NUMBER: _ClassVar[int]
+    replies: _containers.RepeatedCompositeFieldContainer[MuxReply]
+    def __init__(self, replies: _Optional[_Iterable[_Union[MuxReply, _Mapping]]] = ...) -> None: ...
 
 class CountTokensReply(_message.Message):
     __slots__ = ("input_tokens", "estimated")

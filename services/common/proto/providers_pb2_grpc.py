@@ -52,8 +52,8 @@ class ProvidersStub:
                 _registered_method=True)
         self.Multiplex = channel.stream_stream(
                 '/switchyard.v1.Providers/Multiplex',
-                request_serializer=switchyard_dot_v1_dot_providers__pb2.MuxRequest.SerializeToString,
-                response_deserializer=switchyard_dot_v1_dot_providers__pb2.MuxReply.FromString,
+                request_serializer=switchyard_dot_v1_dot_providers__pb2.MuxRequests.SerializeToString,
+                response_deserializer=switchyard_dot_v1_dot_providers__pb2.MuxReplies.FromString,
                 _registered_method=True)
 
 
@@ -110,8 +110,8 @@ def add_ProvidersServicer_to_server(servicer, server):
             ),
             'Multiplex': grpc.stream_stream_rpc_method_handler(
                     servicer.Multiplex,
-                    request_deserializer=switchyard_dot_v1_dot_providers__pb2.MuxRequest.FromString,
-                    response_serializer=switchyard_dot_v1_dot_providers__pb2.MuxReply.SerializeToString,
+                    request_deserializer=switchyard_dot_v1_dot_providers__pb2.MuxRequests.FromString,
+                    response_serializer=switchyard_dot_v1_dot_providers__pb2.MuxReplies.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -220,8 +220,8 @@ class Providers:
             request_iterator,
             target,
             '/switchyard.v1.Providers/Multiplex',
-            switchyard_dot_v1_dot_providers__pb2.MuxRequest.SerializeToString,
-            switchyard_dot_v1_dot_providers__pb2.MuxReply.FromString,
+            switchyard_dot_v1_dot_providers__pb2.MuxRequests.SerializeToString,
+            switchyard_dot_v1_dot_providers__pb2.MuxReplies.FromString,
             options,
             channel_credentials,
             insecure,
