@@ -203,3 +203,26 @@ async def test_a_generation_bug_answers_that_request_only(mux, upstream, provide
     assert kinds(batches) == ["error"] and batches[0].events[0].error.http_status == 500
     upstream.script("a", ok_stream("fine"))
     assert text_of(await read_all(await mux.generate(gen_request(plan("a"))))) == "fine"
+
+
+async def test_a_burst_of_requests_goes_out_in_one_write(providers, upstream, monkeypatch):
+    from services.common.proto import providers_pb2
+    from services.edge import mux as edge_mux
+    sizes: list[int] = []
+    real = providers_pb2.MuxRequests
+
+    def counting(requests):
+        sizes.append(len(requests))
+        return real(requests=requests)
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{providers.port}")
+    m = ProvidersMux(providers_pb2_grpc.ProvidersStub(channel), streams=1)  # binds serializers
+    monkeypatch.setattr(edge_mux.providers_pb2, "MuxRequests", counting)
+    upstream.script("a", ok_json("burst"))
+    try:
+        replies = await asyncio.gather(*(m.complete(gen_request(plan("a"), stream=False), 5.0)
+                                         for _ in range(20)))
+    finally:
+        await m.close()
+        await channel.close()
+    assert all(kinds([r])[-1] == "finish" for r in replies)
+    assert sizes[0] == 20 and sum(sizes) == 20
