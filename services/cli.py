@@ -42,6 +42,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import setproctitle
 
     from services.common.logs import setup_logging
+    from services.launcher import die_with_launcher
+    die_with_launcher()
     setproctitle.setproctitle(f"switchyard serve {args.service} --config {args.config}")
     setup_logging(args.service)
     config = _load(args.config)

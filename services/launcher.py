@@ -14,19 +14,10 @@ import urllib.request
 from services.common.config.model import Config
 
 START_ORDER = ("state", "router", "providers", "edge")
+LAUNCHER_PID_ENV = "SWITCHYARD_LAUNCHER_PID"
 HEALTH_DEADLINE_S = 30.0
 STOP_GRACE_S = 12.0
 MAX_BACKOFF_S = 10.0
-
-
-def _die_with_parent() -> None:
-    """Runs in the child: get SIGTERM if the launcher dies, even by SIGKILL (Linux)."""
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:  # pragma: no cover - non-Linux
-        pass
-    os.setpgrp()  # Ctrl-C reaches the launcher only; it stops the children in order
 
 
 def service_command(service: str, config_path: str) -> list[str]:
@@ -36,10 +27,30 @@ def service_command(service: str, config_path: str) -> list[str]:
 
 
 def service_env() -> dict[str, str]:
-    """Children import the same `services` package as the launcher."""
+    """Children import the same `services` package as the launcher, and learn its pid so
+    they can stop when it dies (see `die_with_launcher`)."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     path = os.environ.get("PYTHONPATH")
-    return {**os.environ, "PYTHONPATH": root + (os.pathsep + path if path else "")}
+    return {**os.environ, "PYTHONPATH": root + (os.pathsep + path if path else ""),
+            LAUNCHER_PID_ENV: str(os.getpid())}
+
+
+def die_with_launcher() -> None:
+    """In a child: get SIGTERM when the launcher dies, even by SIGKILL (Linux prctl).
+
+    Done by the child itself at start-up rather than in a preexec_fn: forking with a
+    preexec_fn in the launcher, which has gRPC threads, can deadlock.
+    """
+    launcher = os.environ.get(LAUNCHER_PID_ENV)
+    if not launcher:
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:  # pragma: no cover - non-Linux
+        return
+    if os.getppid() != int(launcher):  # the launcher died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 class Launcher:
@@ -54,9 +65,9 @@ class Launcher:
         print(f"switchyard: {text}", flush=True)
 
     def _spawn(self, service: str) -> None:
+        # Own process group: Ctrl-C reaches the launcher only; it stops the children in order.
         self.procs[service] = subprocess.Popen(
-            service_command(service, self.config_path), env=service_env(),
-            preexec_fn=_die_with_parent)
+            service_command(service, self.config_path), env=service_env(), process_group=0)
 
     def _healthy(self, service: str) -> bool:
         if service == "edge":
