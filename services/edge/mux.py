@@ -17,6 +17,7 @@ import logging
 
 import grpc
 
+from services.common.coalesce import CoalescingWriter
 from services.common.errors import GatewayError
 from services.common.proto import chat_pb2, providers_pb2, providers_pb2_grpc
 
@@ -85,8 +86,8 @@ class MuxStream:
         self.call = stub.Multiplex()
         self.pending: dict[int, MuxCall] = {}
         self.ids = itertools.count(1)
-        self.outbox: list[providers_pb2.MuxRequest | None] = []
-        self.wake: asyncio.Future | None = None
+        self.outbox: CoalescingWriter[providers_pb2.MuxRequest] = CoalescingWriter(
+            lambda batch: self.call.write(providers_pb2.MuxRequests(requests=batch)))
         self.open = True        # takes new requests
         self.broken = False
         self.closing = False    # half-close queued
@@ -110,26 +111,16 @@ class MuxStream:
 
     def _post(self, msg: providers_pb2.MuxRequest | None) -> None:
         """Queue a message for the writer (None: half-close after the queue)."""
-        self.outbox.append(msg)
-        if self.wake is not None and not self.wake.done():
-            self.wake.set_result(None)
+        if msg is None:
+            self.outbox.finish()
+        else:
+            self.outbox.post(msg)
 
     async def _write_loop(self) -> None:
-        """One write at a time; everything queued meanwhile goes out as one message."""
+        """Serialized, coalesced writes; then half-close."""
         try:
-            while True:
-                if not self.outbox:
-                    self.wake = asyncio.get_running_loop().create_future()
-                    await self.wake
-                batch, self.outbox = self.outbox, []
-                stop = batch[-1] is None
-                if stop:
-                    batch.pop()
-                if batch:
-                    await self.call.write(providers_pb2.MuxRequests(requests=batch))
-                if stop:
-                    await self.call.done_writing()
-                    return
+            await self.outbox.run()
+            await self.call.done_writing()
         except (grpc.aio.AioRpcError, asyncio.InvalidStateError, grpc.aio.UsageError) as exc:
             self._break(exc)
 

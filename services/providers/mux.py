@@ -14,6 +14,7 @@ from typing import AsyncIterator, Callable
 
 import grpc
 
+from services.common.coalesce import CoalescingWriter
 from services.common.errors import GatewayError
 from services.common.proto import chat_pb2, providers_pb2
 
@@ -32,8 +33,8 @@ class MuxSession:
         self.generate = generate
         self.context = context
         self.tasks: dict[int, asyncio.Task] = {}
-        self.outbox: list[providers_pb2.MuxReply] = []
-        self.wake: asyncio.Future | None = None
+        self.outbox: CoalescingWriter[providers_pb2.MuxReply] = CoalescingWriter(
+            lambda batch: context.write(providers_pb2.MuxReplies(replies=batch)))
         self.writer: asyncio.Task | None = None
 
     async def run(self, requests: AsyncIterator[providers_pb2.MuxRequests]) -> None:
@@ -63,23 +64,13 @@ class MuxSession:
 
     def _post(self, reply: providers_pb2.MuxReply | None) -> None:
         """Queue a reply for the writer (None: stop after the queue)."""
-        self.outbox.append(reply)
-        if self.wake is not None and not self.wake.done():
-            self.wake.set_result(None)
+        if reply is None:
+            self.outbox.finish()
+        else:
+            self.outbox.post(reply)
 
     async def _write_loop(self) -> None:
-        while True:
-            if not self.outbox:
-                self.wake = asyncio.get_running_loop().create_future()
-                await self.wake
-            batch, self.outbox = self.outbox, []
-            stop = batch[-1] is None
-            if stop:
-                batch.pop()
-            if batch:
-                await self.context.write(providers_pb2.MuxReplies(replies=batch))
-            if stop:
-                return
+        await self.outbox.run()
 
     async def _serve(self, rid: int, request: providers_pb2.GenerateRequest, whole: bool) -> None:
         try:
