@@ -13,6 +13,8 @@ Semantics (both backends):
 """
 from __future__ import annotations
 
+import asyncio
+
 from typing import Protocol
 
 from services.common.proto import chat_pb2, state_pb2
@@ -72,3 +74,14 @@ def resolve_expiry(expires_at: int, now: float, ttl_seconds: int) -> int:
 def is_expired(expires_at: int, now: float) -> bool:
     """Expired records are invisible from the second they expire."""
     return expires_at <= now
+
+
+async def stop_task(task: "asyncio.Task | None") -> None:
+    """Cancel a background task (a purge loop) and wait until it has stopped."""
+    if task is None:
+        return
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass

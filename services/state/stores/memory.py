@@ -13,7 +13,7 @@ from collections import OrderedDict
 from typing import Callable
 
 from services.common.proto import chat_pb2, state_pb2
-from services.state.stores.base import NotFound, TooDeep, is_expired, resolve_expiry
+from services.state.stores.base import NotFound, TooDeep, is_expired, resolve_expiry, stop_task
 
 log = logging.getLogger(__name__)
 
@@ -44,13 +44,8 @@ class MemoryStore:
             self._purger = asyncio.create_task(self._purge_loop(), name="state-memory-purge")
 
     async def close(self) -> None:
-        if self._purger is not None:
-            self._purger.cancel()
-            try:
-                await self._purger
-            except asyncio.CancelledError:
-                pass
-            self._purger = None
+        await stop_task(self._purger)
+        self._purger = None
 
     async def put(self, resp: state_pb2.StoredResponse) -> None:
         now = self._clock()

@@ -16,7 +16,8 @@ import asyncpg
 
 from services.common.proto import chat_pb2, state_pb2
 from services.state.migrate import apply_migrations
-from services.state.stores.base import NotFound, StoreUnavailable, TooDeep, resolve_expiry
+from services.state.stores.base import (NotFound, StoreUnavailable, TooDeep, resolve_expiry,
+                                        stop_task)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -152,13 +153,8 @@ class PostgresStore:
             self._purger = asyncio.create_task(self._purge_loop(), name="state-postgres-purge")
 
     async def close(self) -> None:
-        if self._purger is not None:
-            self._purger.cancel()
-            try:
-                await self._purger
-            except asyncio.CancelledError:
-                pass
-            self._purger = None
+        await stop_task(self._purger)
+        self._purger = None
         if self._pool is not None:
             pool, self._pool = self._pool, None
             try:
