@@ -149,7 +149,7 @@ def start_switchyard(workdir: pathlib.Path, core: int | None,
     port = free_port()
     cfg = workdir / "switchyard.yaml"
     cfg.write_text(switchyard_config(emulator_url, port))
-    cmd = [*pin(core), sys.executable, "-m", "services", "up", "--config", str(cfg)]
+    cmd = [*pin(core), sys.executable, "-m", "switchyard", "up", "--config", str(cfg)]
     p = Proc("switchyard", cmd, workdir / "switchyard.log")
     url = f"http://127.0.0.1:{port}"
     p.wait_until(lambda: "gateway listening on" in p.log() and http_ok(f"{url}/healthz"), 90)

@@ -22,7 +22,7 @@ def default_config_path() -> str:
 
 
 def _load(path: str):
-    from services.common.config import ConfigError, load_config
+    from switchyard.common.config import ConfigError, load_config
     try:
         return load_config(path)
     except ConfigError as exc:
@@ -31,7 +31,7 @@ def _load(path: str):
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from services.common.config import format_model_table
+    from switchyard.common.config import format_model_table
     config = _load(args.config)
     print(f"{args.config}: OK")
     print(format_model_table(config))
@@ -41,27 +41,27 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import setproctitle
 
-    from services.common.logs import setup_logging
-    from services.launcher import die_with_launcher
+    from switchyard.common.logs import setup_logging
+    from switchyard.launcher import die_with_launcher
     die_with_launcher()
     setproctitle.setproctitle(f"switchyard serve {args.service} --config {args.config}")
     setup_logging(args.service)
     config = _load(args.config)
     if args.service == "edge":
-        from services.edge.server import run_edge
+        from switchyard.edge.server import run_edge
         run_edge(config, args.config)
         return 0
     # In a container the service binds one address and is reached at another.
     address = (os.environ.get(f"SWITCHYARD_{args.service.upper()}_LISTEN")
                or service_address(config, args.service))
-    from services.common.metrics import serve_metrics_if_configured
+    from switchyard.common.metrics import serve_metrics_if_configured
     serve_metrics_if_configured(args.service)
     if args.service == "router":
-        from services.router.service import serve
+        from switchyard.router.service import serve
     elif args.service == "providers":
-        from services.providers.service import serve
+        from switchyard.providers.service import serve
     else:
-        from services.state.service import serve
+        from switchyard.state.service import serve
     try:
         import uvloop
         uvloop.install()
@@ -89,14 +89,14 @@ def cmd_probe(args: argparse.Namespace) -> int:
                 return 0 if r.status == 200 else 1
         except OSError:
             return 1
-    from services.common.grpc_server import is_serving
+    from switchyard.common.grpc_server import is_serving
     address = (os.environ.get(f"SWITCHYARD_{args.service.upper()}_LISTEN")
                or service_address(config, args.service)).replace("0.0.0.0", "127.0.0.1")
     return 0 if asyncio.run(is_serving(address, timeout=2.0)) else 1
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from services.launcher import Launcher
+    from switchyard.launcher import Launcher
     config = _load(args.config)
     return Launcher(config, os.path.abspath(args.config)).run()
 

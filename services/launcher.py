@@ -11,7 +11,7 @@ import time
 import urllib.error
 import urllib.request
 
-from services.common.config.model import Config
+from switchyard.common.config.model import Config
 
 START_ORDER = ("state", "router", "providers", "edge")
 LAUNCHER_PID_ENV = "SWITCHYARD_LAUNCHER_PID"
@@ -23,7 +23,7 @@ MAX_BACKOFF_S = 10.0
 def service_command(service: str, config_path: str) -> list[str]:
     """This interpreter and this copy of the package, whatever else is installed; the child
     names itself `switchyard serve <service>` (setproctitle) so `ps` says which is which."""
-    return [sys.executable, "-m", "services", "serve", service, "--config", config_path]
+    return [sys.executable, "-m", "switchyard", "serve", service, "--config", config_path]
 
 
 def service_env() -> dict[str, str]:
@@ -83,8 +83,8 @@ class Launcher:
                 return False
         import asyncio
 
-        from services.cli import service_address
-        from services.common.grpc_server import is_serving
+        from switchyard.cli import service_address
+        from switchyard.common.grpc_server import is_serving
         return asyncio.run(is_serving(service_address(self.config, service)))
 
     def _wait_healthy(self, service: str, deadline_s: float = HEALTH_DEADLINE_S) -> bool:

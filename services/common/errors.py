@@ -1,8 +1,8 @@
 """The gateway's one error type, and its conversion to and from the wire `Error` message."""
 from __future__ import annotations
 
-from services.common.canonical.mappings import error_type_for_status
-from services.common.proto import chat_pb2
+from switchyard.common.canonical.mappings import error_type_for_status
+from switchyard.common.proto import chat_pb2
 
 
 class GatewayError(Exception):

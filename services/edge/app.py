@@ -9,12 +9,12 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from services.common.config.model import Config
-from services.common.errors import GatewayError
-from services.edge.backends import Backends
-from services.edge.formats import anthropic_messages, openai_chat
-from services.edge.guard import Guard
-from services.edge.routes import chat, messages, models, responses
+from switchyard.common.config.model import Config
+from switchyard.common.errors import GatewayError
+from switchyard.edge.backends import Backends
+from switchyard.edge.formats import anthropic_messages, openai_chat
+from switchyard.edge.guard import Guard
+from switchyard.edge.routes import chat, messages, models, responses
 
 
 # The three POST endpoints that carry the traffic, dispatched without the framework's layers.

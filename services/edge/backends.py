@@ -6,11 +6,11 @@ import asyncio
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from services.cli import service_address
-from services.common.config.model import Config
-from services.common.grpc_server import CHANNEL_OPTIONS
-from services.common.proto import providers_pb2_grpc
-from services.edge.mux import ProvidersMux
+from switchyard.cli import service_address
+from switchyard.common.config.model import Config
+from switchyard.common.grpc_server import CHANNEL_OPTIONS
+from switchyard.common.proto import providers_pb2_grpc
+from switchyard.edge.mux import ProvidersMux
 
 # Per-call round robin across replicas behind a headless DNS name (k8s); harmless locally.
 CLIENT_OPTIONS = [*CHANNEL_OPTIONS, ("grpc.lb_policy_name", "round_robin"),
@@ -27,8 +27,8 @@ class Backends:
     """Router route cache, providers stub and state client, created once per edge process."""
 
     def __init__(self, config: Config) -> None:
-        from services.router.client import RouteCache
-        from services.state.client import StateClient
+        from switchyard.router.client import RouteCache
+        from switchyard.state.client import StateClient
 
         self.addresses = {s: service_address(config, s) for s in ("router", "providers", "state")}
         self.routes = RouteCache(self.addresses["router"])

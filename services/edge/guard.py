@@ -9,9 +9,9 @@ import time
 
 import orjson
 
-from services.common.config.model import ApiKey, Security
-from services.common.errors import GatewayError
-from services.edge.formats import anthropic_messages, openai_chat
+from switchyard.common.config.model import ApiKey, Security
+from switchyard.common.errors import GatewayError
+from switchyard.edge.formats import anthropic_messages, openai_chat
 
 OPEN_PATHS = ("/healthz", "/metrics")
 

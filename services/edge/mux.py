@@ -17,9 +17,9 @@ import logging
 
 import grpc
 
-from services.common.coalesce import CoalescingWriter
-from services.common.errors import GatewayError
-from services.common.proto import chat_pb2, providers_pb2, providers_pb2_grpc
+from switchyard.common.coalesce import CoalescingWriter
+from switchyard.common.errors import GatewayError
+from switchyard.common.proto import chat_pb2, providers_pb2, providers_pb2_grpc
 
 log = logging.getLogger(__name__)
 

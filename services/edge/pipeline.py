@@ -12,12 +12,12 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from services.common.canonical.aggregate import Turn, TurnBuilder
-from services.common.errors import GatewayError
-from services.common.proto import chat_pb2, providers_pb2
-from services.edge import ids
-from services.edge.backends import Backends
-from services.edge.mux import MuxCall
+from switchyard.common.canonical.aggregate import Turn, TurnBuilder
+from switchyard.common.errors import GatewayError
+from switchyard.common.proto import chat_pb2, providers_pb2
+from switchyard.edge import ids
+from switchyard.edge.backends import Backends
+from switchyard.edge.mux import MuxCall
 
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta")

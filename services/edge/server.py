@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import uvicorn
 
-from services.common.config.model import Config
-from services.edge.app import create_app
+from switchyard.common.config.model import Config
+from switchyard.edge.app import create_app
 
 
 def run_edge(config: Config, config_path: str) -> None:

@@ -13,15 +13,15 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 import aiohttp
 import orjson
 
-from services.common import metrics
-from services.common.config.model import ProviderEntry
-from services.common.errors import GatewayError
-from services.common.proto import chat_pb2, providers_pb2, router_pb2
-from services.providers import adapters
-from services.providers.breaker import BreakerBoard
-from services.providers.http import SessionPool
-from services.providers.ordering import order_targets
-from services.providers.retry import RetryPolicy, is_retryable, retry_after_seconds
+from switchyard.common import metrics
+from switchyard.common.config.model import ProviderEntry
+from switchyard.common.errors import GatewayError
+from switchyard.common.proto import chat_pb2, providers_pb2, router_pb2
+from switchyard.providers import adapters
+from switchyard.providers.breaker import BreakerBoard
+from switchyard.providers.http import SessionPool
+from switchyard.providers.ordering import order_targets
+from switchyard.providers.retry import RetryPolicy, is_retryable, retry_after_seconds
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def load_adapter(entry: ProviderEntry) -> Adapter:
 
 
 def default_sse_parser() -> Any:
-    from services.providers.adapters.sse import SSEParser
+    from switchyard.providers.adapters.sse import SSEParser
     return SSEParser()
 
 

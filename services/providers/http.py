@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from services.common.config.model import ProviderEntry
+from switchyard.common.config.model import ProviderEntry
 
 POOL_LIMIT = 1024          # connections per provider entry; LLM calls are long, allow many
 KEEPALIVE_S = 75.0         # idle keep-alive; most upstreams close at 60-120 s

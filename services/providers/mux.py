@@ -14,9 +14,9 @@ from typing import AsyncIterator, Callable
 
 import grpc
 
-from services.common.coalesce import CoalescingWriter
-from services.common.errors import GatewayError
-from services.common.proto import chat_pb2, providers_pb2
+from switchyard.common.coalesce import CoalescingWriter
+from switchyard.common.errors import GatewayError
+from switchyard.common.proto import chat_pb2, providers_pb2
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import random
 from typing import Callable
 
-from services.common.proto import router_pb2
+from switchyard.common.proto import router_pb2
 
 
 def order_targets(plan: router_pb2.RoutePlan, admits: Callable[[router_pb2.Target], bool],

@@ -8,14 +8,14 @@ from typing import AsyncIterator
 
 import grpc
 
-from services.common.config.model import Config
-from services.common.errors import GatewayError
-from services.common.grpc_server import run_server
-from services.common.proto import chat_pb2, providers_pb2, providers_pb2_grpc
-from services.providers.execution import Executor, load_adapter
-from services.providers.http import SessionPool, default_timeouts
-from services.providers.mux import MuxSessions
-from services.providers.tokens import count_tokens
+from switchyard.common.config.model import Config
+from switchyard.common.errors import GatewayError
+from switchyard.common.grpc_server import run_server
+from switchyard.common.proto import chat_pb2, providers_pb2, providers_pb2_grpc
+from switchyard.providers.execution import Executor, load_adapter
+from switchyard.providers.http import SessionPool, default_timeouts
+from switchyard.providers.mux import MuxSessions
+from switchyard.providers.tokens import count_tokens
 
 log = logging.getLogger(__name__)
 

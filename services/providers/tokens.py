@@ -10,9 +10,9 @@ import aiohttp
 import orjson
 from yarl import URL
 
-from services.common.config.model import ProviderEntry
-from services.common.proto import chat_pb2, providers_pb2
-from services.providers.http import SessionPool
+from switchyard.common.config.model import ProviderEntry
+from switchyard.common.proto import chat_pb2, providers_pb2
+from switchyard.providers.http import SessionPool
 
 log = logging.getLogger(__name__)
 

@@ -6,9 +6,9 @@ import logging
 
 import grpc
 
-from services.common.errors import GatewayError
-from services.common.grpc_server import CHANNEL_OPTIONS
-from services.common.proto import router_pb2, router_pb2_grpc
+from switchyard.common.errors import GatewayError
+from switchyard.common.grpc_server import CHANNEL_OPTIONS
+from switchyard.common.proto import router_pb2, router_pb2_grpc
 
 log = logging.getLogger(__name__)
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 import difflib
 import math
 
-from services.common.canonical.mappings import INTERFACE_WIRE
-from services.common.config.providers import match_providers
-from services.common.config.model import Alias, Config, ProviderEntry
-from services.common.proto import router_pb2
+from switchyard.common.canonical.mappings import INTERFACE_WIRE
+from switchyard.common.config.providers import match_providers
+from switchyard.common.config.model import Alias, Config, ProviderEntry
+from switchyard.common.proto import router_pb2
 
 
 # A plan before it gets a name and policy: the weighted group, then ordered fallbacks.

@@ -8,11 +8,11 @@ from typing import AsyncIterator
 
 import grpc
 
-from services.common.config.loader import ConfigError, load_config
-from services.common.config.model import Config
-from services.common.grpc_server import run_server
-from services.common.proto import router_pb2, router_pb2_grpc
-from services.router.resolution import build_route_table, resolve, suggestions
+from switchyard.common.config.loader import ConfigError, load_config
+from switchyard.common.config.model import Config
+from switchyard.common.grpc_server import run_server
+from switchyard.common.proto import router_pb2, router_pb2_grpc
+from switchyard.router.resolution import build_route_table, resolve, suggestions
 
 log = logging.getLogger(__name__)
 

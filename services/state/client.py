@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import grpc
 
-from services.common.errors import GatewayError
-from services.common.grpc_server import CHANNEL_OPTIONS
-from services.common.proto import chat_pb2, state_pb2, state_pb2_grpc
+from switchyard.common.errors import GatewayError
+from switchyard.common.grpc_server import CHANNEL_OPTIONS
+from switchyard.common.proto import chat_pb2, state_pb2, state_pb2_grpc
 
 READ_TIMEOUT = 2.0    # seconds; reads are single indexed lookups
 WRITE_TIMEOUT = 5.0   # a write must land before the client sees its response complete

@@ -5,13 +5,13 @@ import logging
 
 import grpc
 
-from services.common.config.model import Config, StateStorage
-from services.common.grpc_server import run_server
-from services.common.proto import state_pb2, state_pb2_grpc
-from services.state.stores.base import (NotFound, Store, StoreUnavailable, TooDeep,
+from switchyard.common.config.model import Config, StateStorage
+from switchyard.common.grpc_server import run_server
+from switchyard.common.proto import state_pb2, state_pb2_grpc
+from switchyard.state.stores.base import (NotFound, Store, StoreUnavailable, TooDeep,
                                         tenant_key)
-from services.state.stores.memory import MemoryStore
-from services.state.stores.postgres import PostgresStore
+from switchyard.state.stores.memory import MemoryStore
+from switchyard.state.stores.postgres import PostgresStore
 
 log = logging.getLogger(__name__)
 SERVICE_NAME = "switchyard.v1.State"

@@ -97,7 +97,7 @@ class Gateway:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "services", "up", "--config", str(self.config_path)],
+            [sys.executable, "-m", "switchyard", "up", "--config", str(self.config_path)],
             cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
             start_new_session=True)
         wait_for(lambda: self.healthy() and "gateway listening on" in self.log(), timeout,
@@ -162,7 +162,7 @@ class ServiceSet:
     def start(self, service: str) -> None:
         log = open(self.workdir / f"{service}.log", "ab")
         self.procs[service] = subprocess.Popen(
-            [sys.executable, "-m", "services", "serve", service, "--config",
+            [sys.executable, "-m", "switchyard", "serve", service, "--config",
              str(self.config_path)], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True)
         log.close()

@@ -6,7 +6,7 @@ from tests.e2e.harness import ROOT
 
 
 def check(path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "services", "check", "--config", str(path)],
+    return subprocess.run([sys.executable, "-m", "switchyard", "check", "--config", str(path)],
                           cwd=ROOT, capture_output=True, text=True, timeout=60,
                           env={"PATH": "/usr/bin:/bin", "OPENAI_API_KEY": "sk-secret-value"})
 

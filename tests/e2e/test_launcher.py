@@ -78,7 +78,7 @@ def test_grpc_service_metrics_port(emulator, tmp_path):
     port, metrics_port = free_port(), free_port()
     cfg = tmp_path / "plano_config.yaml"
     cfg.write_text(gateway_config(emulator.url, port))
-    proc = subprocess.Popen([sys.executable, "-m", "services", "serve", "providers", "--config",
+    proc = subprocess.Popen([sys.executable, "-m", "switchyard", "serve", "providers", "--config",
                              str(cfg)], cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL,
                             env={**os.environ, "SWITCHYARD_PROVIDERS_METRICS":

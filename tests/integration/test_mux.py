@@ -8,11 +8,11 @@ import time
 import grpc
 import pytest
 
-from services.common.config.model import Config, Listener, ServiceAddresses, StateStorage
-from services.common.errors import GatewayError
-from services.common.proto import chat_pb2, providers_pb2_grpc
-from services.edge.mux import EOF, ProvidersMux
-from services.providers.service import ProvidersServicer, build_executor
+from switchyard.common.config.model import Config, Listener, ServiceAddresses, StateStorage
+from switchyard.common.errors import GatewayError
+from switchyard.common.proto import chat_pb2, providers_pb2_grpc
+from switchyard.edge.mux import EOF, ProvidersMux
+from switchyard.providers.service import ProvidersServicer, build_executor
 from tests.integration.test_providers_support import (
     FakeAdapter, FakeSSEParser, FakeUpstream, Step, entry, gen_request, kinds, ok_json, ok_stream,
     plan, sse)
@@ -206,8 +206,8 @@ async def test_a_generation_bug_answers_that_request_only(mux, upstream, provide
 
 
 async def test_a_burst_of_requests_goes_out_in_one_write(providers, upstream, monkeypatch):
-    from services.common.proto import providers_pb2
-    from services.edge import mux as edge_mux
+    from switchyard.common.proto import providers_pb2
+    from switchyard.edge import mux as edge_mux
     sizes: list[int] = []
     real = providers_pb2.MuxRequests
 

@@ -6,10 +6,10 @@ import asyncio
 import grpc
 import pytest
 
-from services.common.config.model import (Config, Listener, ProviderEntry, ServiceAddresses,
+from switchyard.common.config.model import (Config, Listener, ProviderEntry, ServiceAddresses,
                                           StateStorage)
-from services.common.proto import chat_pb2, providers_pb2, providers_pb2_grpc, router_pb2
-from services.providers.service import ProvidersServicer, build_executor
+from switchyard.common.proto import chat_pb2, providers_pb2, providers_pb2_grpc, router_pb2
+from switchyard.providers.service import ProvidersServicer, build_executor
 from tests.emulator.runner import Emulator
 
 OPENAI_KEY, ANTHROPIC_KEY = "sk-openai-emulated-0001", "sk-ant-emulated-0002"

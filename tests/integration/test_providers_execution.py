@@ -7,11 +7,11 @@ import time
 
 import pytest
 
-from services.common.proto import chat_pb2
-from services.providers.breaker import BreakerBoard
-from services.providers.execution import Executor
-from services.providers.http import SessionPool, Timeouts
-from services.providers.retry import RetryPolicy
+from switchyard.common.proto import chat_pb2
+from switchyard.providers.breaker import BreakerBoard
+from switchyard.providers.execution import Executor
+from switchyard.providers.http import SessionPool, Timeouts
+from switchyard.providers.retry import RetryPolicy
 from tests.integration.test_providers_support import (
     FakeAdapter, FakeSSEParser, FakeUpstream, Step, entry, error_step, gen_request, kinds,
     ok_json, ok_stream, plan, sse)

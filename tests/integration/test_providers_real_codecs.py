@@ -7,12 +7,12 @@ import dataclasses
 import orjson
 import pytest
 
-from services.common.proto import chat_pb2, providers_pb2
-from services.providers.execution import Executor
-from services.providers.http import SessionPool, Timeouts
-from services.providers.retry import RetryPolicy
-from services.providers.tokens import count_tokens
-from services.providers.execution import load_adapter
+from switchyard.common.proto import chat_pb2, providers_pb2
+from switchyard.providers.execution import Executor
+from switchyard.providers.http import SessionPool, Timeouts
+from switchyard.providers.retry import RetryPolicy
+from switchyard.providers.tokens import count_tokens
+from switchyard.providers.execution import load_adapter
 from tests.integration.test_providers_support import (
     FakeUpstream, Step, entry, gen_request, kinds, plan)
 

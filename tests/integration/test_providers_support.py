@@ -11,9 +11,9 @@ import orjson
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from services.common.canonical.mappings import error_type_for_status
-from services.common.config.model import ProviderEntry
-from services.common.proto import chat_pb2, providers_pb2, router_pb2
+from switchyard.common.canonical.mappings import error_type_for_status
+from switchyard.common.config.model import ProviderEntry
+from switchyard.common.proto import chat_pb2, providers_pb2, router_pb2
 
 
 class FakeSSEParser:

@@ -8,11 +8,11 @@ import time
 import grpc
 import pytest
 
-from services.common.config import parse_config
-from services.common.errors import GatewayError
-from services.common.proto import router_pb2, router_pb2_grpc
-from services.router.client import RouteCache
-from services.router.service import RouterServicer
+from switchyard.common.config import parse_config
+from switchyard.common.errors import GatewayError
+from switchyard.common.proto import router_pb2, router_pb2_grpc
+from switchyard.router.client import RouteCache
+from switchyard.router.service import RouterServicer
 
 
 def make_config(extra_alias: dict | None = None):
@@ -147,8 +147,8 @@ async def test_route_cache_wait_ready_times_out_without_router():
 
 
 async def test_config_file_changes_are_published(tmp_path, caplog):
-    from services.common.config import load_config
-    from services.router.service import watch_config_file
+    from switchyard.common.config import load_config
+    from switchyard.router.service import watch_config_file
     path = tmp_path / "plano_config.yaml"
     path.write_text("model_providers:\n  - model: ollama/llama3.1\n")
     servicer = RouterServicer(load_config(path))

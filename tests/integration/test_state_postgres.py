@@ -7,10 +7,10 @@ import time
 import asyncpg
 import pytest
 
-from services.common.proto import chat_pb2, state_pb2
-from services.state.migrate import apply_migrations
-from services.state.stores.base import StoreUnavailable
-from services.state.stores.postgres import PostgresStore
+from switchyard.common.proto import chat_pb2, state_pb2
+from switchyard.state.migrate import apply_migrations
+from switchyard.state.stores.base import StoreUnavailable
+from switchyard.state.stores.postgres import PostgresStore
 from tests.support.postgres import PostgresServer, free_port, postgres_server
 
 pg = postgres_server()

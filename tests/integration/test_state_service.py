@@ -12,13 +12,13 @@ from pathlib import Path
 import grpc
 import pytest
 
-from services.common.errors import GatewayError
-from services.common.grpc_server import is_serving
-from services.common.proto import chat_pb2, state_pb2, state_pb2_grpc
-from services.state.client import UNAVAILABLE_MESSAGE, StateClient
-from services.state.service import StateServicer
-from services.state.stores.memory import MemoryStore
-from services.state.stores.postgres import PostgresStore
+from switchyard.common.errors import GatewayError
+from switchyard.common.grpc_server import is_serving
+from switchyard.common.proto import chat_pb2, state_pb2, state_pb2_grpc
+from switchyard.state.client import UNAVAILABLE_MESSAGE, StateClient
+from switchyard.state.service import StateServicer
+from switchyard.state.stores.memory import MemoryStore
+from switchyard.state.stores.postgres import PostgresStore
 from tests.support.postgres import PostgresServer, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -151,9 +151,9 @@ def _spawn_state(dsn: str, address: str) -> subprocess.Popen:
     """The state service as its own process, started through `serve()`."""
     script = (
         "import asyncio, sys\n"
-        "from services.common.config.model import Config, Listener, ServiceAddresses,"
+        "from switchyard.common.config.model import Config, Listener, ServiceAddresses,"
         " StateStorage\n"
-        "from services.state.service import serve\n"
+        "from switchyard.state.service import serve\n"
         "cfg = Config(path='test', version='v0.3.0', listener=Listener(), providers=(),"
         " aliases={}, state=StateStorage(type='postgres', connection_string=sys.argv[1]),"
         " services=ServiceAddresses())\n"

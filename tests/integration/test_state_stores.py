@@ -5,10 +5,10 @@ import asyncio
 
 import pytest
 
-from services.common.proto import chat_pb2, state_pb2
-from services.state.stores.base import NotFound, TooDeep
-from services.state.stores.memory import MemoryStore
-from services.state.stores.postgres import PostgresStore
+from switchyard.common.proto import chat_pb2, state_pb2
+from switchyard.state.stores.base import NotFound, TooDeep
+from switchyard.state.stores.memory import MemoryStore
+from switchyard.state.stores.postgres import PostgresStore
 from tests.support.postgres import postgres_server
 
 pg = postgres_server()

@@ -5,12 +5,12 @@ from pathlib import Path
 
 import orjson
 
-from services.common.canonical.aggregate import aggregate
-from services.common.config.model import ProviderEntry
-from services.common.proto import chat_pb2
-from services.edge.formats import anthropic_messages
-from services.providers.adapters import openai_compat as oc
-from services.providers.adapters.sse import SSEParser
+from switchyard.common.canonical.aggregate import aggregate
+from switchyard.common.config.model import ProviderEntry
+from switchyard.common.proto import chat_pb2
+from switchyard.edge.formats import anthropic_messages
+from switchyard.providers.adapters import openai_compat as oc
+from switchyard.providers.adapters.sse import SSEParser
 
 FIX = Path(__file__).parent / "fixtures" / "upstream"
 SR = chat_pb2.StopReason

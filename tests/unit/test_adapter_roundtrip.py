@@ -5,9 +5,9 @@ from pathlib import Path
 
 import orjson
 
-from services.common.config.model import ProviderEntry
-from services.edge.formats import anthropic_messages, openai_chat
-from services.providers.adapters import anthropic, openai_compat
+from switchyard.common.config.model import ProviderEntry
+from switchyard.edge.formats import anthropic_messages, openai_chat
+from switchyard.providers.adapters import anthropic, openai_compat
 
 FIX = Path(__file__).parent / "fixtures" / "upstream"
 

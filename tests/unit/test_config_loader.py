@@ -7,7 +7,7 @@ import pathlib
 
 import pytest
 
-from services.common.config import ConfigError, format_model_table, load_config, parse_config
+from switchyard.common.config import ConfigError, format_model_table, load_config, parse_config
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SECRET = "sk-very-secret-123"

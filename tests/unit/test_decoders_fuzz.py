@@ -5,8 +5,8 @@ import copy
 
 import pytest
 
-from services.common.errors import GatewayError
-from services.edge.formats import anthropic_messages, openai_chat, openai_responses
+from switchyard.common.errors import GatewayError
+from switchyard.edge.formats import anthropic_messages, openai_chat, openai_responses
 
 # 2**40 overflows int32 proto fields; orjson itself turns larger integers into floats.
 ODD_VALUES = [None, True, 0, -1, 2**40, 2**63 - 1, 1.5, 1e21, float("inf"), "", "x", [], [None],

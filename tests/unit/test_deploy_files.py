@@ -3,8 +3,8 @@ import pathlib
 
 import yaml
 
-from services.cli import SERVICES
-from services.common.config import parse_config
+from switchyard.cli import SERVICES
+from switchyard.common.config import parse_config
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 ENV = {"OPENAI_API_KEY": "k", "ANTHROPIC_API_KEY": "k", "POSTGRES_PASSWORD": "p",

@@ -6,14 +6,14 @@ from collections import Counter
 from email.utils import format_datetime
 from datetime import datetime, timedelta, timezone
 
-from services.common.proto import chat_pb2, router_pb2
-from services.providers.breaker import CLOSED, HALF_OPEN, OPEN, BreakerBoard, CircuitBreaker
-from services.providers.execution import _stamp_start, _stream_error_payload
-from services.common.config.model import ProviderEntry
-from services.providers.http import default_timeouts
-from services.providers.ordering import order_targets
-from services.providers.retry import RetryPolicy, is_retryable, retry_after_seconds
-from services.providers.tokens import count_tokens_url, estimate_tokens
+from switchyard.common.proto import chat_pb2, router_pb2
+from switchyard.providers.breaker import CLOSED, HALF_OPEN, OPEN, BreakerBoard, CircuitBreaker
+from switchyard.providers.execution import _stamp_start, _stream_error_payload
+from switchyard.common.config.model import ProviderEntry
+from switchyard.providers.http import default_timeouts
+from switchyard.providers.ordering import order_targets
+from switchyard.providers.retry import RetryPolicy, is_retryable, retry_after_seconds
+from switchyard.providers.tokens import count_tokens_url, estimate_tokens
 
 
 class FakeClock:

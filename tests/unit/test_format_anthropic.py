@@ -8,10 +8,10 @@ import httpx2
 import orjson
 import pytest
 
-from services.common.canonical.aggregate import Choice, Turn
-from services.common.errors import GatewayError
-from services.common.proto import chat_pb2
-from services.edge.formats import anthropic_messages as am
+from switchyard.common.canonical.aggregate import Choice, Turn
+from switchyard.common.errors import GatewayError
+from switchyard.common.proto import chat_pb2
+from switchyard.edge.formats import anthropic_messages as am
 from tests.unit.fixtures.client.codec_helpers import canonical, json_transport, load, turn
 
 MIN = {"model": "claude-sonnet-4-5", "max_tokens": 1024,

@@ -7,8 +7,8 @@ import httpx2
 import orjson
 import pytest
 
-from services.common.proto import chat_pb2
-from services.edge.formats import anthropic_messages as am
+from switchyard.common.proto import chat_pb2
+from switchyard.edge.formats import anthropic_messages as am
 from tests.unit.fixtures.client.codec_helpers import (events, sse_events, sse_transport, subset,
                                                       text)
 

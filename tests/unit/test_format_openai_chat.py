@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import httpx2
-from services.common.canonical.aggregate import Choice, Turn
-from services.common.errors import GatewayError
-from services.common.proto import chat_pb2
-from services.edge.formats import openai_chat as oc
+from switchyard.common.canonical.aggregate import Choice, Turn
+from switchyard.common.errors import GatewayError
+from switchyard.common.proto import chat_pb2
+from switchyard.edge.formats import openai_chat as oc
 from tests.unit.fixtures.client.codec_helpers import (canonical, json_transport, load,
                                                       subset, turn)
 
@@ -356,8 +356,8 @@ def test_tool_level_and_function_level_extras_stay_apart():
 
 
 def test_file_part_with_only_a_file_id_is_a_document_and_round_trips():
-    from services.common.config.model import ProviderEntry
-    from services.providers.adapters import openai_compat
+    from switchyard.common.config.model import ProviderEntry
+    from switchyard.providers.adapters import openai_compat
     body = {"model": "gpt-4o", "messages": [{"role": "user", "content": [
         {"type": "file", "file": {"file_id": "file-123"}}]}]}
     req = oc.decode_request(body)

@@ -6,8 +6,8 @@ import openai
 import orjson
 import pytest
 
-from services.common.proto import chat_pb2
-from services.edge.formats import openai_chat as oc
+from switchyard.common.proto import chat_pb2
+from switchyard.edge.formats import openai_chat as oc
 from tests.unit.fixtures.client.codec_helpers import events, sse_events, sse_transport, text
 
 

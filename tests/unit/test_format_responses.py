@@ -8,10 +8,10 @@ import orjson
 import pytest
 from google.protobuf import json_format
 
-from services.common.canonical.aggregate import aggregate
-from services.common.errors import GatewayError
-from services.common.proto import chat_pb2
-from services.edge.formats import openai_responses as r
+from switchyard.common.canonical.aggregate import aggregate
+from switchyard.common.errors import GatewayError
+from switchyard.common.proto import chat_pb2
+from switchyard.edge.formats import openai_responses as r
 
 FIXTURES = Path(__file__).parent / "fixtures" / "responses"
 

@@ -8,10 +8,10 @@ import openai
 import orjson
 import pytest
 
-from services.common.canonical.aggregate import aggregate
-from services.common.errors import GatewayError
-from services.common.proto import chat_pb2
-from services.edge.formats import openai_responses as r
+from switchyard.common.canonical.aggregate import aggregate
+from switchyard.common.errors import GatewayError
+from switchyard.common.proto import chat_pb2
+from switchyard.edge.formats import openai_responses as r
 from tests.unit.test_format_responses import events_of, load
 
 RESPONSE_ID = "resp_0123456789abcdef01234567"

@@ -1,6 +1,6 @@
 """Keepalive settings of clients and servers agree: a server that gets pings more often than
 it allows answers GOAWAY too_many_pings, killing long idle streams (route watches)."""
-from services.common.grpc_server import CHANNEL_OPTIONS, SERVER_OPTIONS
+from switchyard.common.grpc_server import CHANNEL_OPTIONS, SERVER_OPTIONS
 
 
 def test_servers_accept_the_clients_keepalive_pings():

@@ -3,10 +3,10 @@ import hashlib
 
 import pytest
 
-from services.common.config.model import ApiKey, Security
-from services.common.config.security import parse_security
-from services.common.errors import GatewayError
-from services.edge.guard import RateLimiter, authorize_model, find_key, presented_key
+from switchyard.common.config.model import ApiKey, Security
+from switchyard.common.config.security import parse_security
+from switchyard.common.errors import GatewayError
+from switchyard.edge.guard import RateLimiter, authorize_model, find_key, presented_key
 
 
 def expand(where, field, value):

@@ -5,10 +5,10 @@ import dataclasses
 
 import pytest
 
-from services.common.config import parse_config
-from services.common.config.model import Alias, WeightedTarget
-from services.common.proto import chat_pb2
-from services.router.resolution import (AliasCycleError, build_route_table, model_list,
+from switchyard.common.config import parse_config
+from switchyard.common.config.model import Alias, WeightedTarget
+from switchyard.common.proto import chat_pb2
+from switchyard.router.resolution import (AliasCycleError, build_route_table, model_list,
                                         resolve, suggestions)
 
 

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import pytest
 
-from services.common.config.model import StateStorage
-from services.state.migrate import load_migrations
-from services.state.service import make_store
-from services.state.stores.base import resolve_expiry, tenant_key
-from services.state.stores.memory import MemoryStore
-from services.state.stores.postgres import PostgresStore, _scrub, describe_dsn
+from switchyard.common.config.model import StateStorage
+from switchyard.state.migrate import load_migrations
+from switchyard.state.service import make_store
+from switchyard.state.stores.base import resolve_expiry, tenant_key
+from switchyard.state.stores.memory import MemoryStore
+from switchyard.state.stores.postgres import PostgresStore, _scrub, describe_dsn
 
 
 def test_describe_dsn_never_shows_the_password():

@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from services.common.proto import chat_pb2, state_pb2
-from services.state.stores.base import TooDeep
-from services.state.stores.memory import MemoryStore
+from switchyard.common.proto import chat_pb2, state_pb2
+from switchyard.state.stores.base import TooDeep
+from switchyard.state.stores.memory import MemoryStore
 
 T0 = 1_700_000_000
 

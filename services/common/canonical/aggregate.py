@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from services.common.proto import chat_pb2
+from switchyard.common.proto import chat_pb2
 
 
 @dataclass

@@ -4,7 +4,7 @@ Every codec imports from here; no codec keeps a table of its own.
 """
 from __future__ import annotations
 
-from services.common.proto import chat_pb2
+from switchyard.common.proto import chat_pb2
 
 SR = chat_pb2.StopReason
 

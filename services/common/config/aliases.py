@@ -4,9 +4,9 @@ from __future__ import annotations
 import difflib
 from typing import Any, Iterable
 
-from services.common.config.fields import Report, check_keys, expand
-from services.common.config.model import Alias, ProviderEntry, WeightedTarget
-from services.common.config.providers import match_providers
+from switchyard.common.config.fields import Report, check_keys, expand
+from switchyard.common.config.model import Alias, ProviderEntry, WeightedTarget
+from switchyard.common.config.providers import match_providers
 
 ALIAS_KEYS = {"target", "fallbacks", "targets"}
 

@@ -5,13 +5,13 @@ import os
 
 import yaml
 
-from services.common.config.aliases import parse_aliases
-from services.common.config.fields import (ConfigError, Report, check_keys, expand, expand_env,
+from switchyard.common.config.aliases import parse_aliases
+from switchyard.common.config.fields import (ConfigError, Report, check_keys, expand, expand_env,
                                            parse_duration)
-from services.common.config.model import Config
-from services.common.config.providers import match_providers, parse_providers
-from services.common.config.sections import parse_listener, parse_services, parse_state
-from services.common.config.security import parse_security
+from switchyard.common.config.model import Config
+from switchyard.common.config.providers import match_providers, parse_providers
+from switchyard.common.config.sections import parse_listener, parse_services, parse_state
+from switchyard.common.config.security import parse_security
 
 __all__ = ["ConfigError", "expand_env", "format_model_table", "load_config", "match_providers",
            "parse_config", "parse_duration"]

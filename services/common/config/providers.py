@@ -4,10 +4,10 @@ from __future__ import annotations
 from typing import Any, Iterable
 from urllib.parse import urlsplit
 
-from services.common.config.fields import (HOST_PATTERN, Report, boolean, check_keys, expand,
+from switchyard.common.config.fields import (HOST_PATTERN, Report, boolean, check_keys, expand,
                                            expand_env, positive_int)
-from services.common.config.model import ProviderEntry
-from services.common.config.providers_table import (AZURE_DEFAULT_API_VERSION, INTERFACES,
+from switchyard.common.config.model import ProviderEntry
+from switchyard.common.config.providers_table import (AZURE_DEFAULT_API_VERSION, INTERFACES,
                                                     KNOWN_PROVIDERS, MODEL_FAMILIES,
                                                     OPERATION_PATH)
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from services.common.config.fields import (Report, check_keys, duration, expand, is_host_port,
+from switchyard.common.config.fields import (Report, check_keys, duration, expand, is_host_port,
                                            parse_duration, positive_int)
-from services.common.config.model import Listener, ServiceAddresses, StateStorage
+from switchyard.common.config.model import Listener, ServiceAddresses, StateStorage
 
 SERVICE_ENV = {"router": "SWITCHYARD_ROUTER_ADDR", "providers": "SWITCHYARD_PROVIDERS_ADDR",
                "state": "SWITCHYARD_STATE_ADDR"}

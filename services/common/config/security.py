@@ -5,7 +5,7 @@ import hashlib
 import re
 from typing import Any, Callable
 
-from services.common.config.model import ApiKey, Security
+from switchyard.common.config.model import ApiKey, Security
 
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
 AUTH_KEY_FIELDS = {"key", "key_sha256", "tenant", "models", "requests_per_minute"}

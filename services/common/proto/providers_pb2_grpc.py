@@ -3,8 +3,8 @@
 import grpc
 import warnings
 
-from services.common.proto import chat_pb2 as switchyard_dot_v1_dot_chat__pb2
-from services.common.proto import providers_pb2 as switchyard_dot_v1_dot_providers__pb2
+from switchyard.common.proto import chat_pb2 as switchyard_dot_v1_dot_chat__pb2
+from switchyard.common.proto import providers_pb2 as switchyard_dot_v1_dot_providers__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__

@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from services.common.proto import router_pb2 as switchyard_dot_v1_dot_router__pb2
+from switchyard.common.proto import router_pb2 as switchyard_dot_v1_dot_router__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__

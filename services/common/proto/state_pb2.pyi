@@ -1,4 +1,4 @@
-from services.common.proto import chat_pb2 as _chat_pb2
+from switchyard.common.proto import chat_pb2 as _chat_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message

@@ -1,8 +1,8 @@
 """OpenAI's error body, which Chat Completions and Responses share (Anthropic's is its own)."""
 from __future__ import annotations
 
-from services.common.canonical import mappings
-from services.common.errors import GatewayError
+from switchyard.common.canonical import mappings
+from switchyard.common.errors import GatewayError
 
 
 def openai_error_body(err: GatewayError) -> tuple[int, dict]:

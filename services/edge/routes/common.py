@@ -9,10 +9,10 @@ from typing import Awaitable, Callable
 from starlette.requests import Request
 from starlette.responses import Response
 
-from services.common import metrics
-from services.common.errors import GatewayError
-from services.edge.backends import Backends
-from services.edge.pipeline import Exchange
+from switchyard.common import metrics
+from switchyard.common.errors import GatewayError
+from switchyard.edge.backends import Backends
+from switchyard.edge.pipeline import Exchange
 
 log = logging.getLogger("switchyard.edge")
 DEFAULT_TENANT = "default"

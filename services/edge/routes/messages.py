@@ -8,12 +8,12 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from services.edge import ids
-from services.edge.formats import anthropic_messages
-from services.edge.pipeline import (Exchange, complete, generate_request, grpc_to_gateway_error,
+from switchyard.edge import ids
+from switchyard.edge.formats import anthropic_messages
+from switchyard.edge.pipeline import (Exchange, complete, generate_request, grpc_to_gateway_error,
                                     open_generation, read_json, stream_response)
-from services.edge.guard import authorize_model
-from services.edge.routes.common import backends, guarded
+from switchyard.edge.guard import authorize_model
+from switchyard.edge.routes.common import backends, guarded
 
 
 @guarded(anthropic_messages)

@@ -8,9 +8,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
 
-from services.common.errors import GatewayError
-from services.edge.formats import openai_chat
-from services.edge.routes.common import backends, guarded
+from switchyard.common.errors import GatewayError
+from switchyard.edge.formats import openai_chat
+from switchyard.edge.routes.common import backends, guarded
 
 
 @guarded(openai_chat)

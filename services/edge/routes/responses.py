@@ -8,15 +8,15 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from services.common.canonical.aggregate import Turn, turn_message
-from services.common.errors import GatewayError
-from services.common.proto import state_pb2
-from services.edge import ids
-from services.edge.formats import openai_responses
-from services.edge.pipeline import (Exchange, complete, open_generation, read_json,
+from switchyard.common.canonical.aggregate import Turn, turn_message
+from switchyard.common.errors import GatewayError
+from switchyard.common.proto import state_pb2
+from switchyard.edge import ids
+from switchyard.edge.formats import openai_responses
+from switchyard.edge.pipeline import (Exchange, complete, open_generation, read_json,
                                     stream_response, with_history)
-from services.edge.guard import authorize_model
-from services.edge.routes.common import backends, guarded, tenant_of
+from switchyard.edge.guard import authorize_model
+from switchyard.edge.routes.common import backends, guarded, tenant_of
 
 
 @guarded(openai_responses)

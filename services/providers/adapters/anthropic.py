@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from services.common.config.model import ProviderEntry
-from services.common.proto import chat_pb2
+from switchyard.common.config.model import ProviderEntry
+from switchyard.common.proto import chat_pb2
 
 from .anthropic_request import WIRE, encode_body, encode_request
 from .anthropic_response import StreamDecoder, decode_response, decode_stream_error

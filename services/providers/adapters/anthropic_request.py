@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import orjson
 
-from services.common.canonical.mappings import EFFORT_TO_BUDGET, default_max_tokens
-from services.common.config.model import ProviderEntry
-from services.common.proto import chat_pb2
+from switchyard.common.canonical.mappings import EFFORT_TO_BUDGET, default_max_tokens
+from switchyard.common.config.model import ProviderEntry
+from switchyard.common.proto import chat_pb2
 
 from .common import (TRANSLATED_EXTRA, loads_extra, merge_extra, merge_missing,
                      parse_json_object, split_data_url)

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import orjson
 
-from services.common.canonical.mappings import (ANTHROPIC_ERROR_STATUS, ANTHROPIC_STOP_TO_STOP,
+from switchyard.common.canonical.mappings import (ANTHROPIC_ERROR_STATUS, ANTHROPIC_STOP_TO_STOP,
                                                 error_type_for_status, usage_from_anthropic)
-from services.common.proto import chat_pb2
+from switchyard.common.proto import chat_pb2
 
 from . import events as E
 from .common import bad_chunk_error, stream_cut_error

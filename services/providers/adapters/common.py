@@ -7,9 +7,9 @@ from typing import Any, Mapping
 
 import orjson
 
-from services.common.canonical.mappings import error_type_for_status
-from services.common.config.model import ProviderEntry
-from services.common.proto import chat_pb2
+from switchyard.common.canonical.mappings import error_type_for_status
+from switchyard.common.config.model import ProviderEntry
+from switchyard.common.proto import chat_pb2
 
 # Top-level request fields a codec translates itself, so they are never reported as dropped
 # even though the client decoder kept them in extra_json.

@@ -1,7 +1,7 @@
 """Constructors for canonical stream events, so decoders read as the grammar they emit."""
 from __future__ import annotations
 
-from services.common.proto import chat_pb2
+from switchyard.common.proto import chat_pb2
 
 Ev = chat_pb2.StreamEvent
 

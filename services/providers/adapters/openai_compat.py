@@ -8,9 +8,9 @@ from __future__ import annotations
 from typing import Mapping
 from urllib.parse import quote
 
-from services.common.config.model import ProviderEntry
-from services.common.config.providers_table import AZURE_DEFAULT_API_VERSION
-from services.common.proto import chat_pb2
+from switchyard.common.config.model import ProviderEntry
+from switchyard.common.config.providers_table import AZURE_DEFAULT_API_VERSION
+from switchyard.common.proto import chat_pb2
 
 from .common import auth_headers, http_error, parse_error_body
 from .openai_request import WIRE, encode_body, encode_request

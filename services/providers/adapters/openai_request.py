@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import orjson
 
-from services.common.canonical.mappings import budget_to_effort
-from services.common.config.model import ProviderEntry
-from services.common.config.providers_table import OPENAI_NATIVE, REJECTS_TOP_K
-from services.common.proto import chat_pb2
+from switchyard.common.canonical.mappings import budget_to_effort
+from switchyard.common.config.model import ProviderEntry
+from switchyard.common.config.providers_table import OPENAI_NATIVE, REJECTS_TOP_K
+from switchyard.common.proto import chat_pb2
 
 from .common import (TRANSLATED_EXTRA, data_url, loads_extra, merge_extra, merge_missing,
                      parse_json_object)

@@ -17,7 +17,7 @@ import asyncio
 
 from typing import Protocol
 
-from services.common.proto import chat_pb2, state_pb2
+from switchyard.common.proto import chat_pb2, state_pb2
 
 DEFAULT_TENANT = "default"
 

@@ -12,8 +12,8 @@ import time
 from collections import OrderedDict
 from typing import Callable
 
-from services.common.proto import chat_pb2, state_pb2
-from services.state.stores.base import NotFound, TooDeep, is_expired, resolve_expiry, stop_task
+from switchyard.common.proto import chat_pb2, state_pb2
+from switchyard.state.stores.base import NotFound, TooDeep, is_expired, resolve_expiry, stop_task
 
 log = logging.getLogger(__name__)
 

@@ -14,9 +14,9 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
-from services.common.proto import chat_pb2, state_pb2
-from services.state.migrate import apply_migrations
-from services.state.stores.base import (NotFound, StoreUnavailable, TooDeep, resolve_expiry,
+from switchyard.common.proto import chat_pb2, state_pb2
+from switchyard.state.migrate import apply_migrations
+from switchyard.state.stores.base import (NotFound, StoreUnavailable, TooDeep, resolve_expiry,
                                         stop_task)
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """Client codec for Anthropic Messages (POST /v1/messages): request decoding (request.py),
 response encoding and error bodies (response.py), SSE encoding (stream.py)."""
-from services.edge.formats.anthropic_messages.request import decode_request
-from services.edge.formats.anthropic_messages.response import encode_response, error_body
-from services.edge.formats.anthropic_messages.stream import StreamEncoder
+from switchyard.edge.formats.anthropic_messages.request import decode_request
+from switchyard.edge.formats.anthropic_messages.response import encode_response, error_body
+from switchyard.edge.formats.anthropic_messages.stream import StreamEncoder
 
 __all__ = ["decode_request", "encode_response", "error_body", "StreamEncoder"]

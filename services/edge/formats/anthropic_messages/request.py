@@ -6,9 +6,9 @@ from typing import Any
 
 import orjson
 
-from services.common.errors import GatewayError, invalid_request
-from services.common.proto import chat_pb2
-from services.edge.formats.fields import dumps_extra, is_int, is_num, unknown_fields
+from switchyard.common.errors import GatewayError, invalid_request
+from switchyard.common.proto import chat_pb2
+from switchyard.edge.formats.fields import dumps_extra, is_int, is_num, unknown_fields
 
 _NAMED = frozenset({"model", "messages", "max_tokens", "system", "metadata", "stop_sequences",
                     "stream", "temperature", "top_k", "top_p", "tools", "tool_choice",

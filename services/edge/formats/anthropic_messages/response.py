@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import orjson
 
-from services.common.canonical import mappings
-from services.common.canonical.aggregate import Turn
-from services.common.errors import GatewayError
-from services.common.proto import chat_pb2
+from switchyard.common.canonical import mappings
+from switchyard.common.canonical.aggregate import Turn
+from switchyard.common.errors import GatewayError
+from switchyard.common.proto import chat_pb2
 
 
 def message_id(response_id: str) -> str:

@@ -5,11 +5,11 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from services.common.canonical import mappings
-from services.common.canonical.aggregate import merge_usage
-from services.common.proto import chat_pb2
-from services.edge.formats import sse
-from services.edge.formats.anthropic_messages.response import client_stop_reason, message_id
+from switchyard.common.canonical import mappings
+from switchyard.common.canonical.aggregate import merge_usage
+from switchyard.common.proto import chat_pb2
+from switchyard.edge.formats import sse
+from switchyard.edge.formats.anthropic_messages.response import client_stop_reason, message_id
 
 
 @dataclass

@@ -6,9 +6,9 @@ from typing import Any
 
 import orjson
 
-from services.common.errors import GatewayError, invalid_request
-from services.common.proto import chat_pb2
-from services.edge.formats.fields import (dumps_extra, is_int, is_num, split_data_url,
+from switchyard.common.errors import GatewayError, invalid_request
+from switchyard.common.proto import chat_pb2
+from switchyard.edge.formats.fields import (dumps_extra, is_int, is_num, split_data_url,
                                           unknown_fields)
 
 # Top-level fields the canonical ChatRequest names; everything else rides in extra_json.

@@ -6,10 +6,10 @@ from typing import Any, Sequence
 
 import orjson
 
-from services.common.canonical import mappings
-from services.common.canonical.aggregate import Turn
-from services.common.proto import chat_pb2
-from services.edge.formats.errors import openai_error_body as error_body
+from switchyard.common.canonical import mappings
+from switchyard.common.canonical.aggregate import Turn
+from switchyard.common.proto import chat_pb2
+from switchyard.edge.formats.errors import openai_error_body as error_body
 
 __all__ = ["encode_response", "error_body"]
 

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from services.common.canonical import mappings
-from services.common.canonical.aggregate import merge_usage
-from services.common.proto import chat_pb2
-from services.edge.formats import sse
-from services.edge.formats.openai_chat.response import start_extras
+from switchyard.common.canonical import mappings
+from switchyard.common.canonical.aggregate import merge_usage
+from switchyard.common.proto import chat_pb2
+from switchyard.edge.formats import sse
+from switchyard.edge.formats.openai_chat.response import start_extras
 
 
 class StreamEncoder:

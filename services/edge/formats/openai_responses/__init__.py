@@ -2,11 +2,11 @@
 (request.py), response encoding, error bodies and input_items pages (response.py), SSE
 encoding (stream.py), the Responses-only request context (context.py). Pure functions; the
 edge app does the I/O and the state service the storing."""
-from services.edge.formats.openai_responses.context import ResponsesContext
-from services.edge.formats.openai_responses.request import decode_request
-from services.edge.formats.openai_responses.response import (encode_response, error_body,
+from switchyard.edge.formats.openai_responses.context import ResponsesContext
+from switchyard.edge.formats.openai_responses.request import decode_request
+from switchyard.edge.formats.openai_responses.response import (encode_response, error_body,
                                                              input_items_page)
-from services.edge.formats.openai_responses.stream import StreamEncoder
+from switchyard.edge.formats.openai_responses.stream import StreamEncoder
 
 __all__ = ["decode_request", "encode_response", "error_body", "input_items_page",
            "ResponsesContext", "StreamEncoder"]

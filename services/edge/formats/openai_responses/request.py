@@ -7,9 +7,9 @@ from typing import Any
 
 import orjson
 
-from services.common.errors import invalid_request
-from services.common.proto import chat_pb2
-from services.edge.formats.openai_responses.context import REDACTED, ResponsesContext
+from switchyard.common.errors import invalid_request
+from switchyard.common.proto import chat_pb2
+from switchyard.edge.formats.openai_responses.context import REDACTED, ResponsesContext
 
 _MODES = {"auto": chat_pb2.ToolChoice.MODE_AUTO, "none": chat_pb2.ToolChoice.MODE_NONE,
           "required": chat_pb2.ToolChoice.MODE_REQUIRED}

@@ -2,12 +2,12 @@
 error body, and the input_items list page."""
 from __future__ import annotations
 
-from services.common.canonical import mappings
-from services.common.canonical.aggregate import Choice, Turn
-from services.common.errors import invalid_request
-from services.common.proto import chat_pb2
-from services.edge.formats.errors import openai_error_body as error_body
-from services.edge.formats.openai_responses.context import REDACTED, ResponsesContext
+from switchyard.common.canonical import mappings
+from switchyard.common.canonical.aggregate import Choice, Turn
+from switchyard.common.errors import invalid_request
+from switchyard.common.proto import chat_pb2
+from switchyard.edge.formats.errors import openai_error_body as error_body
+from switchyard.edge.formats.openai_responses.context import REDACTED, ResponsesContext
 
 __all__ = ["encode_response", "error_body", "input_items_page"]
 

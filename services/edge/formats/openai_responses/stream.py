@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from services.common.canonical import mappings
-from services.common.canonical.aggregate import TurnBuilder
-from services.common.errors import GatewayError
-from services.common.proto import chat_pb2
-from services.edge.formats import sse
-from services.edge.formats.openai_responses.context import ResponsesContext
-from services.edge.formats.openai_responses.response import (encode_response, failure,
+from switchyard.common.canonical import mappings
+from switchyard.common.canonical.aggregate import TurnBuilder
+from switchyard.common.errors import GatewayError
+from switchyard.common.proto import chat_pb2
+from switchyard.edge.formats import sse
+from switchyard.edge.formats.openai_responses.context import ResponsesContext
+from switchyard.edge.formats.openai_responses.response import (encode_response, failure,
                                                              output_id, output_item, skeleton)
 
 
