@@ -82,7 +82,7 @@ async def _one(session: aiohttp.ClientSession, url: str, req: HttpRequest, strea
                 if not finished or not last:
                     rec.fail("stream ended without tokens or [DONE]")
                     return
-    except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+    except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
         rec.fail(f"{type(exc).__name__}: {exc}")
         return
     rec.ok += 1

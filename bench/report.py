@@ -1,7 +1,7 @@
 """The results table: plain text for the terminal, Markdown for docs/benchmarks.md."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 MAIN_COLS = ("target", "scenario", "req/s", "p50 ms", "p99 ms", "errors", "+p50 vs direct",
              "SY/LiteLLM req/s", "overhead hdr p50", "RSS MB")

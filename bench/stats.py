@@ -1,7 +1,7 @@
 """Percentiles and the one result shape every driver returns."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 
 def percentile(values: Sequence[float], p: float) -> float:

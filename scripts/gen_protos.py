@@ -11,7 +11,8 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 PROTO_ROOT = ROOT / "protos"
 DEFAULT_OUT = ROOT / "services" / "common" / "proto"
 # protoc writes `from switchyard.v1 import x_pb2`; our stubs live in a sub-package.
-IMPORT_FIX = (re.compile(r"^from switchyard\.v1 import", re.M), "from switchyard.common.proto import")
+IMPORT_FIX = (re.compile(r"^from switchyard\.v1 import", re.M),
+              "from switchyard.common.proto import")
 
 
 def generate(out_dir: pathlib.Path = DEFAULT_OUT) -> list[pathlib.Path]:

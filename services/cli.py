@@ -118,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.config is None:
         args.config = default_config_path()
     logging.captureWarnings(True)
-    handler = {"up": cmd_up, "serve": cmd_serve, "check": cmd_check, "probe": cmd_probe}[args.command]
+    handlers = {"up": cmd_up, "serve": cmd_serve, "check": cmd_check, "probe": cmd_probe}
+    handler = handlers[args.command]
     return handler(args)
 
 

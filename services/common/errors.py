@@ -25,7 +25,7 @@ class GatewayError(Exception):
                               code=self.code, param=self.param)
 
     @classmethod
-    def from_proto(cls, err: chat_pb2.Error) -> "GatewayError":
+    def from_proto(cls, err: chat_pb2.Error) -> GatewayError:
         return cls(err.http_status or 500, err.message, type=err.type, provider=err.provider,
                    retry_after=err.retry_after, code=err.code, param=err.param)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -80,5 +80,5 @@ async def is_serving(address: str, timeout: float = 1.0) -> bool:
             reply = await health_pb2_grpc.HealthStub(ch).Check(
                 health_pb2.HealthCheckRequest(service=""), timeout=timeout)
             return reply.status == health_pb2.HealthCheckResponse.SERVING
-    except (grpc.aio.AioRpcError, asyncio.TimeoutError, OSError):
+    except (TimeoutError, grpc.aio.AioRpcError, OSError):
         return False

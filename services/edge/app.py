@@ -16,7 +16,6 @@ from switchyard.edge.formats import anthropic_messages, openai_chat
 from switchyard.edge.guard import Guard
 from switchyard.edge.routes import chat, messages, models, responses
 
-
 # The three POST endpoints that carry the traffic, dispatched without the framework's layers.
 HOT_ROUTES = {"/v1/chat/completions": chat.create_chat_completion,
               "/v1/messages": messages.create_message,

@@ -57,7 +57,7 @@ class Backends:
                 reply = await health_pb2_grpc.HealthStub(ch).Check(
                     health_pb2.HealthCheckRequest(service=""), timeout=timeout)
                 return reply.status == health_pb2.HealthCheckResponse.SERVING
-            except (grpc.aio.AioRpcError, asyncio.TimeoutError):
+            except (TimeoutError, grpc.aio.AioRpcError):
                 return False
         names = list(self._health_channels)
         results = await asyncio.gather(*(check(n, self._health_channels[n]) for n in names))

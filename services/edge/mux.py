@@ -39,7 +39,7 @@ class MuxCall:
 
     __slots__ = ("rid", "stream", "items", "waiter", "done")
 
-    def __init__(self, rid: int, stream: "MuxStream") -> None:
+    def __init__(self, rid: int, stream: MuxStream) -> None:
         self.rid = rid
         self.stream = stream
         self.items: collections.deque = collections.deque()
@@ -81,7 +81,7 @@ class MuxCall:
 class MuxStream:
     """One Multiplex call: pending requests by id, a reader task and a writer task."""
 
-    def __init__(self, stub: providers_pb2_grpc.ProvidersStub, owner: "ProvidersMux") -> None:
+    def __init__(self, stub: providers_pb2_grpc.ProvidersStub, owner: ProvidersMux) -> None:
         self.owner = owner
         self.call = stub.Multiplex()
         self.pending: dict[int, MuxCall] = {}

@@ -3,9 +3,9 @@ history, call providers, render JSON or SSE, store. Route modules only wire a fo
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import AsyncIterator, Awaitable, Callable
 
 import grpc
 import orjson

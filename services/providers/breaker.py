@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time
-from typing import Callable, Hashable
+from collections.abc import Callable, Hashable
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 

@@ -7,8 +7,9 @@ import contextlib
 import logging
 import random
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import aiohttp
 import orjson
@@ -74,7 +75,7 @@ class _Committed:
     """A successful attempt: the first batch to send, and the rest of the stream if any."""
     response: aiohttp.ClientResponse
     events: list[chat_pb2.StreamEvent]
-    reader: "_StreamReader | None"
+    reader: _StreamReader | None
     upstream_ms: float
 
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Mapping
 
 # Upstream statuses worth another attempt (529: Anthropic overloaded).
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504, 529})

@@ -67,7 +67,7 @@ class RouteCache:
             await self._channel.close()
             self._channel = None
 
-    async def __aenter__(self) -> "RouteCache":
+    async def __aenter__(self) -> RouteCache:
         await self.start()
         return self
 
@@ -80,7 +80,7 @@ class RouteCache:
         try:
             await asyncio.wait_for(self._ready.wait(), timeout)
             return True
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
 
     # ---- lookups -------------------------------------------------------------------------

@@ -5,10 +5,9 @@ import difflib
 import math
 
 from switchyard.common.canonical.mappings import INTERFACE_WIRE
-from switchyard.common.config.providers import match_providers
 from switchyard.common.config.model import Alias, Config, ProviderEntry
+from switchyard.common.config.providers import match_providers
 from switchyard.common.proto import router_pb2
-
 
 # A plan before it gets a name and policy: the weighted group, then ordered fallbacks.
 _Key = tuple[str, str]                        # (provider entry name, upstream model)

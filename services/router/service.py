@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 import grpc
 
@@ -68,7 +68,8 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
         sent = 0
         while True:
             async with self._changed:
-                await self._changed.wait_for(lambda: self._version != sent or self._closing)
+                await self._changed.wait_for(
+                    lambda: self._version != sent or self._closing)  # noqa: B023 - read now
                 if self._closing:
                     return  # the edge reconnects to another replica or to our successor
                 table, sent = self._table, self._version

@@ -41,7 +41,7 @@ class StateClient:
     async def close(self) -> None:
         await self._channel.close()
 
-    async def __aenter__(self) -> "StateClient":
+    async def __aenter__(self) -> StateClient:
         return self
 
     async def __aexit__(self, *exc) -> None:

@@ -8,8 +8,7 @@ import grpc
 from switchyard.common.config.model import Config, StateStorage
 from switchyard.common.grpc_server import run_server
 from switchyard.common.proto import state_pb2, state_pb2_grpc
-from switchyard.state.stores.base import (NotFound, Store, StoreUnavailable, TooDeep,
-                                        tenant_key)
+from switchyard.state.stores.base import NotFound, Store, StoreUnavailable, TooDeep, tenant_key
 from switchyard.state.stores.memory import MemoryStore
 from switchyard.state.stores.postgres import PostgresStore
 

@@ -93,7 +93,7 @@ class Gateway:
         self.log_path = workdir / "gateway.log"
         self.proc: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 60.0) -> "Gateway":
+    def start(self, timeout: float = 60.0) -> Gateway:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
@@ -167,7 +167,7 @@ class ServiceSet:
             env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True)
         log.close()
 
-    def start_all(self, timeout: float = 60.0) -> "ServiceSet":
+    def start_all(self, timeout: float = 60.0) -> ServiceSet:
         for s in self.ORDER:
             self.start(s)
         wait_for(self.healthy, timeout, "all services healthy")

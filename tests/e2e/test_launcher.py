@@ -27,7 +27,7 @@ def test_stopping_the_launcher_leaves_no_service_behind(emulator, tmp_path, sig)
     children = gw.children()
     names = sorted(cmdline(pid).split(" serve ")[1].split()[0] for pid in children)
     assert names == ["edge", "providers", "router", "state"]
-    assert "listening on http://127.0.0.1:%d" % port in gw.log()
+    assert f"listening on http://127.0.0.1:{port}" in gw.log()
     gw.stop(sig)
     wait_for(lambda: not any(alive(p) for p in children), 20, "service processes to exit")
 

@@ -8,8 +8,14 @@ import httpx
 import openai
 import pytest
 
-from tests.e2e.harness import (ANTHROPIC_KEY, OPENAI_KEY, Gateway, free_port, gateway_config,
-                               wait_for)
+from tests.e2e.harness import (
+    ANTHROPIC_KEY,
+    OPENAI_KEY,
+    Gateway,
+    free_port,
+    gateway_config,
+    wait_for,
+)
 
 TEAM_A, TEAM_B, TEAM_C = "team-a-secret", "team-b-secret", "team-c-secret"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from typing import Iterable
+from collections.abc import Iterable
 
 from aiohttp import web
 
@@ -31,7 +31,7 @@ class Emulator:
         self._thread: threading.Thread | None = None
 
     # ---- lifecycle ----------------------------------------------------------------------
-    def start(self, timeout: float = 10.0) -> "Emulator":
+    def start(self, timeout: float = 10.0) -> Emulator:
         """Start serving; returns once the port is bound (raises if it could not be)."""
         ready = threading.Event()
         failure: list[BaseException] = []
@@ -75,7 +75,7 @@ class Emulator:
         self._loop.close()
         self._loop = self._thread = self._runner = None
 
-    def __enter__(self) -> "Emulator":
+    def __enter__(self) -> Emulator:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 
 import grpc
@@ -14,8 +13,18 @@ from switchyard.common.proto import chat_pb2, providers_pb2_grpc
 from switchyard.edge.mux import EOF, ProvidersMux
 from switchyard.providers.service import ProvidersServicer, build_executor
 from tests.integration.test_providers_support import (
-    FakeAdapter, FakeSSEParser, FakeUpstream, Step, entry, gen_request, kinds, ok_json, ok_stream,
-    plan, sse)
+    FakeAdapter,
+    FakeSSEParser,
+    FakeUpstream,
+    Step,
+    entry,
+    gen_request,
+    kinds,
+    ok_json,
+    ok_stream,
+    plan,
+    sse,
+)
 
 
 async def until(cond, timeout: float = 5.0, what: str = "condition") -> None:

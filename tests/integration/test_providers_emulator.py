@@ -6,8 +6,13 @@ import asyncio
 import grpc
 import pytest
 
-from switchyard.common.config.model import (Config, Listener, ProviderEntry, ServiceAddresses,
-                                          StateStorage)
+from switchyard.common.config.model import (
+    Config,
+    Listener,
+    ProviderEntry,
+    ServiceAddresses,
+    StateStorage,
+)
 from switchyard.common.proto import chat_pb2, providers_pb2, providers_pb2_grpc, router_pb2
 from switchyard.providers.service import ProvidersServicer, build_executor
 from tests.emulator.runner import Emulator

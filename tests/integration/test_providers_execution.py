@@ -13,8 +13,19 @@ from switchyard.providers.execution import Executor
 from switchyard.providers.http import SessionPool, Timeouts
 from switchyard.providers.retry import RetryPolicy
 from tests.integration.test_providers_support import (
-    FakeAdapter, FakeSSEParser, FakeUpstream, Step, entry, error_step, gen_request, kinds,
-    ok_json, ok_stream, plan, sse)
+    FakeAdapter,
+    FakeSSEParser,
+    FakeUpstream,
+    Step,
+    entry,
+    error_step,
+    gen_request,
+    kinds,
+    ok_json,
+    ok_stream,
+    plan,
+    sse,
+)
 
 
 def closed_port_url() -> str:

@@ -7,11 +7,20 @@ import dataclasses
 import grpc
 import pytest
 
-from switchyard.common.config.model import (Config, Listener, ServiceAddresses, StateStorage)
+from switchyard.common.config.model import Config, Listener, ServiceAddresses, StateStorage
 from switchyard.common.proto import providers_pb2_grpc
 from switchyard.providers.service import ProvidersServicer, build_executor
 from tests.integration.test_providers_support import (
-    FakeAdapter, FakeSSEParser, FakeUpstream, entry, gen_request, kinds, ok_stream, plan, sse)
+    FakeAdapter,
+    FakeSSEParser,
+    FakeUpstream,
+    entry,
+    gen_request,
+    kinds,
+    ok_stream,
+    plan,
+    sse,
+)
 
 
 @pytest.fixture

@@ -8,13 +8,18 @@ import orjson
 import pytest
 
 from switchyard.common.proto import chat_pb2, providers_pb2
-from switchyard.providers.execution import Executor
+from switchyard.providers.execution import Executor, load_adapter
 from switchyard.providers.http import SessionPool, Timeouts
 from switchyard.providers.retry import RetryPolicy
 from switchyard.providers.tokens import count_tokens
-from switchyard.providers.execution import load_adapter
 from tests.integration.test_providers_support import (
-    FakeUpstream, Step, entry, gen_request, kinds, plan)
+    FakeUpstream,
+    Step,
+    entry,
+    gen_request,
+    kinds,
+    plan,
+)
 
 
 def data(obj) -> bytes:

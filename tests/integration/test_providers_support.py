@@ -159,7 +159,7 @@ class FakeUpstream:
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.server.port}/{name}"
 
-    async def __aenter__(self) -> "FakeUpstream":
+    async def __aenter__(self) -> FakeUpstream:
         app = web.Application()
         app.router.add_post("/{name}", self._handle)
         app.router.add_post("/{name}/count_tokens", self._count)

@@ -21,8 +21,8 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -140,7 +140,7 @@ class PostgresServer:
             raise RuntimeError(f"createdb {name} failed: {proc.stderr}")
         return self.dsn(name)
 
-    def __enter__(self) -> "PostgresServer":
+    def __enter__(self) -> PostgresServer:
         try:
             self.start()
         except BaseException:

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from datetime import datetime, timedelta, timezone
 
+from switchyard.common.config.model import ProviderEntry
 from switchyard.common.proto import chat_pb2, router_pb2
 from switchyard.providers.breaker import CLOSED, HALF_OPEN, OPEN, BreakerBoard, CircuitBreaker
 from switchyard.providers.execution import _stamp_start, _stream_error_payload
-from switchyard.common.config.model import ProviderEntry
 from switchyard.providers.http import default_timeouts
 from switchyard.providers.ordering import order_targets
 from switchyard.providers.retry import RetryPolicy, is_retryable, retry_after_seconds
@@ -131,7 +131,7 @@ def test_retry_after_headers():
     assert retry_after_seconds({"retry-after": "2"}) == 2.0
     assert retry_after_seconds({}) is None
     assert retry_after_seconds({"retry-after": "soon"}) is None
-    later = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=20), usegmt=True)
+    later = format_datetime(datetime.now(UTC) + timedelta(seconds=20), usegmt=True)
     assert 15 < retry_after_seconds({"retry-after": later}) <= 20
 
 

@@ -9,8 +9,7 @@ import pytest
 
 from switchyard.common.proto import chat_pb2
 from switchyard.edge.formats import anthropic_messages as am
-from tests.unit.fixtures.client.codec_helpers import (events, sse_events, sse_transport, subset,
-                                                      text)
+from tests.unit.fixtures.client.codec_helpers import events, sse_events, sse_transport, subset, text
 
 E = chat_pb2.StreamEvent
 REQ = chat_pb2.ChatRequest(model="claude-x", stream=True, max_tokens=100)

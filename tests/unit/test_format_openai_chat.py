@@ -3,18 +3,18 @@ from __future__ import annotations
 
 import copy
 
+import httpx2
 import openai
 import orjson
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-import httpx2
 from switchyard.common.canonical.aggregate import Choice, Turn
 from switchyard.common.errors import GatewayError
 from switchyard.common.proto import chat_pb2
 from switchyard.edge.formats import openai_chat as oc
-from tests.unit.fixtures.client.codec_helpers import (canonical, json_transport, load,
-                                                      subset, turn)
+from tests.unit.fixtures.client.codec_helpers import canonical, json_transport, load, subset, turn
 
 MIN = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}]}
 

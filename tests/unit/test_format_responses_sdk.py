@@ -1,7 +1,7 @@
 """The Responses codec's bytes, parsed by the real openai SDK (httpx MockTransport)."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import httpx
 import openai

@@ -8,8 +8,13 @@ import pytest
 from switchyard.common.config import parse_config
 from switchyard.common.config.model import Alias, WeightedTarget
 from switchyard.common.proto import chat_pb2
-from switchyard.router.resolution import (AliasCycleError, build_route_table, model_list,
-                                        resolve, suggestions)
+from switchyard.router.resolution import (
+    AliasCycleError,
+    build_route_table,
+    model_list,
+    resolve,
+    suggestions,
+)
 
 
 def make(aliases: dict | None = None, extra: list | None = None):

@@ -2,8 +2,8 @@
 for what the state service stores)."""
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 from switchyard.common.proto import chat_pb2
 

@@ -116,7 +116,8 @@ def usage_from_openai(u: dict | None) -> chat_pb2.Usage:
     out.input_tokens = max(prompt - cached, 0)
     out.cache_read_tokens = cached
     out.output_tokens = int(u.get("completion_tokens") or 0)
-    out.reasoning_tokens = int(((u.get("completion_tokens_details") or {}).get("reasoning_tokens")) or 0)
+    details = u.get("completion_tokens_details") or {}
+    out.reasoning_tokens = int(details.get("reasoning_tokens") or 0)
     return out
 
 

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import difflib
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from switchyard.common.config.fields import Report, check_keys, expand
 from switchyard.common.config.model import Alias, ProviderEntry, WeightedTarget

@@ -6,8 +6,14 @@ import os
 import yaml
 
 from switchyard.common.config.aliases import parse_aliases
-from switchyard.common.config.fields import (ConfigError, Report, check_keys, expand, expand_env,
-                                           parse_duration)
+from switchyard.common.config.fields import (
+    ConfigError,
+    Report,
+    check_keys,
+    expand,
+    expand_env,
+    parse_duration,
+)
 from switchyard.common.config.model import Config
 from switchyard.common.config.providers import match_providers, parse_providers
 from switchyard.common.config.sections import parse_listener, parse_services, parse_state

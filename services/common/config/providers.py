@@ -1,15 +1,27 @@
 """`model_providers` entries: names, interfaces, keys, endpoints, and name matching."""
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 from urllib.parse import urlsplit
 
-from switchyard.common.config.fields import (HOST_PATTERN, Report, boolean, check_keys, expand,
-                                           expand_env, positive_int)
+from switchyard.common.config.fields import (
+    HOST_PATTERN,
+    Report,
+    boolean,
+    check_keys,
+    expand,
+    expand_env,
+    positive_int,
+)
 from switchyard.common.config.model import ProviderEntry
-from switchyard.common.config.providers_table import (AZURE_DEFAULT_API_VERSION, INTERFACES,
-                                                    KNOWN_PROVIDERS, MODEL_FAMILIES,
-                                                    OPERATION_PATH)
+from switchyard.common.config.providers_table import (
+    AZURE_DEFAULT_API_VERSION,
+    INTERFACES,
+    KNOWN_PROVIDERS,
+    MODEL_FAMILIES,
+    OPERATION_PATH,
+)
 
 PROVIDER_KEYS = {"model", "access_key", "base_url", "default", "name", "provider_interface",
                  "headers", "passthrough_auth", "api_version", "default_max_tokens"}

@@ -4,8 +4,15 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from switchyard.common.config.fields import (Report, check_keys, duration, expand, is_host_port,
-                                           parse_duration, positive_int)
+from switchyard.common.config.fields import (
+    Report,
+    check_keys,
+    duration,
+    expand,
+    is_host_port,
+    parse_duration,
+    positive_int,
+)
 from switchyard.common.config.model import Listener, ServiceAddresses, StateStorage
 
 SERVICE_ENV = {"router": "SWITCHYARD_ROUTER_ADDR", "providers": "SWITCHYARD_PROVIDERS_ADDR",

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from switchyard.common.config.model import ApiKey, Security
 

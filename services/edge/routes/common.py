@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Awaitable, Callable
 from types import ModuleType
-from typing import Awaitable, Callable
 
 from starlette.requests import Request
 from starlette.responses import Response

@@ -10,9 +10,16 @@ from starlette.responses import Response
 
 from switchyard.edge import ids
 from switchyard.edge.formats import anthropic_messages
-from switchyard.edge.pipeline import (Exchange, complete, generate_request, grpc_to_gateway_error,
-                                    open_generation, read_json, stream_response)
 from switchyard.edge.guard import authorize_model
+from switchyard.edge.pipeline import (
+    Exchange,
+    complete,
+    generate_request,
+    grpc_to_gateway_error,
+    open_generation,
+    read_json,
+    stream_response,
+)
 from switchyard.edge.routes.common import backends, guarded
 
 

@@ -1,7 +1,7 @@
 """GET /v1/models, GET /healthz and GET /metrics."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -44,7 +44,7 @@ def _openai_model(m) -> dict:
 
 
 def _anthropic_model(m) -> dict:
-    created = datetime.fromtimestamp(m.created, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    created = datetime.fromtimestamp(m.created, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return {"type": "model", "id": m.id, "display_name": m.id, "created_at": created}
 
 

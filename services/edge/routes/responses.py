@@ -13,9 +13,15 @@ from switchyard.common.errors import GatewayError
 from switchyard.common.proto import state_pb2
 from switchyard.edge import ids
 from switchyard.edge.formats import openai_responses
-from switchyard.edge.pipeline import (Exchange, complete, open_generation, read_json,
-                                    stream_response, with_history)
 from switchyard.edge.guard import authorize_model
+from switchyard.edge.pipeline import (
+    Exchange,
+    complete,
+    open_generation,
+    read_json,
+    stream_response,
+    with_history,
+)
 from switchyard.edge.routes.common import backends, guarded, tenant_of
 
 

@@ -5,7 +5,7 @@ this module is the codec's public face (what the providers service calls).
 """
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 from switchyard.common.config.model import ProviderEntry
 from switchyard.common.proto import chat_pb2

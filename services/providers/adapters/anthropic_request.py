@@ -11,8 +11,14 @@ from switchyard.common.canonical.mappings import EFFORT_TO_BUDGET, default_max_t
 from switchyard.common.config.model import ProviderEntry
 from switchyard.common.proto import chat_pb2
 
-from .common import (TRANSLATED_EXTRA, loads_extra, merge_extra, merge_missing,
-                     parse_json_object, split_data_url)
+from .common import (
+    TRANSLATED_EXTRA,
+    loads_extra,
+    merge_extra,
+    merge_missing,
+    parse_json_object,
+    split_data_url,
+)
 
 WIRE = chat_pb2.WIRE_FORMAT_ANTHROPIC
 MIN_THINKING_BUDGET = 1024  # Anthropic rejects smaller budgets

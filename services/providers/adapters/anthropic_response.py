@@ -3,8 +3,12 @@ from __future__ import annotations
 
 import orjson
 
-from switchyard.common.canonical.mappings import (ANTHROPIC_ERROR_STATUS, ANTHROPIC_STOP_TO_STOP,
-                                                error_type_for_status, usage_from_anthropic)
+from switchyard.common.canonical.mappings import (
+    ANTHROPIC_ERROR_STATUS,
+    ANTHROPIC_STOP_TO_STOP,
+    error_type_for_status,
+    usage_from_anthropic,
+)
 from switchyard.common.proto import chat_pb2
 
 from . import events as E

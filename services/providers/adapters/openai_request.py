@@ -8,8 +8,14 @@ from switchyard.common.config.model import ProviderEntry
 from switchyard.common.config.providers_table import OPENAI_NATIVE, REJECTS_TOP_K
 from switchyard.common.proto import chat_pb2
 
-from .common import (TRANSLATED_EXTRA, data_url, loads_extra, merge_extra, merge_missing,
-                     parse_json_object)
+from .common import (
+    TRANSLATED_EXTRA,
+    data_url,
+    loads_extra,
+    merge_extra,
+    merge_missing,
+    parse_json_object,
+)
 
 WIRE = chat_pb2.WIRE_FORMAT_OPENAI_CHAT
 

@@ -14,7 +14,6 @@ Semantics (both backends):
 from __future__ import annotations
 
 import asyncio
-
 from typing import Protocol
 
 from switchyard.common.proto import chat_pb2, state_pb2
@@ -76,7 +75,7 @@ def is_expired(expires_at: int, now: float) -> bool:
     return expires_at <= now
 
 
-async def stop_task(task: "asyncio.Task | None") -> None:
+async def stop_task(task: asyncio.Task | None) -> None:
     """Cancel a background task (a purge loop) and wait until it has stopped."""
     if task is None:
         return

@@ -10,7 +10,7 @@ import heapq
 import logging
 import time
 from collections import OrderedDict
-from typing import Callable
+from collections.abc import Callable
 
 from switchyard.common.proto import chat_pb2, state_pb2
 from switchyard.state.stores.base import NotFound, TooDeep, is_expired, resolve_expiry, stop_task

@@ -9,15 +9,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Awaitable, Callable, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 import asyncpg
 
 from switchyard.common.proto import chat_pb2, state_pb2
 from switchyard.state.migrate import apply_migrations
-from switchyard.state.stores.base import (NotFound, StoreUnavailable, TooDeep, resolve_expiry,
-                                        stop_task)
+from switchyard.state.stores.base import (
+    NotFound,
+    StoreUnavailable,
+    TooDeep,
+    resolve_expiry,
+    stop_task,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -159,7 +165,7 @@ class PostgresStore:
             pool, self._pool = self._pool, None
             try:
                 await asyncio.wait_for(pool.close(), timeout=5.0)
-            except (asyncio.TimeoutError, *_TRANSIENT):
+            except (TimeoutError, *_TRANSIENT):
                 pool.terminate()
 
     async def put(self, resp: state_pb2.StoredResponse) -> None:

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 from switchyard.common.canonical import mappings
 from switchyard.common.canonical.aggregate import merge_usage

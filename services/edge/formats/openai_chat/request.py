@@ -8,8 +8,13 @@ import orjson
 
 from switchyard.common.errors import GatewayError, invalid_request
 from switchyard.common.proto import chat_pb2
-from switchyard.edge.formats.fields import (dumps_extra, is_int, is_num, split_data_url,
-                                          unknown_fields)
+from switchyard.edge.formats.fields import (
+    dumps_extra,
+    is_int,
+    is_num,
+    split_data_url,
+    unknown_fields,
+)
 
 # Top-level fields the canonical ChatRequest names; everything else rides in extra_json.
 _NAMED = frozenset({"model", "messages", "tools", "tool_choice", "parallel_tool_calls",

@@ -2,7 +2,8 @@
 Turn, and the error body."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import orjson
 

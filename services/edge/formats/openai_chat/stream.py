@@ -1,7 +1,8 @@
 """OpenAI Chat Completions streaming: canonical events -> `chat.completion.chunk` SSE frames."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from switchyard.common.canonical import mappings
 from switchyard.common.canonical.aggregate import merge_usage

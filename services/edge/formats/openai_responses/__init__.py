@@ -4,8 +4,11 @@ encoding (stream.py), the Responses-only request context (context.py). Pure func
 edge app does the I/O and the state service the storing."""
 from switchyard.edge.formats.openai_responses.context import ResponsesContext
 from switchyard.edge.formats.openai_responses.request import decode_request
-from switchyard.edge.formats.openai_responses.response import (encode_response, error_body,
-                                                             input_items_page)
+from switchyard.edge.formats.openai_responses.response import (
+                                                             encode_response,
+                                                             error_body,
+                                                             input_items_page,
+)
 from switchyard.edge.formats.openai_responses.stream import StreamEncoder
 
 __all__ = ["decode_request", "encode_response", "error_body", "input_items_page",

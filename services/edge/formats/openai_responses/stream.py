@@ -2,8 +2,9 @@
 events); the terminal event waits for the app to store the response."""
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from switchyard.common.canonical import mappings
 from switchyard.common.canonical.aggregate import TurnBuilder
@@ -11,8 +12,13 @@ from switchyard.common.errors import GatewayError
 from switchyard.common.proto import chat_pb2
 from switchyard.edge.formats import sse
 from switchyard.edge.formats.openai_responses.context import ResponsesContext
-from switchyard.edge.formats.openai_responses.response import (encode_response, failure,
-                                                             output_id, output_item, skeleton)
+from switchyard.edge.formats.openai_responses.response import (
+    encode_response,
+    failure,
+    output_id,
+    output_item,
+    skeleton,
+)
 
 
 @dataclass
