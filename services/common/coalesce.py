@@ -16,7 +16,7 @@ class CoalescingWriter(Generic[T]):
     def __init__(self, write: Callable[[list[T]], Awaitable[None]]) -> None:
         self._write = write
         self._queue: list[T | None] = []
-        self._wake: asyncio.Future | None = None
+        self._wake: asyncio.Future[None] | None = None
 
     def post(self, item: T) -> None:
         self._push(item)

@@ -79,6 +79,6 @@ async def is_serving(address: str, timeout: float = 1.0) -> bool:
         async with grpc.aio.insecure_channel(address) as ch:
             reply = await health_pb2_grpc.HealthStub(ch).Check(
                 health_pb2.HealthCheckRequest(service=""), timeout=timeout)
-            return reply.status == health_pb2.HealthCheckResponse.SERVING
+            return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
     except (TimeoutError, grpc.aio.AioRpcError, OSError):
         return False

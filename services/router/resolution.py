@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import difflib
 import math
+from typing import Any
 
 from switchyard.common.canonical.mappings import INTERFACE_WIRE
 from switchyard.common.config.model import Alias, Config, ProviderEntry
@@ -148,7 +149,7 @@ def _alias_flat(config: Config, alias: Alias, seen: tuple[str, ...]) -> _Flat | 
 def _dedupe(group: list[tuple[router_pb2.Target, int]], fallbacks: list[router_pb2.Target]
             ) -> _Flat:
     """Merge repeated targets: weights add up in the group; a fallback already seen is dropped."""
-    merged: dict[_Key, list] = {}
+    merged: dict[_Key, list[Any]] = {}
     for target, weight in group:
         key = (target.provider, target.model)
         if key in merged:

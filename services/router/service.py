@@ -60,6 +60,7 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
         plan = routes[name] if name in routes else resolve(self._config, name)
         if plan is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, not_found_message(self._config, name))
+            raise AssertionError("unreachable: ServicerContext.abort() raises")
         return plan
 
     async def WatchRoutes(self, request: router_pb2.WatchRoutesRequest,
@@ -95,7 +96,7 @@ def _file_stamp(path: str) -> tuple[float, int] | None:
 
 
 def watch_config_file(servicer: RouterServicer, path: str,
-                      interval: float = CONFIG_POLL_SECONDS) -> asyncio.Task:
+                      interval: float = CONFIG_POLL_SECONDS) -> asyncio.Task[None]:
     """Reload the config when its file changes; a broken edit is logged and the old one kept.
 
     The file's state is taken now, so an edit made right after this call is not missed.
@@ -124,7 +125,7 @@ async def _watch_config(servicer: RouterServicer, path: str, interval: float,
 async def serve(config: Config, address: str) -> None:
     """Run the router until SIGINT/SIGTERM, reloading routes when the config file changes."""
     servicer = RouterServicer(config)
-    watcher: asyncio.Task | None = None
+    watcher: asyncio.Task[None] | None = None
     if os.path.isfile(config.path):
         watcher = watch_config_file(servicer, config.path)
 

@@ -4,17 +4,21 @@ Every codec imports from here; no codec keeps a table of its own.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from switchyard.common.proto import chat_pb2
 
 SR = chat_pb2.StopReason
 
 # ---- wire formats ------------------------------------------------------------------------
 # A provider entry's `interface` -> the wire format its upstream speaks.
-INTERFACE_WIRE: dict[str, int] = {"openai": chat_pb2.WIRE_FORMAT_OPENAI_CHAT,
-                                  "anthropic": chat_pb2.WIRE_FORMAT_ANTHROPIC}
+INTERFACE_WIRE: dict[str, chat_pb2.WireFormat] = {
+    "openai": chat_pb2.WIRE_FORMAT_OPENAI_CHAT,
+    "anthropic": chat_pb2.WIRE_FORMAT_ANTHROPIC}
 
 # ---- stop reasons ------------------------------------------------------------------------
-OPENAI_FINISH_TO_STOP: dict[str, int] = {
+OPENAI_FINISH_TO_STOP: dict[str, chat_pb2.StopReason] = {
     "stop": SR.STOP_REASON_END_TURN,
     "length": SR.STOP_REASON_MAX_TOKENS,
     "tool_calls": SR.STOP_REASON_TOOL_USE,
@@ -30,7 +34,7 @@ STOP_TO_OPENAI_FINISH: dict[int, str] = {
     SR.STOP_REASON_TOOL_USE: "tool_calls",
     SR.STOP_REASON_REFUSAL: "content_filter",
 }
-ANTHROPIC_STOP_TO_STOP: dict[str, int] = {
+ANTHROPIC_STOP_TO_STOP: dict[str, chat_pb2.StopReason] = {
     "end_turn": SR.STOP_REASON_END_TURN,
     "max_tokens": SR.STOP_REASON_MAX_TOKENS,
     "stop_sequence": SR.STOP_REASON_STOP_SEQUENCE,
@@ -106,7 +110,7 @@ def error_type_for_status(status: int) -> str:
 
 
 # ---- usage -------------------------------------------------------------------------------
-def usage_from_openai(u: dict | None) -> chat_pb2.Usage:
+def usage_from_openai(u: Mapping[str, Any] | None) -> chat_pb2.Usage:
     """OpenAI usage (prompt_tokens includes cached tokens) -> canonical (excludes them)."""
     out = chat_pb2.Usage()
     if not u:
@@ -121,7 +125,7 @@ def usage_from_openai(u: dict | None) -> chat_pb2.Usage:
     return out
 
 
-def usage_to_openai(u: chat_pb2.Usage) -> dict:
+def usage_to_openai(u: chat_pb2.Usage) -> dict[str, Any]:
     """Canonical usage -> OpenAI chat usage object."""
     prompt = u.input_tokens + u.cache_read_tokens + u.cache_creation_tokens
     return {
@@ -133,7 +137,7 @@ def usage_to_openai(u: chat_pb2.Usage) -> dict:
     }
 
 
-def usage_from_anthropic(u: dict | None) -> chat_pb2.Usage:
+def usage_from_anthropic(u: Mapping[str, Any] | None) -> chat_pb2.Usage:
     """Anthropic usage -> canonical (same meaning; no separate reasoning count)."""
     out = chat_pb2.Usage()
     if not u:
@@ -145,7 +149,7 @@ def usage_from_anthropic(u: dict | None) -> chat_pb2.Usage:
     return out
 
 
-def usage_to_anthropic(u: chat_pb2.Usage) -> dict:
+def usage_to_anthropic(u: chat_pb2.Usage) -> dict[str, Any]:
     """Canonical usage -> Anthropic usage object."""
     return {
         "input_tokens": u.input_tokens,
@@ -155,7 +159,7 @@ def usage_to_anthropic(u: chat_pb2.Usage) -> dict:
     }
 
 
-def usage_to_responses(u: chat_pb2.Usage) -> dict:
+def usage_to_responses(u: chat_pb2.Usage) -> dict[str, Any]:
     """Canonical usage -> OpenAI Responses usage object."""
     inp = u.input_tokens + u.cache_read_tokens + u.cache_creation_tokens
     return {

@@ -4,6 +4,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,12 +53,12 @@ def parse_duration(value: Any) -> float | None:
     return None
 
 
-def expand_env(text: str, environ: dict[str, str] | None = None) -> tuple[str, list[str]]:
+def expand_env(text: str, environ: Mapping[str, str] | None = None) -> tuple[str, list[str]]:
     """Expand `$VAR`, `${VAR}`, `${VAR:-default}` (`$$` is a literal `$`); also the unset names."""
     env = os.environ if environ is None else environ
     missing: list[str] = []
 
-    def sub(m: re.Match) -> str:
+    def sub(m: re.Match[str]) -> str:
         if m.group(0) == "$$":
             return "$"
         name = m.group(1) or m.group(3)
@@ -70,7 +71,7 @@ def expand_env(text: str, environ: dict[str, str] | None = None) -> tuple[str, l
     return _VAR.sub(sub, text), missing
 
 
-def check_keys(rep: Report, where: str, raw: dict, known: set[str], ignored: set[str],
+def check_keys(rep: Report, where: str, raw: Mapping[Any, Any], known: set[str], ignored: set[str],
                what: str = "key") -> None:
     """Report keys that are neither ours nor Plano's, suggesting the closest known one."""
     for key in raw:

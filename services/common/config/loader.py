@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import yaml
 
@@ -31,7 +32,7 @@ PLANO_TOP_KEYS = {"agents", "filters", "endpoints", "overrides", "system_prompt"
                   "error_target", "llm_routing_model"}
 
 
-def load_config(path: str | os.PathLike) -> Config:
+def load_config(path: str | os.PathLike[str]) -> Config:
     """Read, expand and validate a config file; raises ConfigError listing every problem."""
     p = os.fspath(path)
     try:
@@ -52,7 +53,7 @@ def load_config(path: str | os.PathLike) -> Config:
     return parse_config(data if data is not None else {}, p)
 
 
-def parse_config(data: dict, path: str = "<string>") -> Config:
+def parse_config(data: Any, path: str = "<string>") -> Config:
     """Validate an already-parsed config mapping; raises ConfigError listing every problem."""
     rep = Report(str(path))
     if not isinstance(data, dict):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ class Config:
     aliases: dict[str, Alias]
     state: StateStorage
     services: ServiceAddresses
-    raw: dict = field(default_factory=dict, repr=False)
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
     security: Security = field(default_factory=Security)
 
     def provider(self, name: str) -> ProviderEntry | None:

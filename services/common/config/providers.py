@@ -1,7 +1,7 @@
 """`model_providers` entries: names, interfaces, keys, endpoints, and name matching."""
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -30,7 +30,7 @@ PLANO_PROVIDER_KEYS = {"http_host", "routing_preferences", "cluster_name", "usag
                        "base_url_path_prefix", "rate_limits"}
 
 
-def parse_providers(rep: Report, data: dict) -> tuple[ProviderEntry, ...]:
+def parse_providers(rep: Report, data: Mapping[str, Any]) -> tuple[ProviderEntry, ...]:
     if "model_providers" in data and "llm_providers" in data:
         rep.add("llm_providers", "both model_providers and llm_providers are given; keep one "
                                  "(llm_providers is the older name)")
@@ -143,7 +143,7 @@ def _parse_provider(rep: Report, key: str, i: int, item: Any, taken: dict[str, s
                          else api_version, default_max_tokens=max_tokens, index=i)
 
 
-def _access_key(rep: Report, where: str, item: dict, kind: Any, passthrough: bool,
+def _access_key(rep: Report, where: str, item: Mapping[str, Any], kind: Any, passthrough: bool,
                 custom_url: bool) -> str | None:
     """The expanded key; unset variables are errors only where the provider needs a key."""
     raw = item.get("access_key")

@@ -19,7 +19,7 @@ def parse_security(auth: Any, limits: Any, errors: list[str], expand: Expand) ->
     """Build Security from the raw sections; append one message per problem to `errors`."""
     keys = _parse_keys(auth, errors, expand) if auth is not None else ()
     defaults = Security()
-    values: dict[str, int | None] = {}
+    values: dict[str, int] = {}
     if limits is not None:
         if not isinstance(limits, dict):
             errors.append("limits: must be a mapping of "
