@@ -8,6 +8,8 @@ import os
 import pathlib
 import sys
 
+from switchyard.common.config.model import Config
+
 SERVICES = ("router", "providers", "state", "edge")
 BUNDLED_CONFIG = pathlib.Path(__file__).resolve().parent / "examples" / "plano_config.yaml"
 
@@ -21,7 +23,7 @@ def default_config_path() -> str:
     return str(local if local.exists() else BUNDLED_CONFIG)
 
 
-def _load(path: str):
+def _load(path: str) -> Config:
     from switchyard.common.config import ConfigError, load_config
     try:
         return load_config(path)
@@ -51,9 +53,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from switchyard.edge.server import run_edge
         run_edge(config, args.config)
         return 0
-    # In a container the service binds one address and is reached at another.
-    address = (os.environ.get(f"SWITCHYARD_{args.service.upper()}_LISTEN")
-               or service_address(config, args.service))
+    address = listen_address(config, args.service)
     from switchyard.common.metrics import serve_metrics_if_configured
     serve_metrics_if_configured(args.service)
     if args.service == "router":
@@ -71,10 +71,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def service_address(config, service: str) -> str:
-    """gRPC address of a backend service: env override, else config."""
-    env = os.environ.get(f"SWITCHYARD_{service.upper()}_ADDR")
-    return env or getattr(config.services, service)
+def listen_address(config: Config, service: str) -> str:
+    """Where a gRPC service binds: `SWITCHYARD_<SERVICE>_LISTEN`, else its `services` address.
+
+    In a container the service binds one address (0.0.0.0:port) and is reached at another;
+    the loader has already applied the `SWITCHYARD_<SERVICE>_ADDR` overrides to the latter.
+    """
+    reached_at: str = getattr(config.services, service)
+    return os.environ.get(f"SWITCHYARD_{service.upper()}_LISTEN") or reached_at
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
@@ -90,8 +94,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
         except OSError:
             return 1
     from switchyard.common.grpc_server import is_serving
-    address = (os.environ.get(f"SWITCHYARD_{args.service.upper()}_LISTEN")
-               or service_address(config, args.service)).replace("0.0.0.0", "127.0.0.1")
+    address = listen_address(config, args.service).replace("0.0.0.0", "127.0.0.1")
     return 0 if asyncio.run(is_serving(address, timeout=2.0)) else 1
 
 

@@ -10,6 +10,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from types import FrameType
 
 from switchyard.common.config.model import Config
 
@@ -57,7 +58,7 @@ class Launcher:
     def __init__(self, config: Config, config_path: str) -> None:
         self.config = config
         self.config_path = config_path
-        self.procs: dict[str, subprocess.Popen] = {}
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.restarts: dict[str, int] = {}
         self.stopping = False
 
@@ -83,9 +84,11 @@ class Launcher:
                 return False
         import asyncio
 
-        from switchyard.cli import service_address
         from switchyard.common.grpc_server import is_serving
-        return asyncio.run(is_serving(service_address(self.config, service)))
+        # The children are reached where the edge reaches them: the loaded `services`
+        # addresses (SWITCHYARD_<SERVICE>_ADDR applied by the loader).
+        address: str = getattr(self.config.services, service)
+        return asyncio.run(is_serving(address))
 
     def _wait_healthy(self, service: str, deadline_s: float = HEALTH_DEADLINE_S) -> bool:
         end = time.monotonic() + deadline_s
@@ -98,7 +101,7 @@ class Launcher:
             time.sleep(0.1)  # polling a child's health; not synchronisation between tests
         return False
 
-    def _on_signal(self, signum, frame) -> None:  # noqa: ARG002
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:  # noqa: ARG002
         self.stopping = True
 
     def run(self) -> int:

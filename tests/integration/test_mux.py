@@ -10,7 +10,7 @@ import pytest
 from switchyard.common.config.model import Config, Listener, ServiceAddresses, StateStorage
 from switchyard.common.errors import GatewayError
 from switchyard.common.proto import chat_pb2, providers_pb2_grpc
-from switchyard.edge.mux import EOF, ProvidersMux
+from switchyard.edge.clients.providers import EOF, ProvidersMux
 from switchyard.providers.service import ProvidersServicer, build_executor
 from tests.integration.test_providers_support import (
     FakeAdapter,
@@ -216,7 +216,7 @@ async def test_a_generation_bug_answers_that_request_only(mux, upstream, provide
 
 async def test_a_burst_of_requests_goes_out_in_one_write(providers, upstream, monkeypatch):
     from switchyard.common.proto import providers_pb2
-    from switchyard.edge import mux as edge_mux
+    from switchyard.edge.clients import providers as edge_mux
     sizes: list[int] = []
     real = providers_pb2.MuxRequests
 
@@ -235,3 +235,20 @@ async def test_a_burst_of_requests_goes_out_in_one_write(providers, upstream, mo
         await channel.close()
     assert all(kinds([r])[-1] == "finish" for r in replies)
     assert sizes[0] == 20 and sum(sizes) == 20
+
+
+async def test_backends_count_tokens_over_the_providers_channel(providers):
+    from switchyard.edge.clients.backends import Backends
+    config = Config(path="test.yaml", version="v0.3.0", listener=Listener(),
+                    providers=(), aliases={}, state=StateStorage(),
+                    services=ServiceAddresses(providers=f"127.0.0.1:{providers.port}"))
+    be = Backends(config)
+    try:
+        reply = await be.count_tokens(gen_request(plan("a")), timeout=5.0)
+        assert reply.estimated and reply.input_tokens > 0
+        await providers.stop()
+        with pytest.raises(GatewayError) as err:   # down: the mapped 503, not a gRPC error
+            await be.count_tokens(gen_request(plan("a")), timeout=5.0)
+        assert (err.value.http_status, err.value.type) == (503, "unavailable")
+    finally:
+        await be.close()

@@ -11,7 +11,7 @@ import pytest
 from switchyard.common.config import parse_config
 from switchyard.common.errors import GatewayError
 from switchyard.common.proto import router_pb2, router_pb2_grpc
-from switchyard.router.client import RouteCache
+from switchyard.edge.clients.router import RouteCache
 from switchyard.router.service import RouterServicer
 
 

@@ -15,7 +15,8 @@ import pytest
 from switchyard.common.errors import GatewayError
 from switchyard.common.grpc_server import is_serving
 from switchyard.common.proto import chat_pb2, state_pb2, state_pb2_grpc
-from switchyard.state.client import UNAVAILABLE_MESSAGE, StateClient
+from switchyard.edge.clients.errors import STATE_UNAVAILABLE_MESSAGE
+from switchyard.edge.clients.state import StateClient
 from switchyard.state.service import StateServicer
 from switchyard.state.stores.memory import MemoryStore
 from switchyard.state.stores.postgres import PostgresStore
@@ -128,7 +129,7 @@ async def test_backend_failure_is_unavailable_and_503():
             with pytest.raises(GatewayError) as info:
                 await client.history("", "a")
         assert info.value.http_status == 503
-        assert info.value.message == UNAVAILABLE_MESSAGE
+        assert info.value.message == STATE_UNAVAILABLE_MESSAGE
     finally:
         await server.stop(None)
 

@@ -1,5 +1,5 @@
-"""The edge's client of the state service: one reused channel, short deadlines, and gRPC
-statuses turned into `GatewayError`s the edge renders in the client's format.
+"""The edge's client of the state service: one reused channel, short deadlines, and failed
+calls turned into `GatewayError`s by errors.py (rendered in the client's format).
 
 Arguments follow the `Store` order, (tenant, id); tenant "" means the default tenant.
 """
@@ -7,18 +7,12 @@ from __future__ import annotations
 
 import grpc
 
-from switchyard.common.errors import GatewayError
-from switchyard.common.grpc_server import CHANNEL_OPTIONS
 from switchyard.common.proto import chat_pb2, state_pb2, state_pb2_grpc
+from switchyard.edge.clients.channel import open_channel
+from switchyard.edge.clients.errors import grpc_to_gateway_error
 
 READ_TIMEOUT = 2.0    # seconds; reads are single indexed lookups
 WRITE_TIMEOUT = 5.0   # a write must land before the client sees its response complete
-UNAVAILABLE_MESSAGE = "conversation state service unavailable"
-# Per-call round robin across replicas behind a headless DNS name (harmless locally), and a
-# short reconnect backoff so a restarted state service is found again within a deadline.
-_OPTIONS = [*CHANNEL_OPTIONS, ("grpc.lb_policy_name", "round_robin"),
-            ("grpc.initial_reconnect_backoff_ms", 100), ("grpc.min_reconnect_backoff_ms", 100),
-            ("grpc.max_reconnect_backoff_ms", 1000)]
 
 
 class StateClient:
@@ -33,9 +27,7 @@ class StateClient:
         self.address = address
         self.read_timeout = read_timeout
         self.write_timeout = write_timeout
-        target = (address if "://" in address or address.startswith("unix:")
-                  else f"dns:///{address}")
-        self._channel = grpc.aio.insecure_channel(target, options=_OPTIONS)
+        self._channel = open_channel(address)
         self._stub = state_pb2_grpc.StateStub(self._channel)
 
     async def close(self) -> None:
@@ -44,7 +36,7 @@ class StateClient:
     async def __aenter__(self) -> StateClient:
         return self
 
-    async def __aexit__(self, *exc) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
     async def put(self, resp: state_pb2.StoredResponse) -> None:
@@ -53,7 +45,7 @@ class StateClient:
             await self._stub.Put(state_pb2.PutRequest(response=resp),
                                  timeout=self.write_timeout, wait_for_ready=True)
         except grpc.aio.AioRpcError as e:
-            raise _to_gateway_error(e, resp.id) from None
+            raise grpc_to_gateway_error(e, "state", resp.id) from None
 
     async def get(self, tenant: str, id: str) -> state_pb2.StoredResponse:
         """The stored response; 404 GatewayError when absent or expired."""
@@ -61,7 +53,7 @@ class StateClient:
             return await self._stub.Get(state_pb2.GetRequest(id=id, tenant=tenant),
                                         timeout=self.read_timeout, wait_for_ready=True)
         except grpc.aio.AioRpcError as e:
-            raise _to_gateway_error(e, id) from None
+            raise grpc_to_gateway_error(e, "state", id) from None
 
     async def history(self, tenant: str, id: str) -> list[chat_pb2.Message]:
         """Messages of the conversation ending at `id`, oldest first, ready to prepend."""
@@ -74,7 +66,7 @@ class StateClient:
                 state_pb2.GetHistoryRequest(id=id, tenant=tenant),
                 timeout=self.read_timeout, wait_for_ready=True)
         except grpc.aio.AioRpcError as e:
-            raise _to_gateway_error(e, id) from None
+            raise grpc_to_gateway_error(e, "state", id) from None
 
     async def delete(self, tenant: str, id: str) -> bool:
         """True when a live response was deleted; False when there was none."""
@@ -82,7 +74,7 @@ class StateClient:
             reply = await self._stub.Delete(state_pb2.DeleteRequest(id=id, tenant=tenant),
                                             timeout=self.write_timeout, wait_for_ready=True)
         except grpc.aio.AioRpcError as e:
-            raise _to_gateway_error(e, id) from None
+            raise grpc_to_gateway_error(e, "state", id) from None
         return reply.deleted
 
     async def input_items(self, tenant: str, id: str) -> bytes:
@@ -92,18 +84,6 @@ class StateClient:
                 state_pb2.ListInputItemsRequest(id=id, tenant=tenant),
                 timeout=self.read_timeout, wait_for_ready=True)
         except grpc.aio.AioRpcError as e:
-            raise _to_gateway_error(e, id) from None
+            raise grpc_to_gateway_error(e, "state", id) from None
         return reply.items_json
 
-
-def _to_gateway_error(e: grpc.aio.AioRpcError, id: str) -> GatewayError:
-    """The HTTP-facing error for a failed state call."""
-    code = e.code()
-    if code == grpc.StatusCode.NOT_FOUND:
-        return GatewayError(404, f"No response found with id '{id}'.", type="not_found")
-    if code == grpc.StatusCode.FAILED_PRECONDITION:
-        return GatewayError(400, e.details() or "conversation too long", type="invalid_request",
-                            param="previous_response_id")
-    if code == grpc.StatusCode.INVALID_ARGUMENT:
-        return GatewayError(400, e.details() or "invalid state request", type="invalid_request")
-    return GatewayError(503, UNAVAILABLE_MESSAGE, type="unavailable")

@@ -1,4 +1,5 @@
-"""The edge's view of the router: a locally held route table kept fresh by WatchRoutes."""
+"""The edge's client of the router: a locally held route table kept fresh by WatchRoutes,
+and Resolve for names the table cannot answer (wildcards)."""
 from __future__ import annotations
 
 import asyncio
@@ -6,15 +7,12 @@ import logging
 
 import grpc
 
-from switchyard.common.errors import GatewayError
-from switchyard.common.grpc_server import CHANNEL_OPTIONS
 from switchyard.common.proto import router_pb2, router_pb2_grpc
+from switchyard.edge.clients.channel import open_channel
+from switchyard.edge.clients.errors import grpc_to_gateway_error
 
 log = logging.getLogger(__name__)
 
-# Reconnect quickly when the router restarts (gRPC's default backoff starts at 1 s, up to 120 s).
-CLIENT_OPTIONS = [*CHANNEL_OPTIONS, ("grpc.initial_reconnect_backoff_ms", 100),
-                  ("grpc.min_reconnect_backoff_ms", 100), ("grpc.max_reconnect_backoff_ms", 2000)]
 MAX_RESOLVED = 4096   # bound on cached wildcard answers; a flood of odd names cannot grow it
 
 
@@ -32,7 +30,7 @@ class RouteCache:
         self._ready = asyncio.Event()
         self._channel: grpc.aio.Channel | None = None
         self._stub: router_pb2_grpc.RouterStub | None = None
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
         self.connected = False
         try:
             asyncio.get_running_loop()
@@ -48,9 +46,7 @@ class RouteCache:
     def _start_now(self) -> None:
         if self._task is not None:
             return
-        target = self.address if "://" in self.address or self.address.startswith("unix:") \
-            else f"dns:///{self.address}"
-        self._channel = grpc.aio.insecure_channel(target, options=CLIENT_OPTIONS)
+        self._channel = open_channel(self.address)
         self._stub = router_pb2_grpc.RouterStub(self._channel)
         self._task = asyncio.create_task(self._watch(), name="route-cache-watch")
 
@@ -105,13 +101,7 @@ class RouteCache:
             plan = await self._stub.Resolve(router_pb2.ResolveRequest(model=name),
                                             timeout=self._resolve_timeout)
         except grpc.aio.AioRpcError as exc:
-            if exc.code() == grpc.StatusCode.NOT_FOUND:
-                raise GatewayError(404, exc.details() or f"The model '{name}' does not exist.",
-                                   type="not_found", code="model_not_found",
-                                   param="model") from None
-            raise GatewayError(503, f"The model router is unavailable ({exc.code().name}); "
-                                    f"cannot resolve model '{name}'. Try again shortly.",
-                               type="unavailable") from None
+            raise grpc_to_gateway_error(exc, "router", name) from None
         if len(self._resolved) >= MAX_RESOLVED:
             self._resolved.clear()
         self._resolved[name] = plan

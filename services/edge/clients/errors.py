@@ -1,0 +1,82 @@
+"""The one mapping from a failed gRPC call of the edge (router, providers, state) to the
+`GatewayError` the client sees; the wording differs per service where the meaning does."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import grpc
+
+from switchyard.common.errors import GatewayError
+
+Service = Literal["router", "providers", "state"]
+
+STATE_UNAVAILABLE_MESSAGE = "conversation state service unavailable"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What one gRPC status becomes. `message` may name {service}, {subject} (what the call
+    was about: a model name, a response id) and {code}; with `details_first` the server's
+    own details win, because they are already written for the client (e.g. the router's
+    list of available models)."""
+    status: int
+    message: str
+    type: str = ""          # "" = the canonical type for `status`
+    details_first: bool = False
+    code: str = ""
+    param: str = ""
+    retry_after: float = 0.0
+
+
+# Per service: the statuses it gives a meaning to, and under None what any other one becomes.
+# Backend outages are 503s (a client may retry); nothing internal reaches the client.
+RULES: dict[Service, dict[grpc.StatusCode | None, Rule]] = {
+    "router": {
+        grpc.StatusCode.NOT_FOUND: Rule(404, "The model '{subject}' does not exist.",
+                                        "not_found", details_first=True,
+                                        code="model_not_found", param="model"),
+        None: Rule(503, "The model router is unavailable ({code}); cannot resolve model "
+                        "'{subject}'. Try again shortly.", "unavailable"),
+    },
+    "providers": {
+        grpc.StatusCode.NOT_FOUND: Rule(404, "not found", details_first=True),
+        grpc.StatusCode.UNAVAILABLE: Rule(503, "the {service} service is unavailable; retry "
+                                               "shortly", "unavailable", retry_after=1.0),
+        grpc.StatusCode.CANCELLED: Rule(503, "the {service} service is unavailable; retry "
+                                             "shortly", "unavailable", retry_after=1.0),
+        grpc.StatusCode.DEADLINE_EXCEEDED: Rule(504, "the {service} service did not answer in "
+                                                     "time", "timeout"),
+        None: Rule(500, "internal error in the {service} service", "api_error"),
+    },
+    "state": {
+        # Absent, expired, or another tenant's: the same answer, so ids do not leak.
+        grpc.StatusCode.NOT_FOUND: Rule(404, "No response found with id '{subject}'.",
+                                        "not_found"),
+        # The chain is longer than state_storage.max_depth.
+        grpc.StatusCode.FAILED_PRECONDITION: Rule(400, "conversation too long",
+                                                  "invalid_request", details_first=True,
+                                                  param="previous_response_id"),
+        grpc.StatusCode.INVALID_ARGUMENT: Rule(400, "invalid state request", "invalid_request",
+                                               details_first=True),
+        # Timeouts included: a state service that does not answer is down for the client.
+        None: Rule(503, STATE_UNAVAILABLE_MESSAGE, "unavailable"),
+    },
+}
+
+
+def status_error(service: Service, code: grpc.StatusCode, details: str = "",
+                 subject: str = "") -> GatewayError:
+    """The client-facing error for gRPC status `code` from `service`."""
+    rules = RULES[service]
+    rule = rules.get(code) or rules[None]
+    message = (details if rule.details_first and details else
+               rule.message.format(service=service, subject=subject, code=code.name))
+    return GatewayError(rule.status, message, type=rule.type, code=rule.code, param=rule.param,
+                        retry_after=rule.retry_after)
+
+
+def grpc_to_gateway_error(exc: grpc.aio.AioRpcError, service: Service,
+                          subject: str = "") -> GatewayError:
+    """The client-facing error for a failed call to `service` (see `status_error`)."""
+    return status_error(service, exc.code(), exc.details() or "", subject)

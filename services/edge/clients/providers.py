@@ -1,0 +1,252 @@
+"""The edge's client of the providers service: generations as tagged messages on a few
+long-lived Providers.Multiplex streams (a new gRPC call costs far more CPU than a message).
+
+K streams per edge, requests assigned round-robin (with the channel's round_robin policy
+each stream may land on a different providers replica). Per stream, a writer task sends what
+was queued during the previous write as one message, and a reader task routes replies to
+per-request sinks. A broken stream fails its pending requests with a 503 and is
+reopened on the next request; a draining server's GOAWAY retires a stream the same way,
+letting its requests finish.
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import enum
+import itertools
+import logging
+from typing import TYPE_CHECKING, Final
+
+import grpc
+
+from switchyard.common.coalesce import CoalescingWriter
+from switchyard.common.errors import GatewayError
+from switchyard.common.proto import chat_pb2, providers_pb2, providers_pb2_grpc
+from switchyard.edge.clients.errors import grpc_to_gateway_error, status_error
+
+log = logging.getLogger(__name__)
+
+GOAWAY_ID = 0   # mirrors services/providers/mux.py: the server is draining
+STREAMS = 4
+
+if TYPE_CHECKING:
+    class EOFType(enum.Enum):
+        """grpc.aio.EOF as mypy sees it (grpc ships no stubs): a one-member enum, so that
+        `batch is EOF` narrows `EventBatch | EOFType` to `EventBatch`."""
+        EOF = enum.auto()
+
+    EOF: Final = EOFType.EOF
+else:
+    # The very object grpc.aio reads return at the end, so `is grpc.aio.EOF` works too.
+    EOF = grpc.aio.EOF
+    EOFType = type(EOF)
+
+
+def unavailable() -> GatewayError:
+    """What a request on a broken stream gets: the 503 of an UNAVAILABLE providers call."""
+    return status_error("providers", grpc.StatusCode.UNAVAILABLE)
+
+
+class MuxCall:
+    """One request's replies; `read()`/`cancel()` like a grpc.aio server-streaming call."""
+
+    __slots__ = ("rid", "stream", "items", "waiter", "done")
+
+    def __init__(self, rid: int, stream: MuxStream) -> None:
+        self.rid = rid
+        self.stream = stream
+        self.items: collections.deque[providers_pb2.MuxReply | GatewayError] = \
+            collections.deque()
+        self.waiter: asyncio.Future[None] | None = None
+        self.done = False   # nothing more will arrive (last seen, failed, or cancelled)
+
+    def push(self, item: providers_pb2.MuxReply | GatewayError) -> None:
+        self.items.append(item)
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    async def read(self) -> chat_pb2.EventBatch | EOFType:
+        """The next batch, or EOF after the last; a broken stream raises GatewayError(503)."""
+        while not self.items:
+            if self.done:
+                return EOF
+            self.waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self.waiter
+            finally:
+                self.waiter = None
+        item = self.items.popleft()
+        if isinstance(item, GatewayError):
+            self.done = True
+            raise item
+        if item.last:
+            self.done = True
+            if not item.batch.events:
+                return EOF
+        return item.batch
+
+    def cancel(self) -> None:
+        """Stop early (client gone): the providers service closes the upstream request."""
+        if not self.done:
+            self.done = True
+            self.stream.cancel(self.rid)
+
+
+class MuxStream:
+    """One Multiplex call: pending requests by id, a reader task and a writer task."""
+
+    def __init__(self, stub: providers_pb2_grpc.ProvidersStub, owner: ProvidersMux) -> None:
+        self.owner = owner
+        self.call: grpc.aio.StreamStreamCall = stub.Multiplex()
+        self.pending: dict[int, MuxCall] = {}
+        self.ids = itertools.count(1)
+        self.outbox: CoalescingWriter[providers_pb2.MuxRequest] = CoalescingWriter(self._write)
+        self.open = True        # takes new requests
+        self.broken = False
+        self.closing = False    # half-close queued
+        self.reader: asyncio.Task[None] = asyncio.create_task(self._read())
+        self.writer: asyncio.Task[None] = asyncio.create_task(self._write_loop())
+
+    def send(self, request: providers_pb2.GenerateRequest, whole: bool) -> MuxCall:
+        """Register a request and queue it; if the stream breaks, its read() raises a 503."""
+        if self.broken:
+            raise unavailable()
+        rid = next(self.ids)
+        mc = MuxCall(rid, self)
+        self.pending[rid] = mc
+        self._post(providers_pb2.MuxRequest(id=rid, generate=request, whole=whole))
+        return mc
+
+    def cancel(self, rid: int) -> None:
+        if self.pending.pop(rid, None) is not None and not self.broken:
+            self._post(providers_pb2.MuxRequest(id=rid, cancel=True))
+            self._maybe_finish()
+
+    def _post(self, msg: providers_pb2.MuxRequest | None) -> None:
+        """Queue a message for the writer (None: half-close after the queue)."""
+        if msg is None:
+            self.outbox.finish()
+        else:
+            self.outbox.post(msg)
+
+    async def _write(self, batch: list[providers_pb2.MuxRequest]) -> None:
+        await self.call.write(providers_pb2.MuxRequests(requests=batch))
+
+    async def _write_loop(self) -> None:
+        """Serialized, coalesced writes; then half-close."""
+        try:
+            await self.outbox.run()
+            await self.call.done_writing()
+        except (grpc.aio.AioRpcError, asyncio.InvalidStateError, grpc.aio.UsageError) as exc:
+            self._break(exc)
+
+    async def _read(self) -> None:
+        exc: BaseException | None = None
+        try:
+            while (envelope := await self.call.read()) is not EOF:
+                for reply in envelope.replies:
+                    self._dispatch(reply)
+        except asyncio.CancelledError:
+            raise
+        except grpc.aio.AioRpcError as err:
+            exc = err
+        finally:
+            self._break(exc)
+            self.owner.streams.discard(self)
+
+    def _dispatch(self, reply: providers_pb2.MuxReply) -> None:
+        if reply.id == GOAWAY_ID:
+            self.open = False   # new requests go to a new stream
+            self.owner.retire(self)
+            self._maybe_finish()
+            return
+        mc = self.pending.get(reply.id)
+        if mc is None:
+            return   # cancelled meanwhile
+        if reply.last:
+            del self.pending[reply.id]
+            if not self.open:
+                self._maybe_finish()
+        mc.push(reply)
+
+    def _break(self, exc: BaseException | None) -> None:
+        """Fail every pending request cleanly; the owner opens a new stream next time."""
+        if self.broken:
+            return
+        self.broken = True
+        self.open = False
+        self.owner.retire(self)
+        if exc is not None:
+            log.warning("providers stream broke (%s); %d requests failed",
+                        exc.code() if isinstance(exc, grpc.aio.AioRpcError) else exc,
+                        len(self.pending))
+        pending, self.pending = self.pending, {}
+        for mc in pending.values():
+            mc.push(unavailable())
+        self.writer.cancel()
+        self.call.cancel()
+
+    def _maybe_finish(self) -> None:
+        """A retired stream half-closes once its last request is done."""
+        if not self.open and not self.pending and not self.broken and not self.closing:
+            self.closing = True
+            self._post(None)
+
+
+class ProvidersMux:
+    """K long-lived Multiplex streams over one channel, opened lazily, used round-robin;
+    plus the unary CountTokens, which is rare enough not to need a stream."""
+
+    def __init__(self, stub: providers_pb2_grpc.ProvidersStub, streams: int = STREAMS) -> None:
+        self.stub = stub
+        self.slots: list[MuxStream | None] = [None] * streams
+        self.turn = itertools.cycle(range(streams))
+        self.streams: set[MuxStream] = set()   # every stream whose reader still runs
+
+    def _stream(self) -> MuxStream:
+        i = next(self.turn)
+        stream = self.slots[i]
+        if stream is None or not stream.open:
+            stream = self.slots[i] = MuxStream(self.stub, self)
+            self.streams.add(stream)
+        return stream
+
+    async def generate(self, request: providers_pb2.GenerateRequest) -> MuxCall:
+        """Start a streaming request; read its batches with `read()`."""
+        return self._stream().send(request, whole=False)
+
+    async def complete(self, request: providers_pb2.GenerateRequest,
+                       timeout: float) -> chat_pb2.EventBatch:
+        """The whole answer as one batch; 503 if the stream breaks, 504 after `timeout`."""
+        mc = self._stream().send(request, whole=True)
+        try:
+            async with asyncio.timeout(timeout):
+                batch = await mc.read()
+        except TimeoutError:
+            raise status_error("providers", grpc.StatusCode.DEADLINE_EXCEEDED) from None
+        finally:
+            mc.cancel()   # no-op once the answer arrived
+        return chat_pb2.EventBatch() if batch is EOF else batch
+
+    async def count_tokens(self, request: providers_pb2.GenerateRequest,
+                           timeout: float) -> providers_pb2.CountTokensReply:
+        """Input tokens of `request` (counted upstream or estimated, see `reply.estimated`)."""
+        try:
+            reply: providers_pb2.CountTokensReply = await self.stub.CountTokens(
+                request, timeout=timeout)
+        except grpc.aio.AioRpcError as exc:
+            raise grpc_to_gateway_error(exc, "providers") from None
+        return reply
+
+    def retire(self, stream: MuxStream) -> None:
+        for i, s in enumerate(self.slots):
+            if s is stream:
+                self.slots[i] = None
+
+    async def close(self) -> None:
+        """Cancel every stream: pending requests get a 503."""
+        self.slots = [None] * len(self.slots)
+        tasks = [t for s in self.streams for t in (s.reader, s.writer)]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
