@@ -28,7 +28,7 @@ class CircuitBreaker:
         return HALF_OPEN
 
     def admits(self) -> bool:
-        """True when a request may go to this target now (closed, or half-open with no probe out)."""
+        """Whether a request may go to this target now (closed, or half-open with no probe out)."""
         state = self.state
         return state == CLOSED or (state == HALF_OPEN and not self._probing)
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 
 import grpc
 
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 GOAWAY_ID = 0   # a reply with this id: the server is draining, open new streams elsewhere
 TERMINAL = ("finish", "error")
 
-Generate = Callable[[providers_pb2.GenerateRequest], AsyncIterator[chat_pb2.EventBatch]]
+Generate = Callable[[providers_pb2.GenerateRequest], AsyncGenerator[chat_pb2.EventBatch, None]]
 
 
 class MuxSession:
@@ -32,31 +33,35 @@ class MuxSession:
     def __init__(self, generate: Generate, context: grpc.aio.ServicerContext) -> None:
         self.generate = generate
         self.context = context
-        self.tasks: dict[int, asyncio.Task] = {}
+        self.tasks: dict[int, asyncio.Task[None]] = {}
         self.outbox: CoalescingWriter[providers_pb2.MuxReply] = CoalescingWriter(
             lambda batch: context.write(providers_pb2.MuxReplies(replies=batch)))
-        self.writer: asyncio.Task | None = None
+        self.writer: asyncio.Task[None] | None = None
 
     async def run(self, requests: AsyncIterator[providers_pb2.MuxRequests]) -> None:
         """Read requests until the client half-closes, then let the running ones finish."""
-        self.writer = asyncio.create_task(self._write_loop())
+        writer = self.writer = asyncio.create_task(self._write_loop())
         try:
             async for envelope in requests:
                 for msg in envelope.requests:
                     if msg.WhichOneof("kind") == "generate":
                         task = asyncio.create_task(self._serve(msg.id, msg.generate, msg.whole))
                         self.tasks[msg.id] = task
-                        task.add_done_callback(lambda _t, i=msg.id: self.tasks.pop(i, None))
-                    elif (task := self.tasks.get(msg.id)) is not None:
-                        task.cancel()
+                        task.add_done_callback(functools.partial(self._forget, msg.id))
+                    elif (running := self.tasks.get(msg.id)) is not None:
+                        running.cancel()
             while self.tasks:
                 await asyncio.wait(list(self.tasks.values()))
             self._post(None)   # flush what is queued, then stop
-            await self.writer
+            await writer
         finally:
             for task in list(self.tasks.values()):   # stream broken or call cancelled
                 task.cancel()
-            self.writer.cancel()
+            writer.cancel()
+
+    def _forget(self, rid: int, _task: asyncio.Task[None]) -> None:
+        """Done-callback of request `rid`'s task: drop it from the table."""
+        self.tasks.pop(rid, None)
 
     async def goaway(self) -> None:
         """Tell the client to send new requests on a new stream (this server is draining)."""

@@ -14,7 +14,6 @@ def order_targets(plan: router_pb2.RoutePlan, admits: Callable[[router_pb2.Targe
     Targets `admits` rejects (open breaker) are left out, unless that would leave none: then
     every target is tried anyway, since a possibly-recovered upstream beats a certain error.
     """
-    rng = rng or random
     targets = list(plan.targets)
     count = max(0, min(plan.weighted_count, len(targets)))
     group, fallbacks = targets[:count], targets[count:]
@@ -25,12 +24,13 @@ def order_targets(plan: router_pb2.RoutePlan, admits: Callable[[router_pb2.Targe
     return _weighted_first(live_group, rng) + live_fallbacks
 
 
-def _weighted_first(group: list[router_pb2.Target], rng: random.Random) -> list[router_pb2.Target]:
-    """`group` with one member, picked by weight, moved to the front."""
+def _weighted_first(group: list[router_pb2.Target],
+                    rng: random.Random | None) -> list[router_pb2.Target]:
+    """`group` with one member, picked by weight, moved to the front (global random without rng)."""
     if len(group) < 2:
         return group
     weights = [max(t.weight, 0) for t in group]
     if sum(weights) <= 0:
         weights = [1] * len(group)
-    first = rng.choices(range(len(group)), weights=weights)[0]
+    first = (rng or random).choices(range(len(group)), weights=weights)[0]
     return [group[first]] + group[:first] + group[first + 1:]

@@ -4,7 +4,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from typing import Any
 
 import aiohttp
 import orjson
@@ -12,6 +11,7 @@ from yarl import URL
 
 from switchyard.common.config.model import ProviderEntry
 from switchyard.common.proto import chat_pb2, providers_pb2
+from switchyard.providers.adapters.base import UpstreamCodec
 from switchyard.providers.http import SessionPool
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,8 @@ def count_tokens_url(endpoint: str) -> str:
 
 
 async def count_tokens(gen: providers_pb2.GenerateRequest, entry: ProviderEntry | None,
-                       adapter: Any, pool: SessionPool) -> providers_pb2.CountTokensReply:
+                       adapter: UpstreamCodec | None,
+                       pool: SessionPool) -> providers_pb2.CountTokensReply:
     """Ask an Anthropic upstream to count; on any failure (or other upstreams) estimate."""
     if entry is not None and adapter is not None and entry.interface == "anthropic":
         counted = await _ask_anthropic(gen, entry, adapter, pool)
@@ -74,14 +75,14 @@ async def count_tokens(gen: providers_pb2.GenerateRequest, entry: ProviderEntry 
     return providers_pb2.CountTokensReply(input_tokens=estimate_tokens(gen.request), estimated=True)
 
 
-async def _ask_anthropic(gen: providers_pb2.GenerateRequest, entry: ProviderEntry, adapter: Any,
-                         pool: SessionPool) -> int | None:
+async def _ask_anthropic(gen: providers_pb2.GenerateRequest, entry: ProviderEntry,
+                         adapter: UpstreamCodec, pool: SessionPool) -> int | None:
     model = gen.plan.targets[0].model
     try:
-        body, _ = adapter.encode_request(gen.request, entry, model)
-        if isinstance(body, (bytes, bytearray)):
-            body = orjson.loads(body)
-        body = {k: body[k] for k in COUNT_TOKENS_FIELDS if k in body}
+        encoded, _ = adapter.encode_request(gen.request, entry, model)
+        # A codec outside the type checker may hand back the dict itself.
+        full = orjson.loads(encoded) if isinstance(encoded, (bytes, bytearray)) else encoded
+        body = {k: full[k] for k in COUNT_TOKENS_FIELDS if k in full}
         url = count_tokens_url(adapter.endpoint_url(entry, model))
         headers = adapter.build_headers(entry, gen.client_api_key, dict(gen.forward_headers))
         timeout = pool.timeouts(entry).first_byte_s

@@ -7,12 +7,14 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 from switchyard.common.config.model import ProviderEntry
+from switchyard.common.http_headers import retry_after_seconds
 from switchyard.common.proto import chat_pb2, router_pb2
 from switchyard.providers.breaker import CLOSED, HALF_OPEN, OPEN, BreakerBoard, CircuitBreaker
-from switchyard.providers.execution import _stamp_start, _stream_error_payload
 from switchyard.providers.http import default_timeouts
 from switchyard.providers.ordering import order_targets
-from switchyard.providers.retry import RetryPolicy, is_retryable, retry_after_seconds
+from switchyard.providers.relay import stamp_start
+from switchyard.providers.retry import RetryPolicy, is_retryable
+from switchyard.providers.stream_reader import stream_error_payload
 from switchyard.providers.tokens import count_tokens_url, estimate_tokens
 
 
@@ -142,11 +144,11 @@ def test_default_timeouts_follow_the_listener():
 
 
 def test_stream_error_payloads_are_recognised_cheaply():
-    assert _stream_error_payload("error", b'{"type":"error","error":{"type":"overloaded_error"}}')
-    assert _stream_error_payload(None, b'{"error":{"message":"x"}}')
-    assert _stream_error_payload(None, b'{"choices":[{"delta":{"content":"\\"error\\""}}]}') is None
-    assert _stream_error_payload(None, b'{"choices":[],"error":null}') is None
-    assert _stream_error_payload("message_delta", b'{"type":"message_delta"}') is None
+    assert stream_error_payload("error", b'{"type":"error","error":{"type":"overloaded_error"}}')
+    assert stream_error_payload(None, b'{"error":{"message":"x"}}')
+    assert stream_error_payload(None, b'{"choices":[{"delta":{"content":"\\"error\\""}}]}') is None
+    assert stream_error_payload(None, b'{"choices":[],"error":null}') is None
+    assert stream_error_payload("message_delta", b'{"type":"message_delta"}') is None
 
 
 def test_start_is_moved_first_and_stamped():
@@ -154,13 +156,13 @@ def test_start_is_moved_first_and_stamped():
                           endpoint="http://x/v1/chat/completions", auth="bearer")
     target = router_pb2.Target(provider="p", model="gpt-x")
     events = [chat_pb2.StreamEvent(block_start=chat_pb2.BlockStart(index=0))]
-    _stamp_start(events, entry, target, 3, ["seed", "n"], 12.5)
+    stamp_start(events, entry, target, 3, ["seed", "n"], 12.5)
     start = events[0].start
     assert (start.provider, start.attempts, start.model, start.upstream_ms) == ("p", 3, "gpt-x", 12.5)
     assert list(start.dropped_params) == ["seed", "n"]
     events = [chat_pb2.StreamEvent(block_start=chat_pb2.BlockStart(index=0)),
               chat_pb2.StreamEvent(start=chat_pb2.StreamStart(id="r", dropped_params=["n"]))]
-    _stamp_start(events, entry, target, 1, ["n"], 1.0)
+    stamp_start(events, entry, target, 1, ["n"], 1.0)
     assert events[0].start.id == "r" and list(events[0].start.dropped_params) == ["n"]
 
 

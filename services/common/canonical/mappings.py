@@ -53,6 +53,17 @@ STOP_TO_ANTHROPIC_STOP: dict[int, str] = {
     SR.STOP_REASON_PAUSE_TURN: "pause_turn",
 }
 
+_TC = chat_pb2.ToolChoice
+# Tool-choice modes by wire name (OpenAI's names serve Chat Completions and the Responses API;
+# a named tool is an object on both wires, so only Anthropic names the mode).
+OPENAI_TOOL_CHOICE: dict[str, chat_pb2.ToolChoice.Mode] = {
+    "auto": _TC.MODE_AUTO, "none": _TC.MODE_NONE, "required": _TC.MODE_REQUIRED}
+TOOL_CHOICE_TO_OPENAI: dict[int, str] = {v: k for k, v in OPENAI_TOOL_CHOICE.items()}
+ANTHROPIC_TOOL_CHOICE: dict[str, chat_pb2.ToolChoice.Mode] = {
+    "auto": _TC.MODE_AUTO, "none": _TC.MODE_NONE, "any": _TC.MODE_REQUIRED,
+    "tool": _TC.MODE_NAMED}
+TOOL_CHOICE_TO_ANTHROPIC: dict[int, str] = {v: k for k, v in ANTHROPIC_TOOL_CHOICE.items()}
+
 # ---- errors ------------------------------------------------------------------------------
 # Canonical error types (chat_pb2.Error.type) -> (OpenAI error type, Anthropic error type).
 # The HTTP status travels separately in Error.http_status.

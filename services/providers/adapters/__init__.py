@@ -1,17 +1,14 @@
-"""Upstream codecs: one module per wire-format family, each with the same public functions
-(encode_request, build_headers, endpoint_url, decode_response, StreamDecoder, decode_error,
-decode_stream_error, WIRE)."""
+"""Upstream codecs: one module per wire-format family, each satisfying `base.UpstreamCodec`."""
 from __future__ import annotations
 
-from types import ModuleType
-
 from . import anthropic, openai_compat
+from .base import UpstreamCodec
 
-# ProviderEntry.interface -> codec module.
-BY_INTERFACE: dict[str, ModuleType] = {"openai": openai_compat, "anthropic": anthropic}
+# ProviderEntry.interface -> codec module; the annotation makes mypy check each module.
+BY_INTERFACE: dict[str, UpstreamCodec] = {"openai": openai_compat, "anthropic": anthropic}
 
 
-def for_interface(interface: str) -> ModuleType:
+def for_interface(interface: str) -> UpstreamCodec:
     """The codec module for a provider entry's `interface` ("openai" or "anthropic")."""
     try:
         return BY_INTERFACE[interface]

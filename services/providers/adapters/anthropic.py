@@ -8,11 +8,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from switchyard.common.config.model import ProviderEntry
+from switchyard.common.http_headers import header
 from switchyard.common.proto import chat_pb2
 
 from .anthropic_request import WIRE, encode_body, encode_request
 from .anthropic_response import StreamDecoder, decode_response, decode_stream_error
-from .common import auth_headers, header, http_error, parse_error_body
+from .common import auth_headers, http_error, parse_error_body
 
 __all__ = ["WIRE", "encode_request", "encode_body", "build_headers", "endpoint_url",
            "decode_response", "StreamDecoder", "decode_error", "decode_stream_error"]

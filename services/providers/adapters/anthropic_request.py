@@ -7,25 +7,22 @@ from __future__ import annotations
 
 import orjson
 
-from switchyard.common.canonical.mappings import EFFORT_TO_BUDGET, default_max_tokens
+from switchyard.common.canonical.mappings import (
+    EFFORT_TO_BUDGET,
+    TOOL_CHOICE_TO_ANTHROPIC,
+    default_max_tokens,
+)
 from switchyard.common.config.model import ProviderEntry
+from switchyard.common.data_urls import split_data_url
+from switchyard.common.json_object import JsonObject, parse_json_object
 from switchyard.common.proto import chat_pb2
 
-from .common import (
-    TRANSLATED_EXTRA,
-    loads_extra,
-    merge_extra,
-    merge_missing,
-    parse_json_object,
-    split_data_url,
-)
+from .common import carry_extra, merge_extra
 
 WIRE = chat_pb2.WIRE_FORMAT_ANTHROPIC
 MIN_THINKING_BUDGET = 1024  # Anthropic rejects smaller budgets
 
 _TM = chat_pb2.ToolChoice
-_CHOICE = {_TM.MODE_AUTO: "auto", _TM.MODE_NONE: "none", _TM.MODE_REQUIRED: "any",
-           _TM.MODE_NAMED: "tool"}
 
 
 def encode_request(req: chat_pb2.ChatRequest, entry: ProviderEntry,
@@ -36,17 +33,17 @@ def encode_request(req: chat_pb2.ChatRequest, entry: ProviderEntry,
 
 
 def encode_body(req: chat_pb2.ChatRequest, entry: ProviderEntry,
-                upstream_model: str) -> tuple[dict, list[str]]:
+                upstream_model: str) -> tuple[JsonObject, list[str]]:
     """`encode_request` before serialisation (tests and debugging read the dict)."""
     enc = _Encoder(req)
     max_tokens = req.max_tokens if req.HasField("max_tokens") else (
         entry.default_max_tokens or default_max_tokens(upstream_model))
-    body: dict = {"model": upstream_model, "max_tokens": max_tokens}
+    body: JsonObject = {"model": upstream_model, "max_tokens": max_tokens}
     system = enc.system()
     if system is not None:
         body["system"] = system
     body["messages"] = enc.messages()
-    extra = loads_extra(req.extra_json)
+    extra = parse_json_object(req.extra_json)
 
     thinking = _thinking(req.reasoning)
     if thinking is not None and not enc.same and _unsigned_tool_turn(req):
@@ -83,10 +80,7 @@ def encode_body(req: chat_pb2.ChatRequest, entry: ProviderEntry,
     choice = _tool_choice(req)
     if choice is not None:
         body["tool_choice"] = choice
-    if enc.same:
-        merge_missing(body, extra)
-    else:
-        enc.dropped.extend(k for k in extra if k not in TRANSLATED_EXTRA)
+    carry_extra(body, extra, enc.same, enc.dropped)
     if req.response_format_json:
         enc.dropped.append("response_format")  # Messages has no structured-output switch
     return body, enc.dropped
@@ -128,14 +122,14 @@ def _fit_budget(budget: int, max_tokens: int) -> tuple[int, int]:
     return budget, max_tokens
 
 
-def _tool_choice(req: chat_pb2.ChatRequest) -> dict | None:
+def _tool_choice(req: chat_pb2.ChatRequest) -> JsonObject | None:
     mode = req.tool_choice.mode
     parallel = req.parallel_tool_calls if req.HasField("parallel_tool_calls") else None
     if mode == _TM.MODE_UNSPECIFIED:
         if parallel is False and req.tools:
             return {"type": "auto", "disable_parallel_tool_use": True}
         return None
-    choice: dict = {"type": _CHOICE[mode]}
+    choice: JsonObject = {"type": TOOL_CHOICE_TO_ANTHROPIC[mode]}
     if mode == _TM.MODE_NAMED:
         choice["name"] = req.tool_choice.name
     if parallel is not None and mode != _TM.MODE_NONE:
@@ -156,15 +150,15 @@ class _Encoder:
             self.dropped.append(name)
 
     # ---- system ----------------------------------------------------------------------
-    def system(self) -> str | list[dict] | None:
-        blocks: list[dict] = []
+    def system(self) -> str | list[JsonObject] | None:
+        blocks: list[JsonObject] = []
         for msg in self.req.messages:
             if msg.role not in (chat_pb2.ROLE_SYSTEM, chat_pb2.ROLE_DEVELOPER):
                 continue
             for p in msg.parts:
                 if p.WhichOneof("kind") != "text":
                     continue
-                block = {"type": "text", "text": p.text.text}
+                block: JsonObject = {"type": "text", "text": p.text.text}
                 if self.same:
                     merge_extra(block, p.extra_json)
                     if len(msg.parts) == 1:
@@ -173,12 +167,13 @@ class _Encoder:
         if not blocks:
             return None
         if self.req.system_as_string and len(blocks) == 1 and len(blocks[0]) == 2:
-            return blocks[0]["text"]
+            text: str = blocks[0]["text"]
+            return text
         return blocks
 
     # ---- messages --------------------------------------------------------------------
-    def messages(self) -> list[dict]:
-        turns: list[tuple[str, list[dict], chat_pb2.Message]] = []
+    def messages(self) -> list[JsonObject]:
+        turns: list[tuple[str, list[JsonObject], chat_pb2.Message]] = []
         for msg in self.req.messages:
             if msg.role == chat_pb2.ROLE_USER:
                 role = "user"
@@ -191,7 +186,7 @@ class _Encoder:
                 blocks.sort(key=lambda b: b.get("type") != "tool_result")
             if blocks:
                 turns.append((role, blocks, msg))
-        out: list[dict] = []
+        out: list[JsonObject] = []
         if turns and turns[0][0] == "assistant":
             out.append({"role": "user", "content": "."})
         for role, blocks, msg in turns:
@@ -203,21 +198,22 @@ class _Encoder:
                 if role == "user":
                     prev["content"].sort(key=lambda b: b.get("type") != "tool_result")
                 continue
-            m: dict = {"role": role, "content": self._content(blocks, msg)}
+            m: JsonObject = {"role": role, "content": self._content(blocks, msg)}
             if self.same:
                 merge_extra(m, msg.extra_json)
             out.append(m)
         return out
 
-    def _content(self, blocks: list[dict], msg: chat_pb2.Message) -> str | list[dict]:
+    def _content(self, blocks: list[JsonObject], msg: chat_pb2.Message) -> str | list[JsonObject]:
         """A plain string for one bare text block (how clients usually send it), else blocks."""
         if len(blocks) == 1 and blocks[0].get("type") == "text" and len(blocks[0]) == 2:
-            return blocks[0]["text"]
+            text: str = blocks[0]["text"]
+            return text
         return blocks
 
-    def _block(self, p: chat_pb2.ContentPart, role: str) -> dict | None:
+    def _block(self, p: chat_pb2.ContentPart, role: str) -> JsonObject | None:
         kind = p.WhichOneof("kind")
-        block: dict | None
+        block: JsonObject | None
         if kind == "text":
             if not p.text.text and not self.same:
                 return None  # Anthropic rejects empty text blocks
@@ -245,8 +241,8 @@ class _Encoder:
             merge_extra(block, p.extra_json)
         return block
 
-    def _document(self, doc: chat_pb2.DocumentPart) -> dict:
-        block: dict = {"type": "document"}
+    def _document(self, doc: chat_pb2.DocumentPart) -> JsonObject:
+        block: JsonObject = {"type": "document"}
         if doc.data_base64 or doc.url:
             block["source"] = _source(doc.url, doc.media_type or "application/pdf",
                                       doc.data_base64)
@@ -257,8 +253,8 @@ class _Encoder:
             block["title"] = doc.title or doc.filename
         return block
 
-    def _tool_result(self, tr: chat_pb2.ToolResultPart) -> dict:
-        block: dict = {"type": "tool_result", "tool_use_id": tr.tool_call_id}
+    def _tool_result(self, tr: chat_pb2.ToolResultPart) -> JsonObject:
+        block: JsonObject = {"type": "tool_result", "tool_use_id": tr.tool_call_id}
         inner = [b for b in (self._block(c, "user") for c in tr.content) if b is not None]
         if inner:
             bare = len(inner) == 1 and inner[0].get("type") == "text" and len(inner[0]) == 2
@@ -267,16 +263,18 @@ class _Encoder:
             block["is_error"] = True
         return block
 
-    def _reasoning(self, r: chat_pb2.ReasoningPart) -> dict | None:
+    def _reasoning(self, r: chat_pb2.ReasoningPart) -> JsonObject | None:
         if r.redacted:
-            return {"type": "redacted_thinking", "data": r.redacted_data} if r.redacted_data else None
+            if not r.redacted_data:
+                return None
+            return {"type": "redacted_thinking", "data": r.redacted_data}
         if r.signature:
             return {"type": "thinking", "thinking": r.text, "signature": r.signature}
         return None  # thinking without a signature cannot be sent back
 
     # ---- tools -----------------------------------------------------------------------
-    def tools(self) -> list[dict]:
-        out = []
+    def tools(self) -> list[JsonObject]:
+        out: list[JsonObject] = []
         for t in self.req.tools:
             if t.type not in ("", "function", "custom") or (t.type == "custom" and not self.same):
                 if self.same:
@@ -285,7 +283,7 @@ class _Encoder:
                 else:
                     self._drop(f"tools[{t.name or t.type}]")
                 continue
-            tool: dict = {"name": t.name}
+            tool: JsonObject = {"name": t.name}
             if t.type == "custom":
                 tool["type"] = "custom"
             if t.description:
@@ -298,7 +296,7 @@ class _Encoder:
         return out
 
 
-def _source(url: str, media_type: str, data_b64: str) -> dict:
+def _source(url: str, media_type: str, data_b64: str) -> JsonObject:
     """An Anthropic image/document source: base64 inline, a data: URL split, or a URL."""
     if data_b64:
         return {"type": "base64", "media_type": media_type, "data": data_b64}

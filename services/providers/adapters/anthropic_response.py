@@ -9,19 +9,24 @@ from switchyard.common.canonical.mappings import (
     error_type_for_status,
     usage_from_anthropic,
 )
+from switchyard.common.json_object import JsonObject
 from switchyard.common.proto import chat_pb2
 
 from . import events as E
-from .common import bad_chunk_error, stream_cut_error
+from .common import load_chunk, stream_cut_error
 
 _MESSAGE_KEYS = frozenset({"id", "type", "role", "content", "model", "stop_reason",
                            "stop_sequence", "usage"})
 _BLOCK_KEYS = {"text": {"type", "text"}, "tool_use": {"type", "id", "name", "input"},
                "thinking": {"type", "thinking", "signature"},
                "redacted_thinking": {"type", "data"}}
+# content_block_delta type -> (field holding the value, event constructor).
+_DELTAS = {"text_delta": ("text", E.text), "input_json_delta": ("partial_json", E.arguments),
+           "thinking_delta": ("thinking", E.reasoning),
+           "signature_delta": ("signature", E.signature)}
 
 
-def decode_stream_error(payload: dict) -> chat_pb2.Error:
+def decode_stream_error(payload: JsonObject) -> chat_pb2.Error:
     """An `error` event (`{"type": "error", "error": {type, message}}`) -> Error."""
     err = payload.get("error")
     if not isinstance(err, dict):
@@ -32,7 +37,7 @@ def decode_stream_error(payload: dict) -> chat_pb2.Error:
                           message=str(err.get("message") or "upstream stream error"))
 
 
-def decode_response(body: dict) -> list[chat_pb2.StreamEvent]:
+def decode_response(body: JsonObject) -> list[chat_pb2.StreamEvent]:
     """A whole non-streaming reply as the event sequence its stream would have given."""
     if body.get("type") == "error":
         return [E.error(decode_stream_error(body))]
@@ -76,17 +81,13 @@ class StreamDecoder:
         """Events for one SSE `data:` payload (JSON whose `type` names the event)."""
         if self._closed:
             return []
-        try:
-            ev = orjson.loads(data)
-        except orjson.JSONDecodeError:
+        ev = load_chunk(data)
+        if isinstance(ev, chat_pb2.Error):
             self._closed = True
-            return [E.error(bad_chunk_error("not JSON"))]
-        if not isinstance(ev, dict):
-            self._closed = True
-            return [E.error(bad_chunk_error("not an object"))]
+            return [E.error(ev)]
         return self.event(ev)
 
-    def event(self, ev: dict) -> list[chat_pb2.StreamEvent]:
+    def event(self, ev: JsonObject) -> list[chat_pb2.StreamEvent]:
         """Events for one parsed stream event."""
         if self._closed:
             return []
@@ -135,7 +136,7 @@ class StreamDecoder:
         self._open.clear()
         return out
 
-    def _block_start(self, ev: dict) -> list[chat_pb2.StreamEvent]:
+    def _block_start(self, ev: JsonObject) -> list[chat_pb2.StreamEvent]:
         idx = ev.get("index", -1)
         block = ev.get("content_block") or {}
         part = _block_part(block)
@@ -156,27 +157,20 @@ class StreamDecoder:
                 out.append(E.signature(idx, block["signature"]))
         return out
 
-    def _delta(self, ev: dict) -> list[chat_pb2.StreamEvent]:
+    def _delta(self, ev: JsonObject) -> list[chat_pb2.StreamEvent]:
         idx = ev.get("index", -1)
         if idx not in self._known:
             return []
         d = ev.get("delta") or {}
         dtype = d.get("type")
-        if dtype == "text_delta":
-            value = d.get("text") or ""
-            return [E.text(idx, value)] if value else []
-        if dtype == "input_json_delta":
-            value = d.get("partial_json") or ""
-            return [E.arguments(idx, value)] if value else []
-        if dtype == "thinking_delta":
-            value = d.get("thinking") or ""
-            return [E.reasoning(idx, value)] if value else []
-        if dtype == "signature_delta":
-            value = d.get("signature") or ""
-            return [E.signature(idx, value)] if value else []
-        return []  # citations_delta and future delta types have no canonical counterpart
+        kind = _DELTAS.get(dtype) if isinstance(dtype, str) else None
+        if kind is None:
+            return []  # citations_delta and future delta types have no canonical counterpart
+        key, make = kind
+        value = d.get(key) or ""
+        return [make(idx, value)] if value else []
 
-    def _message_delta(self, ev: dict) -> list[chat_pb2.StreamEvent]:
+    def _message_delta(self, ev: JsonObject) -> list[chat_pb2.StreamEvent]:
         d = ev.get("delta") or {}
         u = ev.get("usage") or {}
         # message_delta usage is cumulative; fields it omits keep message_start's values.
@@ -195,7 +189,7 @@ class StreamDecoder:
         return out
 
 
-def _stop(reason: str | None) -> int:
+def _stop(reason: str | None) -> chat_pb2.StopReason:
     return ANTHROPIC_STOP_TO_STOP.get(reason or "", chat_pb2.STOP_REASON_END_TURN)
 
 
@@ -205,16 +199,16 @@ def _input_usage(u: chat_pb2.Usage) -> chat_pb2.Usage:
                           cache_creation_tokens=u.cache_creation_tokens)
 
 
-def _start(msg: dict, usage: chat_pb2.Usage) -> chat_pb2.StreamEvent:
+def _start(msg: JsonObject, usage: chat_pb2.Usage) -> chat_pb2.StreamEvent:
     extra = {k: v for k, v in msg.items() if k not in _MESSAGE_KEYS and v is not None}
     return E.start(str(msg.get("id") or ""), str(msg.get("model") or ""), usage,
                    orjson.dumps(extra) if extra else b"")
 
 
-def _block_part(block: dict) -> chat_pb2.ContentPart | None:
+def _block_part(block: JsonObject) -> chat_pb2.ContentPart | None:
     """The BlockStart part for an Anthropic content block; None for types we do not model."""
-    btype = block.get("type")
-    known = _BLOCK_KEYS.get(btype)  # type: ignore[arg-type]
+    btype = block.get("type", "")   # absent: no known type
+    known = _BLOCK_KEYS.get(btype)
     if known is None:
         return None
     extra = {k: v for k, v in block.items() if k not in known and v is not None}

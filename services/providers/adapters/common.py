@@ -1,15 +1,15 @@
-"""Helpers shared by the upstream codecs: extra_json merging, data URLs, headers, errors."""
+"""Helpers shared by the upstream codecs: extra_json merging, headers, errors, stream chunks."""
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import orjson
 
 from switchyard.common.canonical.mappings import error_type_for_status
 from switchyard.common.config.model import ProviderEntry
+from switchyard.common.http_headers import retry_after_seconds
+from switchyard.common.json_object import JsonObject, parse_json_object
 from switchyard.common.proto import chat_pb2
 
 # Top-level request fields a codec translates itself, so they are never reported as dropped
@@ -17,18 +17,7 @@ from switchyard.common.proto import chat_pb2
 TRANSLATED_EXTRA = frozenset({"max_completion_tokens", "stream_options"})
 
 
-def loads_extra(raw: bytes) -> dict:
-    """The extra_json object, or {} when absent or not an object."""
-    if not raw:
-        return {}
-    try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
-def merge_missing(target: dict, extra: dict) -> dict:
+def merge_missing(target: JsonObject, extra: JsonObject) -> JsonObject:
     """Merge `extra` into `target` recursively; keys the encoder produced win."""
     for key, value in extra.items():
         if key not in target:
@@ -38,69 +27,20 @@ def merge_missing(target: dict, extra: dict) -> dict:
     return target
 
 
-def merge_extra(target: dict, raw: bytes) -> dict:
+def merge_extra(target: JsonObject, raw: bytes) -> JsonObject:
     """`merge_missing` from a raw extra_json field."""
     if raw:
-        merge_missing(target, loads_extra(raw))
+        merge_missing(target, parse_json_object(raw))
     return target
 
 
-def parse_json_object(text: str) -> dict:
-    """Tool arguments as an object: empty, invalid or non-object JSON becomes {}."""
-    if not text:
-        return {}
-    try:
-        value = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
-def data_url(media_type: str, data_b64: str) -> str:
-    return f"data:{media_type or 'application/octet-stream'};base64,{data_b64}"
-
-
-def split_data_url(url: str) -> tuple[str, str] | None:
-    """(media_type, base64 data) of a base64 `data:` URL, else None."""
-    if not url.startswith("data:"):
-        return None
-    head, sep, data = url[5:].partition(",")
-    if not sep or not head.endswith(";base64"):
-        return None
-    return head[: -len(";base64")], data
-
-
-def header(headers: Mapping[str, str], name: str) -> str | None:
-    """Case-insensitive header lookup that also works on a plain dict."""
-    value = headers.get(name)
-    if value is not None:
-        return value
-    lname = name.lower()
-    for key, value in headers.items():
-        if key.lower() == lname:
-            return value
-    return None
-
-
-def retry_after_seconds(headers: Mapping[str, str]) -> float:
-    """Seconds to wait from `retry-after-ms` (preferred) or `retry-after` (seconds or a date)."""
-    ms = header(headers, "retry-after-ms")
-    if ms:
-        try:
-            return max(float(ms) / 1000.0, 0.0)
-        except ValueError:
-            pass
-    value = header(headers, "retry-after")
-    if not value:
-        return 0.0
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        return max(parsedate_to_datetime(value).timestamp() - time.time(), 0.0)
-    except (TypeError, ValueError, IndexError):
-        return 0.0
+def carry_extra(body: JsonObject, extra: JsonObject, same: bool, dropped: list[str]) -> None:
+    """The extra_json rule for a request body: merged back on a same-format route, else every
+    field the codec does not translate itself is reported dropped."""
+    if same:
+        merge_missing(body, extra)
+    else:
+        dropped.extend(k for k in extra if k not in TRANSLATED_EXTRA)
 
 
 def auth_headers(entry: ProviderEntry, client_api_key: str) -> dict[str, str]:
@@ -131,7 +71,7 @@ def http_error(status: int, message: str, headers: Mapping[str, str] | None = No
     return chat_pb2.Error(
         http_status=status, type=type or error_type_for_status(status),
         message=message or f"upstream returned HTTP {status}",
-        retry_after=retry_after_seconds(headers) if headers else 0.0,
+        retry_after=(retry_after_seconds(headers) or 0.0) if headers else 0.0,
         code=code, param=param)
 
 
@@ -145,3 +85,14 @@ def bad_chunk_error(detail: str) -> chat_pb2.Error:
     """The error for an SSE payload that is not the JSON the format promises."""
     return chat_pb2.Error(http_status=502, type="api_error",
                           message=f"upstream sent an invalid stream event: {detail}")
+
+
+def load_chunk(data: bytes) -> JsonObject | chat_pb2.Error:
+    """One SSE payload as the JSON object the format promises, or the error to end on."""
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return bad_chunk_error("not JSON")
+    if not isinstance(value, dict):
+        return bad_chunk_error("not an object")
+    return value

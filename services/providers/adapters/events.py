@@ -22,7 +22,8 @@ def text_part(extra_json: bytes = b"") -> chat_pb2.ContentPart:
     return chat_pb2.ContentPart(text=chat_pb2.TextPart(), extra_json=extra_json)
 
 
-def reasoning_part(redacted_data: str | None = None, extra_json: bytes = b"") -> chat_pb2.ContentPart:
+def reasoning_part(redacted_data: str | None = None,
+                   extra_json: bytes = b"") -> chat_pb2.ContentPart:
     if redacted_data is not None:
         r = chat_pb2.ReasoningPart(redacted=True, redacted_data=redacted_data)
     else:
@@ -55,8 +56,8 @@ def block_stop(index: int) -> Ev:
     return Ev(block_stop=chat_pb2.BlockStop(index=index))
 
 
-def finish(stop_reason: int, usage: chat_pb2.Usage | None = None, stop_sequence: str = "",
-           choice: int = 0) -> Ev:
+def finish(stop_reason: chat_pb2.StopReason, usage: chat_pb2.Usage | None = None,
+           stop_sequence: str = "", choice: int = 0) -> Ev:
     f = chat_pb2.StreamFinish(stop_reason=stop_reason, stop_sequence=stop_sequence, choice=choice)
     if usage is not None:
         f.usage.CopyFrom(usage)

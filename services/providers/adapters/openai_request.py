@@ -3,26 +3,19 @@ from __future__ import annotations
 
 import orjson
 
-from switchyard.common.canonical.mappings import budget_to_effort
+from switchyard.common.canonical.mappings import TOOL_CHOICE_TO_OPENAI, budget_to_effort
 from switchyard.common.config.model import ProviderEntry
 from switchyard.common.config.providers_table import OPENAI_NATIVE, REJECTS_TOP_K
+from switchyard.common.data_urls import data_url
+from switchyard.common.json_object import JsonObject, parse_json_object
 from switchyard.common.proto import chat_pb2
 
-from .common import (
-    TRANSLATED_EXTRA,
-    data_url,
-    loads_extra,
-    merge_extra,
-    merge_missing,
-    parse_json_object,
-)
+from .common import carry_extra, merge_extra, merge_missing
 
 WIRE = chat_pb2.WIRE_FORMAT_OPENAI_CHAT
 
 _ROLE = {chat_pb2.ROLE_USER: "user", chat_pb2.ROLE_ASSISTANT: "assistant",
          chat_pb2.ROLE_SYSTEM: "system"}
-_CHOICE = {chat_pb2.ToolChoice.MODE_AUTO: "auto", chat_pb2.ToolChoice.MODE_NONE: "none",
-           chat_pb2.ToolChoice.MODE_REQUIRED: "required"}
 
 
 def encode_request(req: chat_pb2.ChatRequest, entry: ProviderEntry,
@@ -33,11 +26,11 @@ def encode_request(req: chat_pb2.ChatRequest, entry: ProviderEntry,
 
 
 def encode_body(req: chat_pb2.ChatRequest, entry: ProviderEntry,
-                upstream_model: str) -> tuple[dict, list[str]]:
+                upstream_model: str) -> tuple[JsonObject, list[str]]:
     """`encode_request` before serialisation (tests and debugging read the dict)."""
     enc = _Encoder(req, entry)
-    body: dict = {"model": upstream_model, "messages": enc.messages()}
-    extra = loads_extra(req.extra_json)
+    body: JsonObject = {"model": upstream_model, "messages": enc.messages()}
+    extra = parse_json_object(req.extra_json)
     if req.tools:
         tools = enc.tools()
         if tools:
@@ -45,8 +38,8 @@ def encode_body(req: chat_pb2.ChatRequest, entry: ProviderEntry,
     mode = req.tool_choice.mode
     if mode == chat_pb2.ToolChoice.MODE_NAMED:
         body["tool_choice"] = {"type": "function", "function": {"name": req.tool_choice.name}}
-    elif mode in _CHOICE:
-        body["tool_choice"] = _CHOICE[mode]
+    elif mode in TOOL_CHOICE_TO_OPENAI:
+        body["tool_choice"] = TOOL_CHOICE_TO_OPENAI[mode]
     if req.HasField("parallel_tool_calls") and (enc.same or body.get("tools")):
         body["parallel_tool_calls"] = req.parallel_tool_calls
     if req.HasField("max_tokens"):
@@ -79,10 +72,7 @@ def encode_body(req: chat_pb2.ChatRequest, entry: ProviderEntry,
         body["reasoning_effort"] = budget_to_effort(r.budget_tokens)
     if req.response_format_json:
         body["response_format"] = orjson.loads(req.response_format_json)
-    if enc.same:
-        merge_missing(body, extra)
-    else:
-        enc.dropped.extend(k for k in extra if k not in TRANSLATED_EXTRA)
+    carry_extra(body, extra, enc.same, enc.dropped)
     return body, enc.dropped
 
 
@@ -100,8 +90,8 @@ class _Encoder:
             self.dropped.append(name)
 
     # ---- messages --------------------------------------------------------------------
-    def messages(self) -> list[dict]:
-        out: list[dict] = []
+    def messages(self) -> list[JsonObject]:
+        out: list[JsonObject] = []
         for msg in self.req.messages:
             if msg.role == chat_pb2.ROLE_USER:
                 self._user(msg, out)
@@ -111,21 +101,21 @@ class _Encoder:
                 out.append(self._system(msg))
         return out
 
-    def _finish_message(self, m: dict, msg: chat_pb2.Message) -> dict:
+    def _finish_message(self, m: JsonObject, msg: chat_pb2.Message) -> JsonObject:
         if msg.name:
             m["name"] = msg.name
         if self.same:
             merge_extra(m, msg.extra_json)
         return m
 
-    def _system(self, msg: chat_pb2.Message) -> dict:
+    def _system(self, msg: chat_pb2.Message) -> JsonObject:
         role = "system"
         if msg.role == chat_pb2.ROLE_DEVELOPER and self.native:
             role = "developer"
         parts = [p for p in msg.parts if p.WhichOneof("kind") == "text"]
         return self._finish_message({"role": role, "content": self._content(parts)}, msg)
 
-    def _user(self, msg: chat_pb2.Message, out: list[dict]) -> None:
+    def _user(self, msg: chat_pb2.Message, out: list[JsonObject]) -> None:
         results = [p for p in msg.parts if p.WhichOneof("kind") == "tool_result"]
         rest = [p for p in msg.parts if p.WhichOneof("kind") != "tool_result"]
         for p in results:
@@ -133,7 +123,8 @@ class _Encoder:
         if rest or not results:
             out.append(self._finish_message({"role": "user", "content": self._content(rest)}, msg))
 
-    def _tool_message(self, part: chat_pb2.ContentPart, msg: chat_pb2.Message | None) -> dict:
+    def _tool_message(self, part: chat_pb2.ContentPart,
+                      msg: chat_pb2.Message | None) -> JsonObject:
         tr = part.tool_result
         texts = [c for c in tr.content if c.WhichOneof("kind") == "text"]
         if len(texts) != len(tr.content):
@@ -142,21 +133,21 @@ class _Encoder:
             content = self._content(texts)
         else:
             content = "\n".join(c.text.text for c in texts)
-        m = {"role": "tool", "tool_call_id": tr.tool_call_id, "content": content}
+        m: JsonObject = {"role": "tool", "tool_call_id": tr.tool_call_id, "content": content}
         if self.same:
             merge_extra(m, part.extra_json)
             if msg is not None:
                 merge_extra(m, msg.extra_json)
         return m
 
-    def _assistant(self, msg: chat_pb2.Message) -> dict:
-        content_parts = []
-        calls = []
+    def _assistant(self, msg: chat_pb2.Message) -> JsonObject:
+        content_parts: list[chat_pb2.ContentPart] = []
+        calls: list[JsonObject] = []
         for p in msg.parts:
             kind = p.WhichOneof("kind")
             if kind == "tool_call":
                 tc = p.tool_call
-                call = {"id": tc.id, "type": "function",
+                call: JsonObject = {"id": tc.id, "type": "function",
                         "function": {"name": tc.name, "arguments": tc.arguments_json or "{}"}}
                 if self.same:
                     merge_extra(call, p.extra_json)
@@ -164,16 +155,16 @@ class _Encoder:
             elif kind in ("text", "image", "document"):
                 content_parts.append(p)
             # reasoning is never sent back to an OpenAI-compatible upstream
-        m: dict = {"role": "assistant",
+        m: JsonObject = {"role": "assistant",
                    "content": self._content(content_parts) if content_parts else None}
         if calls:
             m["tool_calls"] = calls
         return self._finish_message(m, msg)
 
     # ---- content ---------------------------------------------------------------------
-    def _content(self, parts: list[chat_pb2.ContentPart]) -> str | list[dict]:
+    def _content(self, parts: list[chat_pb2.ContentPart]) -> str | list[JsonObject]:
         """A plain string for one bare text part (how clients usually send it), else a list."""
-        out = []
+        out: list[JsonObject] = []
         for p in parts:
             block = self._part(p)
             if block is not None:
@@ -183,19 +174,22 @@ class _Encoder:
         if not out:
             return ""
         if len(out) == 1 and out[0].get("type") == "text" and len(out[0]) == 2:
-            return out[0]["text"]
+            text: str = out[0]["text"]
+            return text
         return out
 
-    def _part(self, p: chat_pb2.ContentPart) -> dict | None:
+    def _part(self, p: chat_pb2.ContentPart) -> JsonObject | None:
         kind = p.WhichOneof("kind")
         if kind == "text":
-            if self.same and p.extra_json and loads_extra(p.extra_json).get("type") == "refusal":
+            refusal = (self.same and p.extra_json
+                       and parse_json_object(p.extra_json).get("type") == "refusal")
+            if refusal:
                 return {"type": "refusal", "refusal": p.text.text}
             return {"type": "text", "text": p.text.text}
         if kind == "image":
             img = p.image
             url = data_url(img.media_type, img.data_base64) if img.data_base64 else img.url
-            image_url: dict = {"url": url}
+            image_url: JsonObject = {"url": url}
             if img.detail:
                 image_url["detail"] = img.detail
             return {"type": "image_url", "image_url": image_url}
@@ -205,9 +199,9 @@ class _Encoder:
             return {}  # a part the client decoder could not name: carried whole in extra_json
         return None
 
-    def _document(self, doc: chat_pb2.DocumentPart) -> dict | None:
+    def _document(self, doc: chat_pb2.DocumentPart) -> JsonObject | None:
         if self.same:  # a `file` part as the client sent it (file_id rides in extra_json)
-            f: dict = {}
+            f: JsonObject = {}
             if doc.data_base64 or doc.url:
                 f["file_data"] = (data_url(doc.media_type, doc.data_base64)
                                   if doc.data_base64 else doc.url)
@@ -224,25 +218,26 @@ class _Encoder:
         return None
 
     # ---- tools -----------------------------------------------------------------------
-    def tools(self) -> list[dict]:
-        out = []
+    def tools(self) -> list[JsonObject]:
+        out: list[JsonObject] = []
         for t in self.req.tools:
             # Anthropic's optional `type: "custom"` is an ordinary function tool.
-            anthropic_custom = t.type == "custom" and self.req.source_format == chat_pb2.WIRE_FORMAT_ANTHROPIC
+            anthropic_custom = (t.type == "custom"
+                                and self.req.source_format == chat_pb2.WIRE_FORMAT_ANTHROPIC)
             if t.type not in ("", "function") and not anthropic_custom:
                 if self.same:
                     out.append(merge_extra({"type": t.type}, t.extra_json))
                 else:
                     self._drop(f"tools[{t.name or t.type}]")
                 continue
-            fn: dict = {"name": t.name}
+            fn: JsonObject = {"name": t.name}
             if t.description:
                 fn["description"] = t.description
             if t.parameters_json:
                 fn["parameters"] = parse_json_object(t.parameters_json)
-            tool = {"type": "function", "function": fn}
+            tool: JsonObject = {"type": "function", "function": fn}
             if self.same and t.extra_json:
-                extra = loads_extra(t.extra_json)
+                extra = parse_json_object(t.extra_json)
                 # Either the whole tool object's unknown keys or the function object's.
                 merge_missing(tool if "function" in extra else fn, extra)
             out.append(tool)

@@ -9,17 +9,18 @@ from switchyard.common.canonical.mappings import (
     error_type_for_status,
     usage_from_openai,
 )
+from switchyard.common.json_object import JsonObject
 from switchyard.common.proto import chat_pb2
 
 from . import events as E
-from .common import bad_chunk_error, stream_cut_error
+from .common import load_chunk, stream_cut_error
 
 _START_EXTRA = ("system_fingerprint", "service_tier")
 _END_TURN = chat_pb2.STOP_REASON_END_TURN
 _TOOL_USE = chat_pb2.STOP_REASON_TOOL_USE
 
 
-def decode_stream_error(payload: dict) -> chat_pb2.Error:
+def decode_stream_error(payload: JsonObject) -> chat_pb2.Error:
     """An `{"error": {...}}` object sent inside a 200 stream (or body) -> Error."""
     err = payload.get("error")
     if not isinstance(err, dict):
@@ -28,14 +29,15 @@ def decode_stream_error(payload: dict) -> chat_pb2.Error:
     code = err.get("code")
     status = payload.get("status") or err.get("status")
     if not isinstance(status, int) or status < 400:
-        status = 429 if "rate_limit" in f"{etype} {code}" else ANTHROPIC_ERROR_STATUS.get(etype, 500)
+        rate_limited = "rate_limit" in f"{etype} {code}"
+        status = 429 if rate_limited else ANTHROPIC_ERROR_STATUS.get(etype, 500)
     return chat_pb2.Error(http_status=status, type=error_type_for_status(status),
                           message=str(err.get("message") or "upstream stream error"),
                           code="" if code is None else str(code),
                           param=str(err.get("param") or ""))
 
 
-def decode_response(body: dict) -> list[chat_pb2.StreamEvent]:
+def decode_response(body: JsonObject) -> list[chat_pb2.StreamEvent]:
     """A whole non-streaming reply as the event sequence its stream would have given."""
     if "error" in body and not body.get("choices"):
         return [E.error(decode_stream_error(body))]
@@ -58,10 +60,10 @@ class _Choice:
         self.text = -1
         self.reasoning = -1
         self.tools: dict[int, int] = {}       # tool_calls[].index -> block index
-        self.pending: dict[int, list] = {}    # tool index -> [id, name, args] before its name
+        self.pending: dict[int, list[str]] = {}  # tool index -> [id, name, args] before its name
         self.had_tool = False
         self.refusal = False
-        self.stop: int | None = None          # finish_reason seen, finish not yet emitted
+        self.stop: chat_pb2.StopReason | None = None  # finish_reason seen, finish not emitted
 
 
 class StreamDecoder:
@@ -80,17 +82,13 @@ class StreamDecoder:
             return []
         if data.strip() == b"[DONE]":
             return self.done()
-        try:
-            chunk = orjson.loads(data)
-        except orjson.JSONDecodeError:
+        chunk = load_chunk(data)
+        if isinstance(chunk, chat_pb2.Error):
             self._closed = True
-            return [E.error(bad_chunk_error("not JSON"))]
-        if not isinstance(chunk, dict):
-            self._closed = True
-            return [E.error(bad_chunk_error("not an object"))]
+            return [E.error(chunk)]
         return self.chunk(chunk)
 
-    def chunk(self, chunk: dict) -> list[chat_pb2.StreamEvent]:
+    def chunk(self, chunk: JsonObject) -> list[chat_pb2.StreamEvent]:
         """Events for one parsed chunk."""
         if self._closed:
             return []
@@ -179,7 +177,7 @@ class StreamDecoder:
         ch.text = ch.reasoning = -1
         ch.tools.clear()
 
-    def _choice(self, c: dict, pos: int, out: list[chat_pb2.StreamEvent]) -> None:
+    def _choice(self, c: JsonObject, pos: int, out: list[chat_pb2.StreamEvent]) -> None:
         ci = c.get("index", pos)
         ch = self._choices.get(ci)
         if ch is None:
@@ -218,7 +216,7 @@ class StreamDecoder:
                 stop = _TOOL_USE  # some servers say "stop" after tool calls
             ch.stop = stop
 
-    def _tool_fragment(self, ch: _Choice, ci: int, tc: dict, tpos: int,
+    def _tool_fragment(self, ch: _Choice, ci: int, tc: JsonObject, tpos: int,
                        out: list[chat_pb2.StreamEvent]) -> None:
         ti = tc.get("index", tpos)
         fn = tc.get("function") or {}

@@ -46,7 +46,7 @@ class SSEParser:
         return out
 
     def close(self) -> list[tuple[str, bytes]]:
-        """End of stream: dispatch a final event the upstream did not terminate with a blank line."""
+        """End of stream: dispatch a last event the upstream did not end with a blank line."""
         out: list[tuple[str, bytes]] = []
         if self._buf:
             self._line(self._buf, out)

@@ -3,16 +3,16 @@ ResponsesContext (state, echo fields, normalised input items)."""
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, TypeGuard
 
 import orjson
 
+from switchyard.common.canonical import mappings
+from switchyard.common.data_urls import is_data_url, split_data_url
 from switchyard.common.errors import invalid_request
 from switchyard.common.proto import chat_pb2
 from switchyard.edge.formats.openai_responses.context import REDACTED, ResponsesContext
 
-_MODES = {"auto": chat_pb2.ToolChoice.MODE_AUTO, "none": chat_pb2.ToolChoice.MODE_NONE,
-          "required": chat_pb2.ToolChoice.MODE_REQUIRED}
 _INPUT_ROLES = {"user": chat_pb2.ROLE_USER, "system": chat_pb2.ROLE_SYSTEM,
                 "developer": chat_pb2.ROLE_DEVELOPER, "assistant": chat_pb2.ROLE_ASSISTANT}
 # Request fields this codec names (everything else rides in extra_json, for the record).
@@ -28,7 +28,7 @@ def _new_id(prefix: str) -> str:
     return f"{prefix}_{os.urandom(16).hex()}"
 
 
-def decode_request(body: dict) -> tuple[chat_pb2.ChatRequest, ResponsesContext]:
+def decode_request(body: dict[str, Any]) -> tuple[chat_pb2.ChatRequest, ResponsesContext]:
     """A /v1/responses body → canonical request plus the Responses-only context."""
     if not isinstance(body, dict):
         raise invalid_request("the request body must be a JSON object")
@@ -77,7 +77,7 @@ def decode_request(body: dict) -> tuple[chat_pb2.ChatRequest, ResponsesContext]:
     return req, ctx
 
 
-def _reject_unsupported(body: dict) -> None:
+def _reject_unsupported(body: dict[str, Any]) -> None:
     """Features that need OpenAI-side storage or execution: a clear 400, not silence."""
     if body.get("background"):
         raise invalid_request("background responses are not supported by this gateway",
@@ -88,7 +88,7 @@ def _reject_unsupported(body: dict) -> None:
                                   "previous_response_id and instructions", name)
 
 
-def _decode_state(body: dict, ctx: ResponsesContext) -> None:
+def _decode_state(body: dict[str, Any], ctx: ResponsesContext) -> None:
     prev = body.get("previous_response_id")
     if prev is not None and (not isinstance(prev, str) or not prev):
         raise invalid_request("previous_response_id must be a non-empty string",
@@ -111,7 +111,8 @@ def _decode_state(body: dict, ctx: ResponsesContext) -> None:
         ctx.metadata = metadata
 
 
-def _decode_sampling(body: dict, req: chat_pb2.ChatRequest, ctx: ResponsesContext) -> None:
+def _decode_sampling(body: dict[str, Any], req: chat_pb2.ChatRequest,
+                     ctx: ResponsesContext) -> None:
     for name, lo, hi in (("temperature", 0.0, 2.0), ("top_p", 0.0, 1.0)):
         value = body.get(name)
         if value is None:
@@ -156,7 +157,7 @@ def _decode_sampling(body: dict, req: chat_pb2.ChatRequest, ctx: ResponsesContex
     req.stream = bool(stream)
 
 
-def _decode_tools(body: dict, req: chat_pb2.ChatRequest, ctx: ResponsesContext) -> None:
+def _decode_tools(body: dict[str, Any], req: chat_pb2.ChatRequest, ctx: ResponsesContext) -> None:
     tools = body.get("tools")
     if tools is not None:
         if not isinstance(tools, list):
@@ -168,10 +169,10 @@ def _decode_tools(body: dict, req: chat_pb2.ChatRequest, ctx: ResponsesContext) 
     if choice is None:
         return
     if isinstance(choice, str):
-        if choice not in _MODES:
+        if choice not in mappings.OPENAI_TOOL_CHOICE:
             raise invalid_request("tool_choice must be 'auto', 'none', 'required' or "
                                   "{type: function, name}", "tool_choice")
-        req.tool_choice.mode = _MODES[choice]
+        req.tool_choice.mode = mappings.OPENAI_TOOL_CHOICE[choice]
     elif isinstance(choice, dict) and choice.get("type") == "function":
         name = choice.get("name")
         if not isinstance(name, str) or not name:
@@ -216,14 +217,14 @@ def _decode_tool(tool: Any, param: str) -> chat_pb2.Tool:
     return out
 
 
-def _echo_tool(tool: dict) -> dict:
+def _echo_tool(tool: dict[str, Any]) -> dict[str, Any]:
     """A function tool as the API echoes it (strict defaults to true in the Responses API)."""
     return {"type": "function", "name": tool["name"], "description": tool.get("description"),
             "parameters": tool.get("parameters"), "strict": tool.get("strict", True)}
 
 
 # ---- input items -------------------------------------------------------------------------
-def _normalise_input(raw: Any) -> list[dict]:
+def _normalise_input(raw: Any) -> list[dict[str, Any]]:
     """`input` (string or items) → Responses items with ids, as input_items returns them."""
     if raw is None:
         raise invalid_request("Missing required parameter: 'input'", "input")
@@ -235,7 +236,7 @@ def _normalise_input(raw: Any) -> list[dict]:
     return [_normalise_item(item, f"input[{i}]") for i, item in enumerate(raw)]
 
 
-def _normalise_item(item: Any, param: str) -> dict:
+def _normalise_item(item: Any, param: str) -> dict[str, Any]:
     if not isinstance(item, dict):
         raise invalid_request("each input item must be an object", param)
     kind = item.get("type")
@@ -282,7 +283,7 @@ def _normalise_item(item: Any, param: str) -> dict:
                           f"{param}.type")
 
 
-def _normalise_message(item: dict, param: str) -> dict:
+def _normalise_message(item: dict[str, Any], param: str) -> dict[str, Any]:
     role = item.get("role")
     if not isinstance(role, str) or role not in _INPUT_ROLES:
         raise invalid_request("role must be one of user, assistant, system, developer",
@@ -299,7 +300,7 @@ def _normalise_message(item: dict, param: str) -> dict:
             "status": item.get("status") or "completed", "content": parts}
 
 
-def _normalise_part(part: Any, param: str, role: str) -> dict:
+def _normalise_part(part: Any, param: str, role: str) -> dict[str, Any]:
     if not isinstance(part, dict):
         raise invalid_request("each content part must be an object", param)
     kind = part.get("type")
@@ -332,7 +333,7 @@ def _normalise_part(part: Any, param: str, role: str) -> dict:
                           f"{param}.type")
 
 
-def _items_to_messages(items: list[dict]) -> list[chat_pb2.Message]:
+def _items_to_messages(items: list[dict[str, Any]]) -> list[chat_pb2.Message]:
     """Normalised items → canonical messages; one assistant turn's items share a message."""
     out: list[chat_pb2.Message] = []
     for item in items:
@@ -368,13 +369,13 @@ def _items_to_messages(items: list[dict]) -> list[chat_pb2.Message]:
     return out
 
 
-def _only(msg: chat_pb2.Message | None, role: int, kind: str) -> bool:
+def _only(msg: chat_pb2.Message | None, role: int, kind: str) -> TypeGuard[chat_pb2.Message]:
     """Is `msg` of `role` and made only of `kind` parts (so the next item belongs to it)?"""
     return (msg is not None and msg.role == role and len(msg.parts) > 0
             and all(p.WhichOneof("kind") == kind for p in msg.parts))
 
 
-def _tool_result(item: dict) -> chat_pb2.ContentPart:
+def _tool_result(item: dict[str, Any]) -> chat_pb2.ContentPart:
     output = item["output"]
     result = chat_pb2.ToolResultPart(tool_call_id=item["call_id"])
     if isinstance(output, str):
@@ -384,7 +385,7 @@ def _tool_result(item: dict) -> chat_pb2.ContentPart:
     return chat_pb2.ContentPart(tool_result=result)
 
 
-def _reasoning_to_canonical(item: dict) -> chat_pb2.ContentPart:
+def _reasoning_to_canonical(item: dict[str, Any]) -> chat_pb2.ContentPart:
     """A reasoning item → reasoning part; `encrypted_content` carries the Anthropic signature."""
     texts = [s.get("text", "") for s in item.get("summary") or [] if isinstance(s, dict)]
     if not texts:
@@ -397,7 +398,7 @@ def _reasoning_to_canonical(item: dict) -> chat_pb2.ContentPart:
     return chat_pb2.ContentPart(reasoning=part)
 
 
-def _part_to_canonical(part: dict) -> chat_pb2.ContentPart:
+def _part_to_canonical(part: dict[str, Any]) -> chat_pb2.ContentPart:
     kind = part["type"]
     if kind in ("input_text", "output_text"):
         return chat_pb2.ContentPart(text=chat_pb2.TextPart(text=part["text"]))
@@ -422,21 +423,22 @@ def _part_to_canonical(part: dict) -> chat_pb2.ContentPart:
 
 
 def _split_data_url(url: str) -> tuple[str, str | None]:
-    """`data:<media>;base64,<data>` → (media, data); anything else → ("", None)."""
-    if not url.startswith("data:"):
+    """`data:<media>;base64,<data>` → (media, data); not a data URL → ("", None); a data URL
+    that is not base64 is a 400."""
+    if not is_data_url(url):
         return "", None
-    head, sep, data = url[5:].partition(",")
-    if not sep or not head.endswith(";base64"):
+    split = split_data_url(url)
+    if split is None:
         raise invalid_request("data URLs must be base64 encoded (data:<type>;base64,...)")
-    return head[: -len(";base64")], data
+    return split
 
 
-def _text_message(role: int, text: str) -> chat_pb2.Message:
+def _text_message(role: chat_pb2.Role, text: str) -> chat_pb2.Message:
     return chat_pb2.Message(role=role, parts=[chat_pb2.ContentPart(text=chat_pb2.TextPart(
         text=text))])
 
 
-def _response_format(fmt: object) -> dict | None:
+def _response_format(fmt: object) -> dict[str, Any] | None:
     """Responses `text.format` -> Chat Completions `response_format` (None for plain text)."""
     if not isinstance(fmt, dict) or fmt.get("type") not in ("text", "json_object", "json_schema"):
         raise invalid_request("text.format.type must be 'text', 'json_object' or 'json_schema'",

@@ -1,0 +1,193 @@
+"""One upstream attempt: POST the request, turn a failure status into an error, and read the
+reply up to the commit point (its first content, or the whole of a non-streamed reply)."""
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import aiohttp
+import orjson
+
+from switchyard.common.config.model import ProviderEntry
+from switchyard.common.http_headers import retry_after_seconds
+from switchyard.common.proto import chat_pb2
+from switchyard.providers import failures
+from switchyard.providers.adapters.base import UpstreamCodec
+from switchyard.providers.failures import AttemptFailed
+from switchyard.providers.http import SessionPool
+from switchyard.providers.retry import is_retryable
+from switchyard.providers.stream_reader import EventParser, StreamReader, first_error, has_content
+
+ERROR_BODY_LIMIT = 64 * 1024
+ERROR_BODY_WAIT_S = 5.0   # an error body that is slower than this is not worth waiting for
+
+
+class Deadline:
+    """The plan's time budget; every wait before the commit point is bounded by what is left."""
+
+    def __init__(self, budget_s: float, clock: Callable[[], float]) -> None:
+        self.budget_s = budget_s
+        self.clock = clock
+        self.at = clock() + budget_s
+
+    def remaining(self) -> float:
+        return self.at - self.clock()
+
+    def expired(self) -> bool:
+        return self.clock() >= self.at
+
+    def bound(self, limit_s: float) -> tuple[float, bool]:
+        """How long to wait for something limited to `limit_s` (never negative), and whether
+        it is the budget rather than the limit that bounds the wait."""
+        remaining = self.remaining()
+        return max(min(limit_s, remaining), 0.0), remaining <= limit_s
+
+    def spent(self, entry: ProviderEntry) -> chat_pb2.Error:
+        return failures.budget_spent(self.budget_s, entry)
+
+
+@dataclass(frozen=True)
+class Call:
+    """One encoded request for one target, the same for each of its attempts."""
+    entry: ProviderEntry
+    codec: UpstreamCodec
+    url: str
+    headers: dict[str, str]
+    body: bytes
+    stream: bool
+    dropped: list[str]                  # top-level client fields the codec could not carry
+    secrets: tuple[str | None, ...]     # keys to blank in upstream error messages
+
+
+@dataclass
+class Committed:
+    """A successful attempt: the first batch to send, and the rest of the stream if any."""
+    entry: ProviderEntry
+    response: aiohttp.ClientResponse
+    events: list[chat_pb2.StreamEvent]
+    reader: StreamReader | None
+    upstream_ms: float
+
+
+class Attempt:
+    """One POST of a Call; `run` returns at the commit point or raises AttemptFailed."""
+
+    def __init__(self, call: Call, pool: SessionPool, deadline: Deadline,
+                 sse_parser: Callable[[], EventParser]) -> None:
+        self.call = call
+        self.entry = call.entry
+        self.pool = pool
+        self.deadline = deadline
+        self.sse_parser = sse_parser
+        self.limits = pool.timeouts(call.entry)
+        self.sent = 0.0
+
+    async def run(self) -> Committed:
+        """POST the call, then read the reply up to the commit point."""
+        self.sent = self.deadline.clock()
+        response = await self._post()
+        try:
+            if not 200 <= response.status < 300:
+                raise await self._status_failure(response)
+            if not self.call.stream or response.content_type == "application/json":
+                return await self._read_whole(response)
+            return await self._read_to_commit(response)
+        except BaseException:
+            response.close()   # a failed or cancelled attempt does not keep its connection
+            raise
+
+    def _upstream_ms(self) -> float:
+        return (self.deadline.clock() - self.sent) * 1000.0
+
+    def _timed_out(self, by_budget: bool, what: str) -> AttemptFailed:
+        """A wait ran out: the plan's budget (stop trying) or one of the entry's own limits."""
+        if by_budget:
+            return AttemptFailed(self.deadline.spent(self.entry), True, final=True)
+        return AttemptFailed(failures.timeout(self.entry, what), True)
+
+    async def _post(self) -> aiohttp.ClientResponse:
+        entry, call = self.entry, self.call
+        session = self.pool.session(entry)
+        wait, by_budget = self.deadline.bound(self.limits.first_byte_s)
+        try:
+            async with asyncio.timeout(wait):
+                return await session.post(call.url, data=call.body, headers=call.headers,
+                                          allow_redirects=False)
+        except TimeoutError:
+            raise self._timed_out(by_budget, f"sent no response within {wait:.3g} s") from None
+        except aiohttp.ClientConnectorError as exc:
+            # Name only the entry and host:port: the URL may carry a key.
+            reason = exc.os_error.strerror or type(exc.os_error).__name__
+            raise failures.unreachable(entry, f"cannot connect to provider '{entry.name}' at "
+                                              f"{exc.host}:{exc.port}: {reason}") from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise failures.unreachable(entry, f"connection to provider '{entry.name}' failed: "
+                                              f"{type(exc).__name__}") from None
+
+    async def _status_failure(self, response: aiohttp.ClientResponse) -> AttemptFailed:
+        """An upstream error status, decoded by the codec so its message reaches the client."""
+        status = response.status
+        wait, _ = self.deadline.bound(ERROR_BODY_WAIT_S)
+        try:
+            async with asyncio.timeout(wait):
+                data = await response.content.read(ERROR_BODY_LIMIT)
+        except (TimeoutError, aiohttp.ClientError):
+            data = b""
+        if 300 <= status < 400:
+            return failures.redirected(self.entry, status)
+        retry_after = retry_after_seconds(response.headers)
+        err = self.call.codec.decode_error(status, data, response.headers)
+        err.http_status = err.http_status or status
+        err.provider = err.provider or self.entry.name
+        if retry_after is not None and not err.retry_after:
+            err.retry_after = retry_after
+        return AttemptFailed(err, is_retryable(status, ""), retry_after)
+
+    async def _read_whole(self, response: aiohttp.ClientResponse) -> Committed:
+        """A non-streamed reply (or a JSON answer to a stream request), read and decoded."""
+        wait, by_budget = self.deadline.bound(self.limits.idle_s)
+        try:
+            async with asyncio.timeout(wait):
+                data = await response.read()
+        except TimeoutError:
+            raise self._timed_out(by_budget, "stopped sending its reply") from None
+        except aiohttp.ClientError as exc:
+            raise failures.broken(self.entry, exc) from None
+        upstream_ms = self._upstream_ms()   # the whole reply
+        try:
+            events = list(self.call.codec.decode_response(orjson.loads(data)))
+        except Exception as exc:  # noqa: BLE001 - any codec failure here is an upstream fault
+            raise failures.undecodable(self.entry, exc, "reply") from None
+        response.release()
+        at = first_error(events)
+        if at >= 0:   # an error object in a 2xx body
+            err = events[at].error
+            err.provider = err.provider or self.entry.name
+            raise failures.from_upstream(err, is_retryable(err.http_status, err.type))
+        return Committed(self.entry, response, events, None, upstream_ms)
+
+    async def _read_to_commit(self, response: aiohttp.ClientResponse) -> Committed:
+        """Stream reads, held back until the first content event (or the end of the stream)."""
+        reader = StreamReader(response, self.sse_parser(), self.call.codec.StreamDecoder(),
+                              self.call.codec, self.entry)
+        buffered: list[chat_pb2.StreamEvent] = []
+        while True:
+            wait, by_budget = self.deadline.bound(self.limits.idle_s)
+            try:
+                events = await reader.read(wait)
+            except TimeoutError:
+                raise self._timed_out(by_budget, f"stayed silent for {wait:.3g} s") from None
+            except aiohttp.ClientError as exc:
+                raise failures.broken(self.entry, exc) from None
+            except Exception as exc:  # noqa: BLE001 - a decoder failure is an upstream fault
+                raise failures.undecodable(self.entry, exc) from None
+            at = first_error(events)
+            if at >= 0:
+                err = events[at].error
+                raise failures.from_upstream(err, is_retryable(err.http_status, err.type))
+            buffered.extend(events)
+            if reader.done or has_content(events):
+                # Upstream time runs to its first content, not its response headers.
+                return Committed(self.entry, response, buffered,
+                                 None if reader.done else reader, self._upstream_ms())
