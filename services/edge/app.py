@@ -11,8 +11,8 @@ from starlette.responses import Response
 
 from switchyard.common.config.model import Config
 from switchyard.common.errors import GatewayError
-from switchyard.edge.backends import Backends
-from switchyard.edge.formats import anthropic_messages, openai_chat
+from switchyard.edge.clients.backends import Backends
+from switchyard.edge.formats import format_for_path
 from switchyard.edge.guard import Guard
 from switchyard.edge.routes import chat, messages, models, responses
 
@@ -60,7 +60,7 @@ def create_app(config: Config, backends: Backends | None = None) -> Guard:
     app.state.config = config
     # Chat completions are stored (for metadata.response_id) only when the config asks for
     # state storage; the Responses API always is.
-    app.state.chat_state = bool(config.raw.get("state_storage"))
+    app.state.config_has_state = bool(config.raw.get("state_storage"))
     app.add_route("/v1/chat/completions", chat.create_chat_completion, methods=["POST"])
     app.add_route("/v1/messages", messages.create_message, methods=["POST"])
     app.add_route("/v1/messages/count_tokens", messages.count_tokens, methods=["POST"])
@@ -77,9 +77,10 @@ def create_app(config: Config, backends: Backends | None = None) -> Guard:
     return Guard(HotPaths(app), security=config.security)
 
 
-async def _http_error(request: Request, exc: HTTPException) -> Response:
+async def _http_error(request: Request, exc: Exception) -> Response:
     """Unknown paths and wrong methods, in the format the path's clients expect."""
-    fmt = anthropic_messages if request.url.path.startswith("/v1/messages") else openai_chat
+    assert isinstance(exc, HTTPException)
+    fmt = format_for_path(request.url.path)
     message = {404: f"Unknown path {request.url.path}",
                405: f"Method {request.method} not allowed on {request.url.path}"}.get(
         exc.status_code, str(exc.detail))

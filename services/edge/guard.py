@@ -1,19 +1,26 @@
-"""The edge's front door, as one ASGI middleware: load shedding, gateway keys, per-key rate
-limits. Runs before routing so a rejected request costs almost nothing."""
+"""The edge's front door, as one ASGI middleware: the request id on every answer, load
+shedding, gateway keys, per-key rate limits. Runs before routing so a rejected request costs
+almost nothing."""
 from __future__ import annotations
 
 import hashlib
 import hmac
 import math
+import re
 import time
+from typing import Any
 
 import orjson
 
 from switchyard.common.config.model import ApiKey, Security
 from switchyard.common.errors import GatewayError
-from switchyard.edge.formats import anthropic_messages, openai_chat
+from switchyard.edge import ids
+from switchyard.edge.formats import format_for_path
 
 OPEN_PATHS = ("/healthz", "/metrics")
+# A client's own request id is kept when it is a plain token; anything else gets a fresh one
+# (it is echoed in headers and logs, so it must not carry control characters or be huge).
+CLIENT_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:/+=-]{1,128}")
 
 
 class RateLimiter:
@@ -63,6 +70,28 @@ def authorize_model(request_state, model: str) -> None:
         raise GatewayError(403, f"this API key may not use model '{model}'", type="permission")
 
 
+def with_request_id(scope: dict[str, Any], send: Any) -> Any:
+    """Give the request its id (the client's `x-request-id` when sane, else a new one) and
+    put it on the answer as `x-request-id` and `request-id` (Anthropic's name)."""
+    rid = b""
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            rid = value if CLIENT_REQUEST_ID.fullmatch(value) else b""
+            break
+    if not rid:
+        rid = ids.request_id().encode()
+    scope.setdefault("state", {})["request_id"] = rid.decode()
+
+    async def send_with_id(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            headers = [h for h in message.get("headers", ())
+                       if h[0] not in (b"x-request-id", b"request-id")]
+            headers += [(b"x-request-id", rid), (b"request-id", rid)]
+            message = {**message, "headers": headers}
+        await send(message)
+    return send_with_id
+
+
 class Guard:
     def __init__(self, app, security: Security) -> None:
         self.app = app
@@ -73,7 +102,11 @@ class Guard:
                         if security.requests_per_minute or per_key else None)
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        send = with_request_id(scope, send)
+        if scope["path"] in OPEN_PATHS:
             await self.app(scope, receive, send)
             return
         if self.inflight >= self.security.max_concurrent_requests:
@@ -114,8 +147,7 @@ class Guard:
             self.inflight -= 1
 
     async def _reject(self, scope, send, err: GatewayError) -> None:
-        fmt = anthropic_messages if scope["path"].startswith("/v1/messages") else openai_chat
-        status, body = fmt.error_body(err)
+        status, body = format_for_path(scope["path"]).error_body(err)
         headers = [(b"content-type", b"application/json")]
         if err.retry_after:
             headers.append((b"retry-after", str(max(1, math.ceil(err.retry_after))).encode()))

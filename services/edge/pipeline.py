@@ -1,49 +1,53 @@
-"""One request through the gateway, whatever the client's format: decode, resolve, add
-history, call providers, render JSON or SSE, store. Route modules only wire a format in."""
+"""One request through the gateway, whatever the client's format: read and decode the body,
+authorize the model, resolve it, add history, call providers, render JSON or SSE, store.
+Route modules only say which `ClientFormat` an endpoint speaks."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from types import ModuleType
+from typing import Any
 
-import grpc
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from switchyard.common.canonical.aggregate import Turn, TurnBuilder
+from switchyard.common.canonical.aggregate import Turn, TurnBuilder, turn_message
 from switchyard.common.errors import GatewayError
-from switchyard.common.proto import chat_pb2, providers_pb2
+from switchyard.common.proto import chat_pb2, providers_pb2, router_pb2, state_pb2
 from switchyard.edge import ids
-from switchyard.edge.backends import Backends
-from switchyard.edge.mux import MuxCall
+from switchyard.edge.clients.backends import Backends
+from switchyard.edge.clients.providers import EOF, MuxCall
+from switchyard.edge.formats.base import ClientFormat, Decoded, Reply, StreamEncoder
+from switchyard.edge.guard import authorize_model
 
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta")
 SYSTEM_ROLES = (chat_pb2.ROLE_SYSTEM, chat_pb2.ROLE_DEVELOPER)
+DEFAULT_TENANT = "default"
 
 OnComplete = Callable[[Turn], Awaitable[None]]
+BodyHook = Callable[[dict[str, Any]], None]
 
 
-def grpc_to_gateway_error(exc: grpc.aio.AioRpcError, service: str) -> GatewayError:
-    """A failed call to a backend service, as the client should see it (no internals)."""
-    code = exc.code()
-    if code == grpc.StatusCode.NOT_FOUND:
-        return GatewayError(404, exc.details() or "not found")
-    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED):
-        return GatewayError(503, f"the {service} service is unavailable; retry shortly",
-                            type="unavailable", retry_after=1.0)
-    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-        return GatewayError(504, f"the {service} service did not answer in time", type="timeout")
-    return GatewayError(500, f"internal error in the {service} service", type="api_error")
+def backends(request: Request) -> Backends:
+    """The edge process's clients of router, providers and state."""
+    be: Backends = request.app.state.backends
+    return be
+
+
+def tenant_of(request: Request) -> str:
+    """The caller's tenant (gateway auth sets it; "default" without auth)."""
+    tenant: str = getattr(request.state, "tenant", DEFAULT_TENANT)
+    return tenant
 
 
 @dataclass
 class Exchange:
-    """Per-request context: the client's format, ids, timings, response headers."""
+    """Per-request context: the client's format, ids, timings, response headers. The
+    request id itself is put on every answer by the guard."""
     request: Request
-    fmt: ModuleType
+    fmt: ClientFormat
     response_id: str
     started: float = field(default_factory=time.perf_counter)
     request_id: str = ""
@@ -51,13 +55,9 @@ class Exchange:
     upstream_ms: float = 0.0
 
     def __post_init__(self) -> None:
-        # One id per request, however many Exchanges look at it (the error guard makes one).
         state = self.request.state
-        self.request_id = (getattr(state, "request_id", None)
-                           or self.request.headers.get("x-request-id") or ids.request_id())
+        self.request_id = getattr(state, "request_id", None) or ids.request_id()
         state.request_id = self.request_id
-        self.headers["x-request-id"] = self.request_id
-        self.headers["request-id"] = self.request_id
 
     def client_api_key(self) -> str:
         h = self.request.headers
@@ -78,7 +78,7 @@ class Exchange:
         return Response(orjson.dumps(body), status_code=status, headers=headers,
                         media_type="application/json")
 
-    def json_response(self, body: dict) -> Response:
+    def json_response(self, body: dict[str, Any]) -> Response:
         self.headers["x-switchyard-overhead-ms"] = f"{self.overhead_ms():.2f}"
         return Response(orjson.dumps(body), headers=self.headers, media_type="application/json")
 
@@ -94,7 +94,68 @@ class Exchange:
             self.headers["x-switchyard-dropped-params"] = ",".join(start.dropped_params)
 
 
-async def read_json(request: Request) -> dict:
+# ---- the flow -----------------------------------------------------------------------------
+
+async def admit(ex: Exchange, prepare: BodyHook | None = None
+                ) -> tuple[Decoded, router_pb2.RoutePlan]:
+    """Read and decode the body, check the key may use the model, resolve it to a plan.
+    Every endpoint that names a model goes through here (`prepare` adjusts the raw body)."""
+    body = await read_json(ex.request)
+    if prepare is not None:
+        prepare(body)
+    decoded = ex.fmt.decode(body)
+    authorize_model(ex.request.state, decoded.request.model)
+    plan = await backends(ex.request).routes.resolve(decoded.request.model)
+    return decoded, plan
+
+
+async def serve_turn(request: Request, fmt: ClientFormat) -> Response:
+    """A generation endpoint: admit → history → generate → render → store."""
+    be = backends(request)
+    ex = Exchange(request, fmt, fmt.new_id())
+    decoded, plan = await admit(ex)
+    req = decoded.request
+    turn_input = list(req.messages[decoded.unstored_lead:])
+    tenant = tenant_of(request)
+    if decoded.previous_id:
+        with_history(req, await be.state.history(tenant, decoded.previous_id))
+    reply = Reply(model=req.model, response_id=ex.response_id, created=int(time.time()),
+                  decoded=decoded)
+    storing = decoded.store and (fmt.always_stores or request.app.state.config_has_state)
+
+    async def store(turn: Turn, body: dict[str, Any]) -> None:
+        await be.state.put(stored_record(ex, reply, tenant, turn_input, turn, body))
+
+    if req.stream:
+        call, first = await open_generation(be, ex, req, plan)
+        encoder = fmt.stream_encoder(reply)
+
+        async def store_streamed(turn: Turn) -> None:
+            await store(turn, encoder.reply_body(turn))
+
+        return stream_response(ex, call, first, encoder, store_streamed if storing else None)
+    turn = await complete(be, ex, req, plan)
+    body = fmt.encode_response(turn, reply)
+    if storing:
+        await store(turn, body)
+    return ex.json_response(body)
+
+
+def stored_record(ex: Exchange, reply: Reply, tenant: str, turn_input: list[chat_pb2.Message],
+                  turn: Turn, body: dict[str, Any]) -> state_pb2.StoredResponse:
+    """What state keeps of a finished turn: its own input and output, and the reply as sent."""
+    return state_pb2.StoredResponse(
+        id=reply.response_id, tenant=tenant, model=reply.model,
+        provider=ex.headers.get("x-switchyard-upstream", ""),
+        previous_response_id=reply.decoded.previous_id, input=turn_input,
+        output=[turn_message(c) for c in turn.choices[:1]], usage=turn.usage,
+        created_at=reply.created, body_json=orjson.dumps(body),
+        input_items_json=reply.decoded.input_items_json, kind=ex.fmt.record_kind)
+
+
+# ---- pieces of the flow -------------------------------------------------------------------
+
+async def read_json(request: Request) -> dict[str, Any]:
     """The request body as a JSON object, or a 400/413 in the client's terms."""
     limit = request.app.state.config.security.max_body_bytes
     too_large = GatewayError(413, f"request body larger than {limit} bytes",
@@ -133,22 +194,23 @@ def with_history(req: chat_pb2.ChatRequest, history: list[chat_pb2.Message]) -> 
 
 
 def generate_request(ex: Exchange, req: chat_pb2.ChatRequest,
-                     plan) -> providers_pb2.GenerateRequest:
+                     plan: router_pb2.RoutePlan) -> providers_pb2.GenerateRequest:
     return providers_pb2.GenerateRequest(request=req, plan=plan, request_id=ex.request_id,
                                          client_api_key=ex.client_api_key(),
                                          forward_headers=ex.forward_headers())
 
 
-async def open_generation(backends: Backends, ex: Exchange, req: chat_pb2.ChatRequest,
-                          plan) -> tuple[MuxCall, list[chat_pb2.StreamEvent]]:
+async def open_generation(be: Backends, ex: Exchange, req: chat_pb2.ChatRequest,
+                          plan: router_pb2.RoutePlan
+                          ) -> tuple[MuxCall, list[chat_pb2.StreamEvent]]:
     """Start a multiplexed generation and read until the first batch; an error is raised."""
-    call = await backends.mux.generate(generate_request(ex, req, plan))
+    call = await be.mux.generate(generate_request(ex, req, plan))
     try:
         batch = await call.read()
     except BaseException:
         call.cancel()
         raise
-    if batch is grpc.aio.EOF or not batch.events:
+    if not isinstance(batch, chat_pb2.EventBatch) or not batch.events:
         call.cancel()
         raise GatewayError(502, "the providers service ended the call without an answer")
     events = list(batch.events)
@@ -159,11 +221,11 @@ async def open_generation(backends: Backends, ex: Exchange, req: chat_pb2.ChatRe
     return call, events
 
 
-async def complete(backends: Backends, ex: Exchange, req: chat_pb2.ChatRequest,
-                   plan) -> Turn:
+async def complete(be: Backends, ex: Exchange, req: chat_pb2.ChatRequest,
+                   plan: router_pb2.RoutePlan) -> Turn:
     """The whole answer as one multiplexed reply (non-streaming clients); errors are raised."""
-    reply = await backends.mux.complete(generate_request(ex, req, plan),
-                                        timeout=(plan.timeout_s or 30.0) * 2 + 5.0)
+    reply = await be.mux.complete(generate_request(ex, req, plan),
+                                  timeout=(plan.timeout_s or 30.0) * 2 + 5.0)
     if not reply.events:
         raise GatewayError(502, "the providers service ended the call without an answer")
     turn = TurnBuilder().feed_all(reply.events)
@@ -173,19 +235,19 @@ async def complete(backends: Backends, ex: Exchange, req: chat_pb2.ChatRequest,
     return turn
 
 
-def stream_response(ex: Exchange, call: MuxCall,
-                    first: list[chat_pb2.StreamEvent], encoder,
-                    on_complete: OnComplete | None = None,
-                    finish: Callable[[], bytes] | None = None) -> StreamingResponse:
+def stream_response(ex: Exchange, call: MuxCall, first: list[chat_pb2.StreamEvent],
+                    encoder: StreamEncoder,
+                    on_complete: OnComplete | None = None) -> StreamingResponse:
     """SSE in the client's grammar. `on_complete` runs (e.g. the state write) before the
-    terminal bytes (`finish()`, default `encoder.done()`) reach the client."""
+    terminal bytes (`encoder.done()`) reach the client."""
     ex.headers["x-switchyard-overhead-ms"] = f"{ex.overhead_ms():.2f}"
-    body = _sse_body(call, first, encoder, on_complete, finish or encoder.done)
-    return StreamingResponse(body, media_type="text/event-stream",
+    return StreamingResponse(_sse_body(call, first, encoder, on_complete),
+                             media_type="text/event-stream",
                              headers={**ex.headers, **SSE_HEADERS})
 
 
-async def _sse_body(call, first, encoder, on_complete, finish) -> AsyncIterator[bytes]:
+async def _sse_body(call: MuxCall, first: list[chat_pb2.StreamEvent], encoder: StreamEncoder,
+                    on_complete: OnComplete | None) -> AsyncIterator[bytes]:
     builder = TurnBuilder() if on_complete else None
     try:
         out, err = _encode_batch(encoder, first, builder)
@@ -195,28 +257,28 @@ async def _sse_body(call, first, encoder, on_complete, finish) -> AsyncIterator[
             yield encoder.error(err)
             return
         # read(), not `async for`: the first batch was already read with read().
-        while (batch := await call.read()) is not grpc.aio.EOF:
+        while (batch := await call.read()) is not EOF:
             out, err = _encode_batch(encoder, batch.events, builder)
             if out:
                 yield out
             if err is not None:
                 yield encoder.error(err)
                 return
-        if on_complete is not None:
+        if on_complete is not None and builder is not None:
             try:
                 await on_complete(builder.turn)
             except GatewayError as exc:
                 yield encoder.error(exc.to_proto())
                 return
-        yield finish()
+        yield encoder.done()
     except GatewayError as exc:   # the providers stream broke mid-answer
         yield encoder.error(exc.to_proto())
     finally:
         call.cancel()  # client gone: the providers service closes the upstream request
 
 
-def _encode_batch(encoder, events, builder: TurnBuilder | None
-                  ) -> tuple[bytes, chat_pb2.Error | None]:
+def _encode_batch(encoder: StreamEncoder, events: Sequence[chat_pb2.StreamEvent],
+                  builder: TurnBuilder | None) -> tuple[bytes, chat_pb2.Error | None]:
     """Encode events up to an error event; return the bytes and the error, if any."""
     err = None
     for i, ev in enumerate(events):

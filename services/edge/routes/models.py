@@ -9,11 +9,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from switchyard.common.errors import GatewayError
-from switchyard.edge.formats import openai_chat
+from switchyard.edge.formats.openai_chat import FORMAT
 from switchyard.edge.routes.common import backends, guarded
 
 
-@guarded(openai_chat)
+@guarded(FORMAT)
 async def list_models(request: Request) -> Response:
     """OpenAI's list format, or Anthropic's when the client sends `anthropic-version`."""
     models = backends(request).routes.models().models
@@ -27,7 +27,7 @@ async def list_models(request: Request) -> Response:
     return Response(orjson.dumps(body), media_type="application/json")
 
 
-@guarded(openai_chat)
+@guarded(FORMAT)
 async def get_model(request: Request) -> Response:
     model_id = request.path_params["model_id"]
     for m in backends(request).routes.models().models:

@@ -6,6 +6,7 @@ from typing import Any
 
 import orjson
 
+from switchyard.common.canonical import mappings
 from switchyard.common.errors import GatewayError, invalid_request
 from switchyard.common.proto import chat_pb2
 from switchyard.edge.formats.fields import dumps_extra, is_int, is_num, unknown_fields
@@ -30,10 +31,6 @@ _K_METADATA = frozenset(("user_id",))
 _K_THINKING_CFG = frozenset(("type", "budget_tokens"))
 _K_NATIVE_TOOL = frozenset(("type", "name"))
 _K_TOOL = frozenset(("name", "description", "input_schema"))
-_TOOL_CHOICE_MODES = {"auto": chat_pb2.ToolChoice.MODE_AUTO,
-                      "none": chat_pb2.ToolChoice.MODE_NONE,
-                      "any": chat_pb2.ToolChoice.MODE_REQUIRED,
-                      "tool": chat_pb2.ToolChoice.MODE_NAMED}
 
 
 # ---- validation helpers ------------------------------------------------------------------
@@ -45,7 +42,7 @@ def _bad(param: str, what: str) -> GatewayError:
     return invalid_request(f"{param}: {what}", param)
 
 
-def _str_field(obj: dict, key: str, param: str, *, required: bool = True) -> str:
+def _str_field(obj: dict[str, Any], key: str, param: str, *, required: bool = True) -> str:
     v = obj.get(key)
     if v is None:
         if required:
@@ -56,7 +53,7 @@ def _str_field(obj: dict, key: str, param: str, *, required: bool = True) -> str
     return v
 
 
-def decode_request(body: dict) -> chat_pb2.ChatRequest:
+def decode_request(body: dict[str, Any]) -> chat_pb2.ChatRequest:
     """Validate a Messages request and decode it into the canonical ChatRequest."""
     req = chat_pb2.ChatRequest(source_format=chat_pb2.WIRE_FORMAT_ANTHROPIC)
     extra = unknown_fields(body, _NAMED)
@@ -161,7 +158,7 @@ def _decode_system(system: Any, req: chat_pb2.ChatRequest) -> None:
         req.messages.append(chat_pb2.Message(role=chat_pb2.ROLE_SYSTEM, parts=[part]))
 
 
-def _decode_thinking(thinking: Any, req: chat_pb2.ChatRequest, extra: dict) -> None:
+def _decode_thinking(thinking: Any, req: chat_pb2.ChatRequest, extra: dict[str, Any]) -> None:
     if thinking is None:
         return
     if not isinstance(thinking, dict):
@@ -190,7 +187,7 @@ def _decode_thinking(thinking: Any, req: chat_pb2.ChatRequest, extra: dict) -> N
         raise _missing("thinking.type")
 
 
-def _decode_tools(body: dict, req: chat_pb2.ChatRequest) -> None:
+def _decode_tools(body: dict[str, Any], req: chat_pb2.ChatRequest) -> None:
     tools = body.get("tools")
     if tools is not None:
         if not isinstance(tools, list):
@@ -203,7 +200,7 @@ def _decode_tools(body: dict, req: chat_pb2.ChatRequest) -> None:
     if not isinstance(choice, dict):
         raise _bad("tool_choice", "Input should be a valid dictionary")
     kind = choice.get("type")
-    mode = _TOOL_CHOICE_MODES.get(kind) if isinstance(kind, str) else None
+    mode = mappings.ANTHROPIC_TOOL_CHOICE.get(kind) if isinstance(kind, str) else None
     if mode is None:
         raise _bad("tool_choice.type",
                    "Input should be 'auto', 'any', 'tool' or 'none'")
@@ -305,7 +302,7 @@ def _decode_block(b: Any, allowed: tuple[str, ...], param: str,
     part.extra_json = dumps_extra(extra)
 
 
-def _decode_image(b: dict, img: chat_pb2.ImagePart, param: str) -> dict:
+def _decode_image(b: dict[str, Any], img: chat_pb2.ImagePart, param: str) -> dict[str, Any]:
     src = b.get("source")
     if not isinstance(src, dict):
         raise _missing(f"{param}.source")
@@ -323,7 +320,7 @@ def _decode_image(b: dict, img: chat_pb2.ImagePart, param: str) -> dict:
     return extra
 
 
-def _decode_document(b: dict, doc: chat_pb2.DocumentPart, param: str) -> dict:
+def _decode_document(b: dict[str, Any], doc: chat_pb2.DocumentPart, param: str) -> dict[str, Any]:
     src = b.get("source")
     if not isinstance(src, dict):
         raise _missing(f"{param}.source")
@@ -346,7 +343,8 @@ def _decode_document(b: dict, doc: chat_pb2.DocumentPart, param: str) -> dict:
     return extra
 
 
-def _decode_tool_result(b: dict, tr: chat_pb2.ToolResultPart, param: str) -> dict:
+def _decode_tool_result(b: dict[str, Any], tr: chat_pb2.ToolResultPart,
+                        param: str) -> dict[str, Any]:
     tr.tool_call_id = _str_field(b, "tool_use_id", param)
     is_error = b.get("is_error")
     if is_error is not None:

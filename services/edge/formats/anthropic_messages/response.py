@@ -2,11 +2,12 @@
 the error body."""
 from __future__ import annotations
 
-import orjson
+from typing import Any
 
 from switchyard.common.canonical import mappings
 from switchyard.common.canonical.aggregate import Turn
 from switchyard.common.errors import GatewayError
+from switchyard.common.json_object import parse_json_object
 from switchyard.common.proto import chat_pb2
 
 
@@ -15,30 +16,19 @@ def message_id(response_id: str) -> str:
     return response_id if response_id.startswith("msg_") else f"msg_{response_id}"
 
 
-def _block(p: chat_pb2.ContentPart) -> dict | None:
+def _block(p: chat_pb2.ContentPart) -> dict[str, Any] | None:
     kind = p.WhichOneof("kind")
     if kind == "text":
         return {"type": "text", "text": p.text.text} if p.text.text else None
     if kind == "tool_call":
         return {"type": "tool_use", "id": p.tool_call.id, "name": p.tool_call.name,
-                "input": _parse_input(p.tool_call.arguments_json)}
+                "input": parse_json_object(p.tool_call.arguments_json)}
     if kind == "reasoning":
         r = p.reasoning
         if r.redacted:
             return {"type": "redacted_thinking", "data": r.redacted_data}
         return {"type": "thinking", "thinking": r.text, "signature": r.signature}
     return None
-
-
-def _parse_input(arguments_json: str) -> dict:
-    """Tool-call arguments as an object: `{}` when empty, invalid or not an object."""
-    if not arguments_json:
-        return {}
-    try:
-        value = orjson.loads(arguments_json)
-    except orjson.JSONDecodeError:
-        return {}
-    return value if isinstance(value, dict) else {}
 
 
 def client_stop_reason(has_tool: bool, stop_reason: int) -> str:
@@ -48,7 +38,7 @@ def client_stop_reason(has_tool: bool, stop_reason: int) -> str:
     return mappings.STOP_TO_ANTHROPIC_STOP.get(stop_reason, "end_turn")
 
 
-def encode_response(turn: Turn, *, model: str, response_id: str, created: int) -> dict:
+def encode_response(turn: Turn, *, model: str, response_id: str, created: int) -> dict[str, Any]:
     """A `message` object for a finished Turn (choice 0; Anthropic has no n>1)."""
     choice = turn.choices[0] if turn.choices else None
     parts = choice.parts if choice else []
@@ -61,7 +51,7 @@ def encode_response(turn: Turn, *, model: str, response_id: str, created: int) -
             "stop_sequence": stop_sequence, "usage": mappings.usage_to_anthropic(turn.usage)}
 
 
-def error_body(err: GatewayError) -> tuple[int, dict]:
+def error_body(err: GatewayError) -> tuple[int, dict[str, Any]]:
     """HTTP status and `{"type": "error", "error": {...}}` as Anthropic sends them."""
     status = mappings.ANTHROPIC_STATUS.get(err.http_status, err.http_status)
     kind = mappings.ERROR_TYPES.get(err.type, ("api_error", "api_error"))[1]

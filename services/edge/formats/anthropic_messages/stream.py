@@ -4,12 +4,17 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from switchyard.common.canonical import mappings
-from switchyard.common.canonical.aggregate import merge_usage
+from switchyard.common.canonical.aggregate import Turn, merge_usage
 from switchyard.common.proto import chat_pb2
 from switchyard.edge.formats import sse
-from switchyard.edge.formats.anthropic_messages.response import client_stop_reason, message_id
+from switchyard.edge.formats.anthropic_messages.response import (
+    client_stop_reason,
+    encode_response,
+    message_id,
+)
 
 
 @dataclass
@@ -28,6 +33,7 @@ class StreamEncoder:
     def __init__(self, model: str, response_id: str, created: int,
                  request: chat_pb2.ChatRequest) -> None:
         self._model = model
+        self._reply = (response_id, created)
         self._id = message_id(response_id)
         self._usage = chat_pb2.Usage()
         self._started = False
@@ -83,13 +89,13 @@ class StreamEncoder:
             self._send_delta(blk, d, out)
         blk.deltas.clear()
 
-    def _emit_start(self, blk: _Block, content_block: dict, out: list[bytes]) -> None:
+    def _emit_start(self, blk: _Block, content_block: dict[str, Any], out: list[bytes]) -> None:
         blk.index = self._next_index
         self._next_index += 1
         out.append(sse.event_frame("content_block_start", {
             "type": "content_block_start", "index": blk.index, "content_block": content_block}))
 
-    def _emit_delta(self, blk: _Block, delta: dict, out: list[bytes]) -> None:
+    def _emit_delta(self, blk: _Block, delta: dict[str, Any], out: list[bytes]) -> None:
         out.append(sse.event_frame("content_block_delta", {
             "type": "content_block_delta", "index": blk.index, "delta": delta}))
 
@@ -190,6 +196,12 @@ class StreamEncoder:
         kind = mappings.ERROR_TYPES.get(err.type, ("api_error", "api_error"))[1]
         return sse.event_frame("error", {"type": "error", "error": {
             "type": kind, "message": err.message or "upstream error"}})
+
+    def reply_body(self, turn: Turn) -> dict[str, Any]:
+        """The Message a non-streaming client would have got."""
+        response_id, created = self._reply
+        return encode_response(turn, model=self._model, response_id=response_id,
+                               created=created)
 
     def done(self) -> bytes:
         """`message_stop`, exactly once; closes a turn that ended without `finish`."""

@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
 
+from switchyard.common.canonical import mappings
 from switchyard.common.errors import GatewayError, invalid_request
 from switchyard.common.proto import chat_pb2
 from switchyard.edge.formats.fields import (
@@ -28,9 +30,6 @@ _ROLES = {"system": chat_pb2.ROLE_SYSTEM, "developer": chat_pb2.ROLE_DEVELOPER,
 # Content part types each role may send (the API rejects the rest).
 _PART_TYPES = {"system": ("text",), "developer": ("text",), "tool": ("text",),
                "user": ("text", "image_url", "file"), "assistant": ("text", "refusal")}
-_TOOL_CHOICE_MODES = {"auto": chat_pb2.ToolChoice.MODE_AUTO,
-                      "none": chat_pb2.ToolChoice.MODE_NONE,
-                      "required": chat_pb2.ToolChoice.MODE_REQUIRED}
 # Numeric fields the canonical model does not name but the API type-checks.
 _EXTRA_INTS = ("n", "seed", "top_logprobs")
 # Keys each decoder names itself (the rest goes to extra_json).
@@ -64,7 +63,7 @@ def _missing(param: str) -> GatewayError:
     return invalid_request(f"Missing required parameter: '{param}'.", param)
 
 
-def decode_request(body: dict) -> chat_pb2.ChatRequest:
+def decode_request(body: dict[str, Any]) -> chat_pb2.ChatRequest:
     """Validate a Chat Completions request and decode it into the canonical ChatRequest."""
     req = chat_pb2.ChatRequest(source_format=chat_pb2.WIRE_FORMAT_OPENAI_CHAT)
     extra = unknown_fields(body, _NAMED)
@@ -138,7 +137,8 @@ def decode_request(body: dict) -> chat_pb2.ChatRequest:
     return req
 
 
-def _decode_sampling(body: dict, req: chat_pb2.ChatRequest, extra: dict) -> None:
+def _decode_sampling(body: dict[str, Any], req: chat_pb2.ChatRequest,
+                     extra: dict[str, Any]) -> None:
     """max_tokens / max_completion_tokens, temperature, top_p, stop."""
     for name in ("max_tokens", "max_completion_tokens"):
         v = body.get(name)
@@ -181,7 +181,7 @@ def _decode_sampling(body: dict, req: chat_pb2.ChatRequest, extra: dict) -> None
         raise _bad_type("stop", "a string or an array of strings", stop)
 
 
-def _decode_tools(body: dict, req: chat_pb2.ChatRequest, extra: dict) -> None:
+def _decode_tools(body: dict[str, Any], req: chat_pb2.ChatRequest, extra: dict[str, Any]) -> None:
     """tools, tool_choice, parallel_tool_calls."""
     tools = body.get("tools")
     if tools is not None:
@@ -192,7 +192,7 @@ def _decode_tools(body: dict, req: chat_pb2.ChatRequest, extra: dict) -> None:
 
     choice = body.get("tool_choice")
     if isinstance(choice, str):
-        mode = _TOOL_CHOICE_MODES.get(choice)
+        mode = mappings.OPENAI_TOOL_CHOICE.get(choice)
         if mode is None:
             raise invalid_request(f"Invalid value for 'tool_choice': '{choice}'. Supported "
                                   "values are: 'none', 'auto' and 'required'.", "tool_choice")
@@ -340,7 +340,8 @@ def _decode_tool_call(c: Any, param: str, part: chat_pb2.ContentPart) -> None:
     part.extra_json = dumps_extra(unknown_fields(c, _K_TOOL_CALL))
 
 
-def _decode_content(content: Any, role: str, param: str, into) -> None:
+def _decode_content(content: Any, role: str, param: str,
+                    into: RepeatedCompositeFieldContainer[chat_pb2.ContentPart]) -> None:
     """Append the content's parts to `into` (a repeated ContentPart field)."""
     if isinstance(content, str):
         into.add().text.text = content
@@ -361,7 +362,7 @@ def _decode_content(content: Any, role: str, param: str, into) -> None:
         _decode_part(p, kind, pp, into.add())
 
 
-def _decode_part(p: dict, kind: str, param: str, part: chat_pb2.ContentPart) -> None:
+def _decode_part(p: dict[str, Any], kind: str, param: str, part: chat_pb2.ContentPart) -> None:
     if kind in ("text", "refusal"):
         text = p.get(kind)
         if not isinstance(text, str):
@@ -373,7 +374,7 @@ def _decode_part(p: dict, kind: str, param: str, part: chat_pb2.ContentPart) -> 
     elif kind == "image_url":
         img = p.get("image_url")
         url = img.get("url") if isinstance(img, dict) else None
-        if not isinstance(url, str):
+        if not isinstance(img, dict) or not isinstance(url, str):
             raise _missing(f"{param}.image_url.url")
         media, data = split_data_url(url)
         if data:

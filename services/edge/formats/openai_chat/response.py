@@ -21,7 +21,7 @@ def _finish_reason(parts: Sequence[chat_pb2.ContentPart], stop_reason: int) -> s
     return mappings.STOP_TO_OPENAI_FINISH.get(stop_reason, "stop")
 
 
-def start_extras(start: chat_pb2.StreamStart) -> dict:
+def start_extras(start: chat_pb2.StreamStart) -> dict[str, Any]:
     """system_fingerprint / service_tier the upstream reported, when it speaks OpenAI."""
     if not start.extra_json:
         return {}
@@ -34,7 +34,7 @@ def start_extras(start: chat_pb2.StreamStart) -> dict:
     return {k: extra[k] for k in ("system_fingerprint", "service_tier") if k in extra}
 
 
-def encode_response(turn: Turn, *, model: str, response_id: str, created: int) -> dict:
+def encode_response(turn: Turn, *, model: str, response_id: str, created: int) -> dict[str, Any]:
     """A `chat.completion` object for a finished Turn."""
     choices = []
     for c in turn.choices or []:

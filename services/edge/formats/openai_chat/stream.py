@@ -5,10 +5,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from switchyard.common.canonical import mappings
-from switchyard.common.canonical.aggregate import merge_usage
+from switchyard.common.canonical.aggregate import Turn, merge_usage
 from switchyard.common.proto import chat_pb2
 from switchyard.edge.formats import sse
-from switchyard.edge.formats.openai_chat.response import start_extras
+from switchyard.edge.formats.openai_chat.response import encode_response, start_extras
 
 
 class StreamEncoder:
@@ -16,6 +16,7 @@ class StreamEncoder:
 
     def __init__(self, model: str, response_id: str, created: int,
                  request: chat_pb2.ChatRequest) -> None:
+        self._reply = (model, response_id, created)
         self._base: dict[str, Any] = {"id": response_id, "object": "chat.completion.chunk",
                                       "created": created, "model": model}
         self._include_usage = request.include_usage
@@ -25,7 +26,7 @@ class StreamEncoder:
         self._roled: set[int] = set()                   # choices whose role chunk was sent
         self._usage_sent = False
 
-    def _chunk(self, choice: int, delta: dict, finish: str | None = None) -> bytes:
+    def _chunk(self, choice: int, delta: dict[str, Any], finish: str | None = None) -> bytes:
         obj = dict(self._base)
         obj["choices"] = [{"index": choice, "delta": delta, "logprobs": None,
                            "finish_reason": finish}]
@@ -97,6 +98,11 @@ class StreamEncoder:
         return sse.data_frame({"error": {"message": err.message or "upstream error",
                                          "type": kind, "param": err.param or None,
                                          "code": err.code or None}})
+
+    def reply_body(self, turn: Turn) -> dict[str, Any]:
+        """The `chat.completion` a non-streaming client would have got (what state stores)."""
+        model, response_id, created = self._reply
+        return encode_response(turn, model=model, response_id=response_id, created=created)
 
     def done(self) -> bytes:
         """The usage chunk (when asked for, after every finish) then `data: [DONE]`."""

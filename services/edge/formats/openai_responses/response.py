@@ -2,6 +2,8 @@
 error body, and the input_items list page."""
 from __future__ import annotations
 
+from typing import Any
+
 from switchyard.common.canonical import mappings
 from switchyard.common.canonical.aggregate import Choice, Turn
 from switchyard.common.errors import invalid_request
@@ -13,7 +15,7 @@ __all__ = ["encode_response", "error_body", "input_items_page"]
 
 _SR = chat_pb2.StopReason
 # Stop reasons that end a Responses object as `incomplete`, with the reason it names.
-_INCOMPLETE = {_SR.STOP_REASON_MAX_TOKENS: "max_output_tokens",
+_INCOMPLETE: dict[int, str] = {_SR.STOP_REASON_MAX_TOKENS: "max_output_tokens",
                _SR.STOP_REASON_REFUSAL: "content_filter"}
 # Canonical error type -> Responses `error.code` (ResponseError.code) when the error has none.
 _FAILED_CODES = {"rate_limit": "rate_limit_exceeded", "invalid_request": "invalid_prompt"}
@@ -24,7 +26,8 @@ def output_id(prefix: str, response_id: str, n: int) -> str:
     return f"{prefix}_{response_id.removeprefix('resp_')}{n:03d}"
 
 
-def skeleton(*, model: str, response_id: str, created: int, ctx: ResponsesContext) -> dict:
+def skeleton(*, model: str, response_id: str, created: int,
+             ctx: ResponsesContext) -> dict[str, Any]:
     """The Responses object without output: everything echoed from the request."""
     return {
         "id": response_id, "object": "response", "created_at": created,
@@ -41,7 +44,7 @@ def skeleton(*, model: str, response_id: str, created: int, ctx: ResponsesContex
     }
 
 
-def output_item(part: chat_pb2.ContentPart, response_id: str, n: int) -> dict | None:
+def output_item(part: chat_pb2.ContentPart, response_id: str, n: int) -> dict[str, Any] | None:
     """One canonical part → one finished Responses output item (None: no counterpart)."""
     kind = part.WhichOneof("kind")
     if kind == "text":
@@ -55,7 +58,7 @@ def output_item(part: chat_pb2.ContentPart, response_id: str, n: int) -> dict | 
                 "arguments": tc.arguments_json or "{}"}
     if kind == "reasoning":
         r = part.reasoning
-        item: dict = {"id": output_id("rs", response_id, n), "type": "reasoning",
+        item: dict[str, Any] = {"id": output_id("rs", response_id, n), "type": "reasoning",
                       "summary": [{"type": "summary_text", "text": r.text}] if r.text else []}
         if r.redacted:
             item["encrypted_content"] = REDACTED + r.redacted_data
@@ -65,8 +68,8 @@ def output_item(part: chat_pb2.ContentPart, response_id: str, n: int) -> dict | 
     return None
 
 
-def _outputs(choice: Choice, response_id: str) -> list[dict]:
-    items: list[dict] = []
+def _outputs(choice: Choice, response_id: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
     for part in choice.parts:
         item = output_item(part, response_id, len(items))
         if item is not None:
@@ -74,7 +77,7 @@ def _outputs(choice: Choice, response_id: str) -> list[dict]:
     return items
 
 
-def failure(err: chat_pb2.Error) -> dict:
+def failure(err: chat_pb2.Error) -> dict[str, Any]:
     """Responses `error` object for a failed response."""
     code = err.code or _FAILED_CODES.get(err.type) or (
         "server_error" if (err.http_status or 500) >= 500 else
@@ -83,7 +86,7 @@ def failure(err: chat_pb2.Error) -> dict:
 
 
 def encode_response(turn: Turn, *, model: str, response_id: str, created: int,
-                    ctx: ResponsesContext) -> dict:
+                    ctx: ResponsesContext) -> dict[str, Any]:
     """A whole turn → the Responses object exactly as POST /v1/responses returns it."""
     out = skeleton(model=model, response_id=response_id, created=created, ctx=ctx)
     choice = turn.choices[0] if turn.choices else Choice()
@@ -101,8 +104,8 @@ def encode_response(turn: Turn, *, model: str, response_id: str, created: int,
     return out
 
 
-def input_items_page(items: list[dict], *, limit: int = 20, order: str = "desc",
-                     after: str | None = None) -> dict:
+def input_items_page(items: list[dict[str, Any]], *, limit: int = 20, order: str = "desc",
+                     after: str | None = None) -> dict[str, Any]:
     """The `GET /v1/responses/{id}/input_items` list object for stored input items."""
     if not 1 <= limit <= 100:
         raise invalid_request("limit must be between 1 and 100", "limit")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from switchyard.common.canonical import mappings
-from switchyard.common.canonical.aggregate import TurnBuilder
+from switchyard.common.canonical.aggregate import Turn, TurnBuilder
 from switchyard.common.errors import GatewayError
 from switchyard.common.proto import chat_pb2
 from switchyard.edge.formats import sse
@@ -27,7 +27,7 @@ class _Open:
     kind: str
     item_id: str
     output_index: int
-    base: dict
+    base: dict[str, Any]
     text: str = ""
     part_open: bool = False
     done: bool = False
@@ -48,7 +48,7 @@ class StreamEncoder:
         self._items: dict[int, _Open] = {}  # canonical block index -> item
         self._count = 0
         self._builder = TurnBuilder()
-        self._final: dict | None = None
+        self._final: dict[str, Any] | None = None
 
     # -- public ----------------------------------------------------------------------------
     def encode(self, events: Iterable[chat_pb2.StreamEvent]) -> bytes:
@@ -76,7 +76,7 @@ class StreamEncoder:
                 self._finished = True
         return b"".join(out)
 
-    def final_response(self) -> dict:
+    def final_response(self) -> dict[str, Any]:
         """The complete Responses object; raises a 502 GatewayError if no finish was seen."""
         if not self._finished:
             raise GatewayError(502, "the upstream stream ended before the response finished")
@@ -117,9 +117,13 @@ class StreamEncoder:
                                param=detail["param"], error=detail))
         return b"".join(out)
 
+    def reply_body(self, turn: Turn) -> dict[str, Any]:
+        """The Responses object as streamed (`final_response`); `turn` is the same stream."""
+        return self.final_response()
+
     def done(self) -> bytes:
-        """The Responses API has no `[DONE]` sentinel."""
-        return b""
+        """The terminal `response.completed` (the API has no `[DONE]` sentinel); once."""
+        return self.completed()
 
     # -- internals -------------------------------------------------------------------------
     def _event(self, kind: str, **fields: Any) -> bytes:
@@ -127,7 +131,7 @@ class StreamEncoder:
         self._seq += 1
         return sse.event_frame(kind, ev)
 
-    def _snapshot(self, status: str) -> dict:
+    def _snapshot(self, status: str) -> dict[str, Any]:
         snap = skeleton(model=self.model, response_id=self.response_id, created=self.created,
                          ctx=self.ctx)
         snap["status"] = status
@@ -146,6 +150,7 @@ class StreamEncoder:
             return []
         n = self._count
         self._count += 1
+        base: dict[str, Any]
         if kind == "text":
             base = {"id": output_id("msg", self.response_id, n), "type": "message",
                     "status": "in_progress", "role": "assistant", "content": []}
@@ -226,7 +231,7 @@ class StreamEncoder:
                                item=self._item_now(item)))
         return out
 
-    def _item_now(self, item: _Open) -> dict:
+    def _item_now(self, item: _Open) -> dict[str, Any]:
         """The item as it stands: final (from the folded turn) once done, else in progress."""
         choice = self._builder.turn.choice(0)
         parts = [p for p in choice.parts
