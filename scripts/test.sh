@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install everything the test suite needs, then run all of it.
+# Install everything the test suite needs, run the static checks, then the whole suite.
 # Used by the README and by CI (.ci/run). Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +12,9 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb 
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql >/dev/null
 fi
+
+# Lint and type checks first: a finding fails the run.
+./scripts/check.sh
 
 set +e
 python3 -m pytest -q -p no:cacheprovider "$@"
