@@ -7,9 +7,9 @@ from switchyard.edge.formats.openai_responses.codec import FORMAT
 from switchyard.edge.formats.openai_responses.context import ResponsesContext
 from switchyard.edge.formats.openai_responses.request import decode_request
 from switchyard.edge.formats.openai_responses.response import (
-                                                              encode_response,
-                                                              error_body,
-                                                              input_items_page,
+    encode_response,
+    error_body,
+    input_items_page,
 )
 from switchyard.edge.formats.openai_responses.stream import StreamEncoder
 
