@@ -57,7 +57,7 @@ class Call:
     body: bytes
     stream: bool
     dropped: list[str]                  # top-level client fields the codec could not carry
-    secrets: tuple[str | None, ...]     # keys to blank in upstream error messages
+    secrets: tuple[str | None, ...]     # this call's keys, blanked in its errors (secrets.py)
 
 
 @dataclass

@@ -25,11 +25,12 @@ from switchyard.providers.adapters.base import UpstreamCodec
 from switchyard.providers.adapters.sse import SSEParser
 from switchyard.providers.attempt import Attempt, Call, Committed, Deadline
 from switchyard.providers.breaker import BreakerBoard, CircuitBreaker
-from switchyard.providers.failures import AttemptFailed, error_batch, scrub
+from switchyard.providers.failures import AttemptFailed, error_batch
 from switchyard.providers.http import SessionPool
 from switchyard.providers.ordering import order_targets
 from switchyard.providers.relay import relay, stamp_start
 from switchyard.providers.retry import RetryPolicy
+from switchyard.providers.secrets import Secrets, entry_secrets
 from switchyard.providers.stream_reader import EventParser
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,8 @@ class Executor:
                  sse_parser: Callable[[], EventParser] = SSEParser,
                  rng: random.Random | None = None,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 secrets: Secrets | None = None) -> None:
         self.lookup = lookup
         self.pool = pool
         self.default_timeout_s = default_timeout_s
@@ -89,19 +91,39 @@ class Executor:
         self.rng = rng or random.Random()
         self.sleep = sleep
         self.clock = clock
+        self.secrets = secrets or Secrets()   # the config's; a request adds its own key
 
     async def generate(self, gen: providers_pb2.GenerateRequest
                        ) -> AsyncGenerator[chat_pb2.EventBatch, None]:
-        """Stream the plan's answer: `start` then content, or a single `error` batch."""
+        """Stream the plan's answer: `start` then content, or a single `error` batch.
+
+        This is where batches leave the executor, so every error is scrubbed of secrets here.
+        An error ends the stream, so it is always the last event of its batch (the committed
+        batch holds none: `attempt` raises on one; `relay` cuts a batch after one); only that
+        event is looked at, content events are not walked again.
+        """
         try:
             committed, breaker = await self._commit(gen)
         except _PlanFailed as failed:
-            yield error_batch(failed.error)
+            yield error_batch(self._scrub(failed.error, gen))
             return
         idle_s = self.pool.timeouts(committed.entry).idle_s
         async with contextlib.aclosing(relay(committed, breaker, idle_s)) as batches:
             async for batch in batches:
+                events = batch.events
+                if events and events[-1].HasField("error"):
+                    self._scrub(events[-1].error, gen)
                 yield batch
+
+    def _scrub(self, err: chat_pb2.Error, gen: providers_pb2.GenerateRequest) -> chat_pb2.Error:
+        """`err` without any secret: the configured ones, the request's key, and those of the
+        plan's entries (an Executor built without a config still knows those)."""
+        extra: list[str | None] = [gen.client_api_key]
+        for target in gen.plan.targets:
+            entry = self.lookup(target.provider)
+            if entry is not None:
+                extra.extend(entry_secrets(entry))
+        return self.secrets.scrub(err, extra)
 
     async def _commit(self, gen: providers_pb2.GenerateRequest
                       ) -> tuple[Committed, CircuitBreaker]:
@@ -132,7 +154,7 @@ class Executor:
     def _encode(self, gen: providers_pb2.GenerateRequest, entry: ProviderEntry,
                 target: router_pb2.Target) -> Call:
         """The target's request; a codec that cannot encode it ends the plan (no retry helps)."""
-        secrets = (entry.access_key, gen.client_api_key)
+        secrets = (*entry_secrets(entry), gen.client_api_key)
         try:
             codec = self.adapters(entry)
             body, dropped = codec.encode_request(gen.request, entry, target.model)
@@ -141,7 +163,7 @@ class Executor:
         except GatewayError as exc:
             err = exc.to_proto()
             err.provider = err.provider or entry.name
-            raise _PlanFailed(scrub(err, secrets)) from None
+            raise _PlanFailed(self.secrets.scrub(err, secrets)) from None
         except Exception as exc:   # a codec bug must still answer in the event grammar
             log.exception("request %s: provider %s: encoding the request failed",
                           gen.request_id, entry.name)
@@ -181,7 +203,7 @@ class Executor:
     def _after_failure(self, run: _Run, call: Call, breaker: CircuitBreaker,
                        failed: AttemptFailed, retry: int) -> float | None:
         """Record a failed attempt; the wait before retrying the target, or None to move on."""
-        last = run.last = scrub(failed.error, call.secrets)
+        last = run.last = self.secrets.scrub(failed.error, call.secrets)
         if failed.retryable or last.http_status >= 500:
             breaker.record_failure()
         else:

@@ -31,14 +31,6 @@ def error_batch(err: chat_pb2.Error) -> chat_pb2.EventBatch:
     return chat_pb2.EventBatch(events=[chat_pb2.StreamEvent(error=err)])
 
 
-def scrub(err: chat_pb2.Error, secrets: tuple[str | None, ...]) -> chat_pb2.Error:
-    """Blank any key that an upstream echoed into its error message."""
-    for secret in secrets:
-        if secret and len(secret) >= 8 and secret in err.message:
-            err.message = err.message.replace(secret, "***")
-    return err
-
-
 def timeout(entry: ProviderEntry, what: str) -> chat_pb2.Error:
     """The entry's upstream exceeded one of its own timeouts (`what` says which)."""
     return error(504, f"provider '{entry.name}' {what}", entry, type="timeout")

@@ -1,5 +1,6 @@
 """After the commit point: send the first batch, then relay the rest of the stream as it
-comes. Nothing is retried from here on; a failure becomes the stream's last event."""
+comes. Nothing is retried from here on; a failure becomes the stream's last event (the
+last of its batch, which is where `Executor.generate` scrubs it of secrets)."""
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator

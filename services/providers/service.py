@@ -15,6 +15,7 @@ from switchyard.common.proto import chat_pb2, providers_pb2, providers_pb2_grpc
 from switchyard.providers.execution import Executor, load_adapter
 from switchyard.providers.http import SessionPool, default_timeouts
 from switchyard.providers.mux import MuxSessions
+from switchyard.providers.secrets import Secrets
 from switchyard.providers.tokens import count_tokens
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ def build_executor(config: Config) -> Executor:
     """An Executor over the config's provider entries, with timeouts from the listener."""
     pool = SessionPool(default_timeouts(config.listener.timeout_s))
     return Executor(config.provider, pool, default_timeout_s=config.listener.timeout_s,
-                    adapters=load_adapter)
+                    adapters=load_adapter, secrets=Secrets.from_config(config))
 
 
 async def serve(config: Config, address: str) -> None:

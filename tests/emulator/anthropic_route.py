@@ -13,20 +13,24 @@ from tests.emulator.delivery import Exchange, Renderer, deliver, json_response, 
 from tests.emulator.errors import ApiError, anthropic_error, anthropic_error_obj
 from tests.emulator.plan import Plan, fast_plan, make_plan
 from tests.emulator.state import EmulatorConfig, EmulatorState
+from tests.emulator.steps import with_key
 
 # One date per header value; current SDKs send newer dates than 2023-06-01, so accept the shape.
 _VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
-def check_auth(request: web.Request, cfg: EmulatorConfig) -> None:
-    """Key (401) first, then anthropic-version (400), as the real API orders them.
-
-    The key comes in `x-api-key`, or as `Authorization: Bearer` (what anthropic-sdk 2.x sends).
-    """
+def presented_key(request: web.Request) -> str:
+    """The key comes in `x-api-key`, or as `Authorization: Bearer` (what anthropic-sdk 2.x sends)."""
     key = request.headers.get("x-api-key", "")
     auth = request.headers.get("Authorization", "")
     if not key and auth.startswith("Bearer "):
         key = auth[7:].strip()
+    return key
+
+
+def check_auth(request: web.Request, cfg: EmulatorConfig) -> None:
+    """Key (401) first, then anthropic-version (400), as the real API orders them."""
+    key = presented_key(request)
     if not key:
         raise anthropic_error(401, "x-api-key header is required", type="authentication_error")
     if cfg.anthropic_keys and key not in cfg.anthropic_keys:
@@ -71,7 +75,7 @@ async def handle_messages(request: web.Request, state: EmulatorState, body: Any)
         check_auth(request, cfg)
         if not cfg.fast or not isinstance(body, dict):
             check_anthropic(body)
-        step = state.next_step(ex.model) or {}
+        step = with_key(state.next_step(ex.model) or {}, presented_key(request))
         ctx = anthropic_render.AnthropicContext(id=state.new_id("msg_"), model=ex.model,
                                                 chunks=step.get("chunks", cfg.chunks))
 

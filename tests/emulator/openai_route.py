@@ -13,6 +13,7 @@ from tests.emulator.errors import ApiError, azure_error, openai_error, openai_er
 from tests.emulator.openai_check import check_openai, openai_info
 from tests.emulator.plan import Plan, fast_plan, make_plan
 from tests.emulator.state import EmulatorConfig, EmulatorState
+from tests.emulator.steps import with_key
 
 _AZURE_AUTH = ("Access denied due to invalid subscription key or wrong API endpoint. Make sure to "
                "provide a valid key for an active subscription and use a correct regional API "
@@ -30,6 +31,14 @@ OLLAMA_PREFIX = "/ollama/"
 
 def _mask(key: str) -> str:
     return key[:3] + "*" * max(len(key) - 7, 0) + key[-4:] if len(key) > 7 else "*" * len(key)
+
+
+def presented_key(request: web.Request, azure: bool) -> str:
+    """The credential this route reads: Azure's `api-key`, else `Authorization: Bearer`."""
+    if azure:
+        return request.headers.get("api-key", "")
+    auth = request.headers.get("Authorization", "")
+    return auth[7:].strip() if auth.startswith("Bearer ") else ""
 
 
 def _auth_openai(request: web.Request, cfg: EmulatorConfig) -> None:
@@ -82,7 +91,7 @@ async def handle_openai(request: web.Request, state: EmulatorState, body: Any,
             _auth_openai(request, cfg)
         if not cfg.fast or not isinstance(body, dict):
             check_openai(body, azure=azure)
-        step = state.next_step(ex.model) or {}
+        step = with_key(state.next_step(ex.model) or {}, presented_key(request, azure))
         ctx = openai_render.OpenAIContext(
             id=state.new_id("chatcmpl-"), created=int(time.time()), model=ex.model,
             include_usage=bool((body.get("stream_options") or {}).get("include_usage")),

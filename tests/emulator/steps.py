@@ -5,7 +5,8 @@ from typing import Any
 
 STEP_KEYS = frozenset({
     "status",                    # answer with this HTTP error status (provider's error body)
-    "error",                     # {"message", "type", "code", "param"} for status / error events
+    "error",                     # {"message", "type", "code", "param"} for status / error events;
+                                 # `{key}` in message/code/param = the key the request presented
     "body",                      # raw error body (str or JSON) instead of the provider's shape
     "headers",                   # extra response headers (e.g. retry-after)
     "delay",                     # seconds to wait before answering
@@ -22,6 +23,21 @@ REPLY_KEYS = frozenset({
     "finish_reason",  # OpenAI finish_reason override (e.g. "content_filter")
 })
 TOOL_CALL_KEYS = frozenset({"id", "name", "arguments"})
+ERROR_KEYS = frozenset({"message", "type", "code", "param"})
+KEY_PLACEHOLDER = "{key}"
+KEYED_ERROR_FIELDS = ("message", "code", "param")   # where `{key}` is replaced
+
+
+def with_key(step: dict, key: str) -> dict:
+    """The step with `{key}` in its error's message, code and param replaced by `key`, the
+    credential the request presented (an upstream that echoes a key into its error)."""
+    err = step.get("error")
+    if not err or not any(isinstance(err.get(f), str) and KEY_PLACEHOLDER in err[f]
+                          for f in KEYED_ERROR_FIELDS):
+        return step
+    err = {k: v.replace(KEY_PLACEHOLDER, key) if k in KEYED_ERROR_FIELDS and isinstance(v, str)
+           else v for k, v in err.items()}
+    return {**step, "error": err}
 
 
 def validate_step(step: Any) -> dict:
@@ -39,6 +55,14 @@ def validate_step(step: Any) -> dict:
     for key in ("chunks", "abort_after_chunks", "error_event_after_chunks"):
         if key in step and not (isinstance(step[key], int) and step[key] >= 0):
             raise ValueError(f"step {key} must be a non-negative int")
+    err = step.get("error")
+    if err is not None:
+        if not isinstance(err, dict) or set(err) - ERROR_KEYS:
+            raise ValueError(f"step error must be an object with keys among {sorted(ERROR_KEYS)}, "
+                             f"got {err!r}")
+        for key, value in err.items():
+            if value is not None and not isinstance(value, str):
+                raise ValueError(f"step error.{key} must be a string or null, got {value!r}")
     reply = step.get("reply")
     if reply is not None:
         if not isinstance(reply, dict):
