@@ -33,3 +33,23 @@ class GatewayError(Exception):
 def invalid_request(message: str, param: str = "") -> GatewayError:
     """A 400 for a malformed client request."""
     return GatewayError(400, message, type="invalid_request", param=param)
+
+
+# One wording for an unknown response id, whoever answers (edge or state): absent, expired,
+# another tenant's and malformed ids all get it, so the answer says nothing about which.
+RESPONSE_NOT_FOUND = "No response found with id '{subject}'."
+ECHO_CHARS = 64
+
+
+def echo(value: str, limit: int = ECHO_CHARS) -> str:
+    """A client-given value fit for a message or a log line: at most `limit` characters,
+    unprintable ones (NUL, controls, bidi overrides) dropped; "…" marks a cut."""
+    head = value[:limit]
+    if not head.isprintable():
+        head = "".join(c for c in head if c.isprintable())
+    return head + "…" if len(value) > limit else head
+
+
+def response_not_found(id: str) -> GatewayError:
+    """The 404 for a response id that cannot be served (its echo is bounded, see `echo`)."""
+    return GatewayError(404, RESPONSE_NOT_FOUND.format(subject=echo(id)), type="not_found")

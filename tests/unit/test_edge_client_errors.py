@@ -49,6 +49,7 @@ CASES = [
     ("providers", S.NOT_FOUND, "", (404, "not_found", "not found", "", "", 0.0)),
     ("providers", S.UNAVAILABLE, "connection refused", PROVIDERS_DOWN),
     ("providers", S.CANCELLED, "", PROVIDERS_DOWN),
+    ("providers", S.UNAUTHENTICATED, "missing internal token", PROVIDERS_DOWN),
     ("providers", S.DEADLINE_EXCEEDED, "",
      (504, "timeout", "the providers service did not answer in time", "", "", 0.0)),
     ("providers", S.INTERNAL, "Traceback: secret internals",
@@ -93,7 +94,7 @@ def test_every_status_has_an_answer_and_no_internals_leak(code):
         ((404, "not_found") if code is S.NOT_FOUND else (503, "unavailable"))
     providers = status_error("providers", code, "internal detail")
     expected = {S.NOT_FOUND: 404, S.UNAVAILABLE: 503, S.CANCELLED: 503,
-                S.DEADLINE_EXCEEDED: 504}.get(code, 500)
+                S.DEADLINE_EXCEEDED: 504, S.UNAUTHENTICATED: 503}.get(code, 500)
     assert providers.http_status == expected
     state = status_error("state", code, "internal detail", "r")
     expected = {S.NOT_FOUND: 404, S.FAILED_PRECONDITION: 400,

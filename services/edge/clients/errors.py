@@ -7,7 +7,7 @@ from typing import Literal
 
 import grpc
 
-from switchyard.common.errors import GatewayError
+from switchyard.common.errors import RESPONSE_NOT_FOUND, GatewayError, echo
 
 Service = Literal["router", "providers", "state"]
 
@@ -47,12 +47,15 @@ RULES: dict[Service, dict[grpc.StatusCode | None, Rule]] = {
                                              "shortly", "unavailable", retry_after=1.0),
         grpc.StatusCode.DEADLINE_EXCEEDED: Rule(504, "the {service} service did not answer in "
                                                      "time", "timeout"),
+        # A wrong internal token is the deployment's fault, not the client's: unavailable.
+        grpc.StatusCode.UNAUTHENTICATED: Rule(503, "the {service} service is unavailable; "
+                                                   "retry shortly", "unavailable",
+                                              retry_after=1.0),
         None: Rule(500, "internal error in the {service} service", "api_error"),
     },
     "state": {
         # Absent, expired, or another tenant's: the same answer, so ids do not leak.
-        grpc.StatusCode.NOT_FOUND: Rule(404, "No response found with id '{subject}'.",
-                                        "not_found"),
+        grpc.StatusCode.NOT_FOUND: Rule(404, RESPONSE_NOT_FOUND, "not_found"),
         # The chain is longer than state_storage.max_depth.
         grpc.StatusCode.FAILED_PRECONDITION: Rule(400, "conversation too long",
                                                   "invalid_request", details_first=True,
@@ -67,11 +70,12 @@ RULES: dict[Service, dict[grpc.StatusCode | None, Rule]] = {
 
 def status_error(service: Service, code: grpc.StatusCode, details: str = "",
                  subject: str = "") -> GatewayError:
-    """The client-facing error for gRPC status `code` from `service`."""
+    """The client-facing error for gRPC status `code` from `service`; `subject` (a client's
+    model name or id) is echoed only as a short, printable prefix."""
     rules = RULES[service]
     rule = rules.get(code) or rules[None]
     message = (details if rule.details_first and details else
-               rule.message.format(service=service, subject=subject, code=code.name))
+               rule.message.format(service=service, subject=echo(subject), code=code.name))
     return GatewayError(rule.status, message, type=rule.type, code=rule.code, param=rule.param,
                         retry_after=rule.retry_after)
 

@@ -1,12 +1,21 @@
 """Small field helpers every client codec shares: JSON type checks, the unknown-field split
-that feeds `extra_json`, and data URLs."""
+that feeds `extra_json`, data URLs, and the limits on model names and response ids."""
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
 
 from switchyard.common import data_urls
+from switchyard.common.errors import invalid_request, response_not_found
+from switchyard.edge import ids
+
+# Longer than any real model name or response id; longer values are a 400, never echoed.
+MAX_MODEL_CHARS = 256
+MAX_ID_CHARS = 256
+# C0 controls (NUL included), DEL and C1 controls: never part of a name or an id.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
 def is_int(v: Any) -> bool:
@@ -38,3 +47,26 @@ def split_data_url(url: str) -> tuple[str, str]:
         return "", ""
     media, data = split
     return media.split(";", 1)[0], data
+
+
+def check_name(value: str, param: str, max_chars: int) -> None:
+    """400 naming `param` when a name holds a control character (NUL included) or is longer
+    than `max_chars`: such a value reaches no backend and no upstream."""
+    if len(value) > max_chars:
+        raise invalid_request(f"Invalid '{param}': longer than {max_chars} characters.", param)
+    if _CONTROL.search(value) is not None:
+        raise invalid_request(f"Invalid '{param}': control characters (such as NUL) are not "
+                              "allowed.", param)
+
+
+def check_model(model: str, param: str = "model") -> None:
+    """A model name fit to route and store (see `check_name`)."""
+    check_name(model, param, MAX_MODEL_CHARS)
+
+
+def check_response_id(value: str, param: str) -> None:
+    """A response id worth looking up: 400 when it is no sane id at all (`check_name`),
+    404 like an unknown id when it is not of the shape the gateway mints."""
+    check_name(value, param, MAX_ID_CHARS)
+    if not ids.is_minted(value):
+        raise response_not_found(value)

@@ -6,8 +6,9 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from switchyard.common.errors import GatewayError
+from switchyard.common.errors import GatewayError, response_not_found
 from switchyard.common.proto import state_pb2
+from switchyard.edge.formats.fields import check_response_id
 from switchyard.edge.formats.openai_responses import FORMAT, input_items_page
 from switchyard.edge.pipeline import backends, serve_turn, tenant_of
 from switchyard.edge.routes.common import guarded
@@ -18,11 +19,18 @@ async def create_response(request: Request) -> Response:
     return await serve_turn(request, FORMAT)
 
 
+def _path_id(request: Request) -> str:
+    """The path's response id, refused (400/404) before any backend call when malformed."""
+    response_id: str = request.path_params["response_id"]
+    check_response_id(response_id, "response_id")
+    return response_id
+
+
 async def _stored(request: Request) -> state_pb2.StoredResponse:
-    response_id = request.path_params["response_id"]
+    response_id = _path_id(request)
     stored = await backends(request).state.get(tenant_of(request), response_id)
     if stored.kind != "response":
-        raise GatewayError(404, f"No response found with id '{response_id}'.", type="not_found")
+        raise response_not_found(response_id)
     return stored
 
 
@@ -34,7 +42,7 @@ async def get_response(request: Request) -> Response:
 
 @guarded(FORMAT)
 async def delete_response(request: Request) -> Response:
-    response_id = request.path_params["response_id"]
+    response_id = _path_id(request)
     await _stored(request)
     await backends(request).state.delete(tenant_of(request), response_id)
     return Response(orjson.dumps({"id": response_id, "object": "response", "deleted": True}),

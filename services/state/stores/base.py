@@ -41,6 +41,31 @@ class StoreUnavailable(StoreError):
     """The backend cannot be reached or failed; callers may retry later."""
 
 
+class InvalidInput(StoreError):
+    """The backend refuses a value itself (bad text, too large): retrying cannot help."""
+
+
+# Ids and tenants are key columns: bounded so that (tenant, id) always fits PostgreSQL's
+# btree row limit (2704 bytes) even at 4 bytes a character.
+MAX_KEY_CHARS = 256
+
+
+def key_problem(**keys: str) -> str:
+    """Why these ids/tenants cannot be stored or looked up (too long, NUL); "" if they can."""
+    for name, value in keys.items():
+        if len(value) > MAX_KEY_CHARS:
+            return f"{name} is longer than {MAX_KEY_CHARS} characters"
+    return text_problem(**keys)
+
+
+def text_problem(**texts: str) -> str:
+    """Why these text fields cannot be stored (PostgreSQL text holds no NUL); "" if they can."""
+    for name, value in texts.items():
+        if "\x00" in value:
+            return f"{name} contains a NUL character"
+    return ""
+
+
 class Store(Protocol):
     """Conversation storage: stored responses and their history, scoped by tenant."""
 

@@ -18,6 +18,7 @@ import asyncpg
 from switchyard.common.proto import chat_pb2, state_pb2
 from switchyard.state.migrate import apply_migrations
 from switchyard.state.stores.base import (
+    InvalidInput,
     NotFound,
     StoreUnavailable,
     TooDeep,
@@ -32,6 +33,9 @@ T = TypeVar("T")
 _TRANSIENT = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
               asyncpg.exceptions.OperatorInterventionError,
               asyncpg.exceptions.TooManyConnectionsError, OSError, asyncio.TimeoutError)
+# Errors about the values themselves (class 22 "data exception": NUL or unencodable text,
+# also raised by asyncpg's own encoder; class 54: a key too large for the index).
+_REJECTED = (asyncpg.DataError, asyncpg.exceptions.ProgramLimitExceededError)
 
 _COLUMNS = ("tenant, id, model, provider, previous_id, kind, input, output, usage, body_json,"
             " input_items_json, created_at, expires_at")
@@ -240,6 +244,10 @@ class PostgresStore:
                                            f" {_scrub(str(e), self.dsn)}") from None
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 0.25)
+            except _REJECTED as e:
+                # Not an outage: the message names the kind of error, never the value.
+                raise InvalidInput(f"the state store cannot keep this value"
+                                   f" ({type(e).__name__})") from None
             except asyncpg.PostgresError as e:
                 raise StoreUnavailable(f"PostgreSQL at {self.where} failed:"
                                        f" {_scrub(str(e), self.dsn)}") from None

@@ -7,9 +7,15 @@ from typing import Any
 import orjson
 
 from switchyard.common.canonical import mappings
-from switchyard.common.errors import GatewayError, invalid_request
+from switchyard.common.errors import GatewayError, echo, invalid_request
 from switchyard.common.proto import chat_pb2
-from switchyard.edge.formats.fields import dumps_extra, is_int, is_num, unknown_fields
+from switchyard.edge.formats.fields import (
+    check_model,
+    dumps_extra,
+    is_int,
+    is_num,
+    unknown_fields,
+)
 
 _NAMED = frozenset({"model", "messages", "max_tokens", "system", "metadata", "stop_sequences",
                     "stream", "temperature", "top_k", "top_p", "tools", "tool_choice",
@@ -63,6 +69,7 @@ def decode_request(body: dict[str, Any]) -> chat_pb2.ChatRequest:
         raise _missing("model")
     if not isinstance(model, str):
         raise _bad("model", "Input should be a valid string")
+    check_model(model)
     req.model = model
 
     max_tokens = body.get("max_tokens")
@@ -269,8 +276,8 @@ def _decode_block(b: Any, allowed: tuple[str, ...], param: str,
     kind = b.get("type")
     if kind not in allowed:
         listed = ", ".join(f"'{a}'" for a in allowed)
-        raise _bad(f"{param}.type", f"Input tag '{kind}' is not supported here; expected one "
-                                    f"of {listed}")
+        raise _bad(f"{param}.type", f"Input tag '{echo(str(kind))}' is not supported here; "
+                                    f"expected one of {listed}")
     if kind == "text":
         part.text.text = _str_field(b, "text", param)
         extra = unknown_fields(b, _K_TEXT)  # cache_control, citations

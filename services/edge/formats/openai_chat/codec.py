@@ -7,6 +7,7 @@ from switchyard.common.canonical.aggregate import Turn
 from switchyard.common.errors import GatewayError
 from switchyard.edge import ids
 from switchyard.edge.formats.base import Decoded, Reply
+from switchyard.edge.formats.fields import check_response_id
 from switchyard.edge.formats.openai_chat.request import decode_request
 from switchyard.edge.formats.openai_chat.response import encode_response, error_body
 from switchyard.edge.formats.openai_chat.stream import StreamEncoder
@@ -21,6 +22,7 @@ def take_gateway_fields(body: dict[str, Any]) -> tuple[str | None, bool]:
         if not isinstance(conversation, str) or not conversation:
             raise GatewayError(400, "metadata.response_id must be a non-empty string",
                                param="metadata.response_id")
+        check_response_id(conversation, "metadata.response_id")
         if not metadata:
             del body["metadata"]
     store = body.pop("store", True)

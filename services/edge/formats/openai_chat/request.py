@@ -8,9 +8,10 @@ import orjson
 from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
 
 from switchyard.common.canonical import mappings
-from switchyard.common.errors import GatewayError, invalid_request
+from switchyard.common.errors import GatewayError, echo, invalid_request
 from switchyard.common.proto import chat_pb2
 from switchyard.edge.formats.fields import (
+    check_model,
     dumps_extra,
     is_int,
     is_num,
@@ -73,6 +74,7 @@ def decode_request(body: dict[str, Any]) -> chat_pb2.ChatRequest:
         raise _missing("model")
     if not isinstance(model, str):
         raise _bad_type("model", "a string", model)
+    check_model(model)
     req.model = model
 
     messages = body.get("messages")
@@ -194,8 +196,9 @@ def _decode_tools(body: dict[str, Any], req: chat_pb2.ChatRequest, extra: dict[s
     if isinstance(choice, str):
         mode = mappings.OPENAI_TOOL_CHOICE.get(choice)
         if mode is None:
-            raise invalid_request(f"Invalid value for 'tool_choice': '{choice}'. Supported "
-                                  "values are: 'none', 'auto' and 'required'.", "tool_choice")
+            raise invalid_request(f"Invalid value for 'tool_choice': '{echo(str(choice))}'. "
+                                  "Supported values are: 'none', 'auto' and 'required'.",
+                                  "tool_choice")
         req.tool_choice.mode = mode
     elif isinstance(choice, dict):
         if choice.get("type") == "function":
@@ -266,8 +269,8 @@ def _decode_message(m: Any, param: str, msg: chat_pb2.Message) -> None:
     if role is None:
         raise _missing(f"{param}.role")
     if not isinstance(role, str) or role not in _ROLES:
-        raise invalid_request(f"Invalid value for '{param}.role': '{role}'. Supported values "
-                              "are: 'system', "
+        raise invalid_request(f"Invalid value for '{param}.role': '{echo(str(role))}'. "
+                              "Supported values are: 'system', "
                               "'developer', 'user', 'assistant' and 'tool'.", f"{param}.role")
     msg.role = _ROLES[role]
     name = m.get("name")
@@ -323,8 +326,8 @@ def _decode_tool_call(c: Any, param: str, part: chat_pb2.ContentPart) -> None:
         raise _missing(f"{param}.id")
     kind = c.get("type", "function")
     if kind != "function":
-        raise invalid_request(f"Invalid value for '{param}.type': '{kind}'. Supported values "
-                              "are: 'function'.",
+        raise invalid_request(f"Invalid value for '{param}.type': '{echo(str(kind))}'. "
+                              "Supported values are: 'function'.",
                               f"{param}.type")
     fn = c.get("function")
     if not isinstance(fn, dict):
@@ -356,8 +359,8 @@ def _decode_content(content: Any, role: str, param: str,
         kind = p.get("type")
         if kind not in allowed:
             listed = ", ".join(f"'{a}'" for a in allowed)
-            raise invalid_request(f"Invalid value for '{pp}.type': '{kind}'. Supported values "
-                                  f"are: {listed}.",
+            raise invalid_request(f"Invalid value for '{pp}.type': '{echo(str(kind))}'. "
+                                  f"Supported values are: {listed}.",
                                   f"{pp}.type")
         _decode_part(p, kind, pp, into.add())
 

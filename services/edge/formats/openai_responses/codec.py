@@ -10,6 +10,7 @@ from switchyard.common.canonical.aggregate import Turn
 from switchyard.common.errors import GatewayError
 from switchyard.edge import ids
 from switchyard.edge.formats.base import Decoded, Reply
+from switchyard.edge.formats.fields import check_response_id
 from switchyard.edge.formats.openai_responses.context import ResponsesContext
 from switchyard.edge.formats.openai_responses.request import decode_request
 from switchyard.edge.formats.openai_responses.response import encode_response, error_body
@@ -34,6 +35,8 @@ class ResponsesFormat:
 
     def decode(self, body: dict[str, Any]) -> Decoded:
         req, ctx = decode_request(body)
+        if ctx.previous_response_id is not None:
+            check_response_id(ctx.previous_response_id, "previous_response_id")
         return Decoded(req, previous_id=ctx.previous_response_id or "", store=ctx.store,
                        unstored_lead=1 if ctx.instructions is not None else 0,
                        input_items_json=orjson.dumps(ctx.input_items) if ctx.store else b"",

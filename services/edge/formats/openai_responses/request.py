@@ -9,8 +9,9 @@ import orjson
 
 from switchyard.common.canonical import mappings
 from switchyard.common.data_urls import is_data_url, split_data_url
-from switchyard.common.errors import invalid_request
+from switchyard.common.errors import echo, invalid_request
 from switchyard.common.proto import chat_pb2
+from switchyard.edge.formats.fields import check_model
 from switchyard.edge.formats.openai_responses.context import REDACTED, ResponsesContext
 
 _INPUT_ROLES = {"user": chat_pb2.ROLE_USER, "system": chat_pb2.ROLE_SYSTEM,
@@ -38,6 +39,8 @@ def decode_request(body: dict[str, Any]) -> tuple[chat_pb2.ChatRequest, Response
     model = body.get("model")
     if model is not None and not isinstance(model, str):
         raise invalid_request("model must be a string", "model")
+    if model:
+        check_model(model)
     req.model = model or ""
     _reject_unsupported(body)
     _decode_state(body, ctx)
@@ -141,7 +144,8 @@ def _decode_sampling(body: dict[str, Any], req: chat_pb2.ChatRequest,
         effort = reasoning.get("effort")
         if effort is not None and effort not in ("none", "minimal", "low", "medium", "high",
                                                  "xhigh"):
-            raise invalid_request(f"unknown reasoning.effort '{effort}'", "reasoning.effort")
+            raise invalid_request(f"unknown reasoning.effort '{echo(str(effort))}'",
+                                  "reasoning.effort")
         if effort and effort != "none":
             req.reasoning.effort = effort
         ctx.reasoning = {"effort": effort, "summary": reasoning.get("summary")}
@@ -180,8 +184,8 @@ def _decode_tools(body: dict[str, Any], req: chat_pb2.ChatRequest, ctx: Response
         req.tool_choice.mode = chat_pb2.ToolChoice.MODE_NAMED
         req.tool_choice.name = name
     elif isinstance(choice, dict):
-        raise invalid_request(f"tool_choice type '{choice.get('type')}' is not supported by "
-                              "this gateway", "tool_choice")
+        raise invalid_request(f"tool_choice type '{echo(str(choice.get('type')))}' is not "
+                              "supported by this gateway", "tool_choice")
     else:
         raise invalid_request("tool_choice must be a string or an object", "tool_choice")
     ctx.tool_choice = choice
@@ -192,8 +196,8 @@ def _decode_tool(tool: Any, param: str) -> chat_pb2.Tool:
         raise invalid_request("each tool must be an object", param)
     kind = tool.get("type")
     if kind != "function":
-        raise invalid_request(f"tool type '{kind}' is not supported by this gateway; only "
-                              "function tools are", f"{param}.type")
+        raise invalid_request(f"tool type '{echo(str(kind))}' is not supported by this "
+                              "gateway; only function tools are", f"{param}.type")
     name = tool.get("name")
     if not isinstance(name, str) or not name:
         raise invalid_request("Missing required parameter: function tools take a top-level "
@@ -279,7 +283,7 @@ def _normalise_item(item: Any, param: str) -> dict[str, Any]:
     if kind == "item_reference":
         raise invalid_request("item_reference input items are not supported by this gateway; "
                               "use previous_response_id", f"{param}.type")
-    raise invalid_request(f"input item type '{kind}' is not supported by this gateway",
+    raise invalid_request(f"input item type '{echo(str(kind))}' is not supported by this gateway",
                           f"{param}.type")
 
 
@@ -329,7 +333,7 @@ def _normalise_part(part: Any, param: str, role: str) -> dict[str, Any]:
             raise invalid_request("input_file needs file_data or file_url", param)
         return {k: part[k] for k in ("type", "file_data", "file_url", "filename")
                 if part.get(k) is not None}
-    raise invalid_request(f"content part type '{kind}' is not supported by this gateway",
+    raise invalid_request(f"content part type '{echo(str(kind))}' is not supported by this gateway",
                           f"{param}.type")
 
 

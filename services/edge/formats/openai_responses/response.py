@@ -6,7 +6,7 @@ from typing import Any
 
 from switchyard.common.canonical import mappings
 from switchyard.common.canonical.aggregate import Choice, Turn
-from switchyard.common.errors import invalid_request
+from switchyard.common.errors import echo, invalid_request
 from switchyard.common.proto import chat_pb2
 from switchyard.edge.formats.errors import openai_error_body as error_body
 from switchyard.edge.formats.openai_responses.context import REDACTED, ResponsesContext
@@ -115,7 +115,7 @@ def input_items_page(items: list[dict[str, Any]], *, limit: int = 20, order: str
     if after is not None:
         ids = [it.get("id") for it in ordered]
         if after not in ids:
-            raise invalid_request(f"No input item found with id '{after}'", "after")
+            raise invalid_request(f"No input item found with id '{echo(after)}'", "after")
         ordered = ordered[ids.index(after) + 1:]
     page = ordered[:limit]
     return {"object": "list", "data": page,
