@@ -15,6 +15,10 @@ _SLOW = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 HTTP_REQUESTS = Counter("switchyard_http_requests_total",
                         "Client requests answered by the edge", ["route", "status"])
+HTTP_CONNECTIONS_CLOSED = Counter(
+    "switchyard_http_connections_closed_total",
+    "Client connections the edge closed unanswered: over limits.max_connections, or "
+    "headers or body not received in time", ["reason"])
 GATEWAY_OVERHEAD = Histogram("switchyard_gateway_overhead_seconds",
                              "Time a request spent in the gateway, upstream excluded",
                              ["route"], buckets=_FAST)

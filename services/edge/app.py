@@ -86,3 +86,12 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         exc.status_code, str(exc.detail))
     status, body = fmt.error_body(GatewayError(exc.status_code, message))
     return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+
+
+def end_open_calls(edge: Guard, err: GatewayError) -> int:
+    """Fail every generation still waiting on providers with `err` (the end of a drain):
+    each open stream sends the client's error event and ends. Returns how many."""
+    hot = edge.app
+    assert isinstance(hot, HotPaths)
+    be: Backends | None = getattr(hot.app.state, "backends", None)
+    return be.mux.fail_pending(err) if be is not None else 0

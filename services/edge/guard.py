@@ -92,6 +92,38 @@ def with_request_id(scope: dict[str, Any], send: Any) -> Any:
     return send_with_id
 
 
+def at_capacity() -> GatewayError:
+    """The 503 of an edge at its concurrent request limit."""
+    return GatewayError(503, "the gateway is at its concurrent request limit; retry shortly",
+                        type="unavailable", retry_after=1.0)
+
+
+class Slot:
+    """A request's place among the edge's `max_concurrent_requests`. The guard puts one in
+    scope state; it is taken once the body is read (`read_json`), so a slow upload holds a
+    connection but no place, and the guard gives it back when the answer is done."""
+
+    __slots__ = ("guard", "held")
+
+    def __init__(self, guard: Guard) -> None:
+        self.guard = guard
+        self.held = False
+
+    def take(self) -> None:
+        """Count this request in; a 503 when the edge is full."""
+        guard = self.guard
+        if self.held:
+            return
+        if guard.inflight >= guard.security.max_concurrent_requests:
+            raise at_capacity()
+        guard.inflight += 1
+        self.held = True
+
+
+# Methods that carry no body: their place is taken at once, there is nothing to wait for.
+BODILESS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})
+
+
 class Guard:
     def __init__(self, app, security: Security) -> None:
         self.app = app
@@ -109,12 +141,12 @@ class Guard:
         if scope["path"] in OPEN_PATHS:
             await self.app(scope, receive, send)
             return
+        # Shedding before anything is read; the limit itself is enforced by Slot.take.
         if self.inflight >= self.security.max_concurrent_requests:
-            await self._reject(scope, send, GatewayError(
-                503, "the gateway is at its concurrent request limit; retry shortly",
-                type="unavailable", retry_after=1.0))
+            await self._reject(scope, send, at_capacity())
             return
         sec = self.security
+        state = scope["state"]
         who, rpm = None, None
         if sec.auth_enabled or self.limiter:
             headers = dict(scope["headers"])
@@ -126,7 +158,6 @@ class Guard:
                         401, "missing or invalid API key: send it as `Authorization: Bearer "
                         "<key>` or `x-api-key: <key>`", type="authentication"))
                     return
-                state = scope.setdefault("state", {})
                 state["tenant"] = key.tenant
                 state["api_key"] = key
                 who, rpm = key.sha256.hex(), key.requests_per_minute
@@ -140,11 +171,14 @@ class Guard:
                         429, "rate limit exceeded for this API key", type="rate_limit",
                         retry_after=wait))
                     return
-        self.inflight += 1
+        slot = state["slot"] = Slot(self)
+        if scope["method"] in BODILESS:
+            slot.take()
         try:
             await self.app(scope, receive, send)
         finally:
-            self.inflight -= 1
+            if slot.held:
+                self.inflight -= 1
 
     async def _reject(self, scope, send, err: GatewayError) -> None:
         status, body = format_for_path(scope["path"]).error_body(err)

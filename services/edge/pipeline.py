@@ -3,13 +3,15 @@ authorize the model, resolve it, add history, call providers, render JSON or SSE
 Route modules only say which `ClientFormat` an endpoint speaks."""
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
 
 from switchyard.common.canonical.aggregate import Turn, TurnBuilder, turn_message
@@ -19,12 +21,17 @@ from switchyard.edge import ids
 from switchyard.edge.clients.backends import Backends
 from switchyard.edge.clients.providers import EOF, MuxCall
 from switchyard.edge.formats.base import ClientFormat, Decoded, Reply, StreamEncoder
-from switchyard.edge.guard import authorize_model
+from switchyard.edge.guard import Slot, authorize_model
 
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta")
 SYSTEM_ROLES = (chat_pb2.ROLE_SYSTEM, chat_pb2.ROLE_DEVELOPER)
 DEFAULT_TENANT = "default"
+# Levels of nesting a body may have (its own object included): orjson writes 254, less the
+# four of read_json's probe, kept for upstream encoders that nest a part deeper.
+MAX_NESTING = 250
+
+log = logging.getLogger("switchyard.edge")
 
 OnComplete = Callable[[Turn], Awaitable[None]]
 BodyHook = Callable[[dict[str, Any]], None]
@@ -156,29 +163,59 @@ def stored_record(ex: Exchange, reply: Reply, tenant: str, turn_input: list[chat
 # ---- pieces of the flow -------------------------------------------------------------------
 
 async def read_json(request: Request) -> dict[str, Any]:
-    """The request body as a JSON object, or a 400/413 in the client's terms."""
-    limit = request.app.state.config.security.max_body_bytes
+    """The request body as a JSON object, or a 400/408/413 in the client's terms; then the
+    request takes its concurrency slot (a slow upload never holds one)."""
+    security = request.app.state.config.security
+    limit = security.max_body_bytes
     too_large = GatewayError(413, f"request body larger than {limit} bytes",
                              type="request_too_large")
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > limit:
         raise too_large
     chunks, size = [], 0
-    async for chunk in request.stream():  # also bounds chunked bodies without a length
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(security.body_timeout_s):
+            async for chunk in request.stream():  # also bounds chunked bodies without a length
+                size += len(chunk)
+                if size > limit:
+                    raise too_large
+                chunks.append(chunk)
+    except TimeoutError:
+        raise GatewayError(408, f"the request body did not arrive within "
+                           f"{security.body_timeout_s:g} s", type="timeout") from None
+    except ClientDisconnect:
+        # Nobody is left to answer: one line, counted as 499 by the route's metrics.
+        log.info("request %s %s: client closed the connection during the upload",
+                 getattr(request.state, "request_id", "-"), request.url.path)
+        raise GatewayError(499, "client closed the connection during the upload") from None
     raw = b"".join(chunks)
     if not raw:
         raise GatewayError(400, "the request body is empty; send a JSON object")
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
+        if "depth" in str(exc):   # orjson reads at most 1024 levels
+            raise too_deep() from None
         raise GatewayError(400, f"the request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise GatewayError(400, "the request body must be a JSON object")
+    if len(raw) > 2 * MAX_NESTING:   # a shorter body cannot nest that deep
+        try:
+            # orjson writes at most 254 levels and parts of the body are written again (here
+            # and by the upstream encoders, a level or two deeper): probe with headroom.
+            orjson.dumps([[[[body]]]])
+        except orjson.JSONEncodeError:
+            raise too_deep() from None
+    slot: Slot | None = request.scope["state"].get("slot")
+    if slot is not None:
+        slot.take()
     return body
+
+
+def too_deep() -> GatewayError:
+    """The 400 of a body nested deeper than the gateway can write out again."""
+    return GatewayError(400, f"the request body is nested more than {MAX_NESTING} levels "
+                        "deep, the gateway's nesting limit", type="invalid_request")
 
 
 def with_history(req: chat_pb2.ChatRequest, history: list[chat_pb2.Message]) -> None:

@@ -1,14 +1,68 @@
-"""Run the edge under uvicorn (uvloop + httptools)."""
+"""Run the edge under uvicorn (uvloop + httptools, with the edge's connection limits), and
+drain it on SIGTERM: stop accepting, let requests finish for `limits.drain_seconds`, then
+end every still-open stream with the client's error event."""
 from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import socket
 
 import uvicorn
 
+from switchyard.common.config import descriptors
 from switchyard.common.config.model import Config
-from switchyard.edge.app import create_app
+from switchyard.common.errors import GatewayError
+from switchyard.edge.app import create_app, end_open_calls
+from switchyard.edge.connections import protocol_class
+from switchyard.edge.guard import Guard
+
+log = logging.getLogger("switchyard.edge")
+
+# After the drain ends the streams' error events need a moment to be written; then uvicorn
+# cancels whatever is left.
+END_GRACE_S = 2.0
+
+
+def shutting_down() -> GatewayError:
+    """What a request still open when the drain ends gets."""
+    return GatewayError(503, "the gateway is shutting down", type="unavailable")
+
+
+class EdgeServer(uvicorn.Server):
+    """uvicorn's server with the drain's end: `drain_s` after shutdown begins, every pending
+    providers call fails with `shutting_down()`."""
+
+    def __init__(self, config: uvicorn.Config, edge: Guard, drain_s: float) -> None:
+        super().__init__(config)
+        self.edge = edge
+        self.drain_s = drain_s
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        timer = asyncio.get_running_loop().call_later(self.drain_s, self._end_drain)
+        try:
+            await super().shutdown(sockets)
+        finally:
+            timer.cancel()
+
+    def _end_drain(self) -> None:
+        ended = end_open_calls(self.edge, shutting_down())
+        if ended:
+            log.warning("drain of %gs over: %d requests still open ended with a 503",
+                        self.drain_s, ended)
 
 
 def run_edge(config: Config, config_path: str) -> None:
     lst = config.listener
-    uvicorn.run(create_app(config), host=lst.address, port=lst.port, loop="uvloop",
-                http="httptools", log_level="warning", access_log=False,
-                timeout_graceful_shutdown=10, lifespan="on")
+    sec = config.security
+    budget = descriptors.connection_budget()
+    if sec.max_connections > budget:
+        log.warning("limits.max_connections %d is more than the file-descriptor limit "
+                    "allows (%d); raise `ulimit -n`", sec.max_connections, budget)
+    edge = create_app(config)
+    uv = uvicorn.Config(
+        edge, host=lst.address, port=lst.port, loop="uvloop", http=protocol_class(sec),
+        log_level="warning", access_log=False, lifespan="on",
+        timeout_keep_alive=sec.keep_alive_s,  # type: ignore[arg-type]  # a float works
+        timeout_graceful_shutdown=math.ceil(sec.drain_s + END_GRACE_S))
+    EdgeServer(uv, edge, sec.drain_s).run()

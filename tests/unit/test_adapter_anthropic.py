@@ -7,6 +7,7 @@ import orjson
 
 from switchyard.common.canonical.aggregate import aggregate
 from switchyard.common.config.model import ProviderEntry
+from switchyard.common.errors import GatewayError
 from switchyard.common.proto import chat_pb2
 from switchyard.edge.formats import openai_chat
 from switchyard.providers.adapters import anthropic as an
@@ -339,3 +340,21 @@ def test_tool_results_first_in_their_user_message():
     assert got["messages"][2]["content"] == [
         {"type": "tool_result", "tool_use_id": "t1", "content": "boom", "is_error": True},
         {"type": "text", "text": "here you go"}, {"type": "text", "text": "here you go"}]
+
+
+def test_arguments_nested_too_deep_to_encode_are_the_clients_400():
+    """Tool-call arguments become an object upstream; JSON deeper than orjson writes is a
+    400 naming the cause, not a codec failure (a 500)."""
+    deep = "[" * 300 + "]" * 300
+    req = openai_req(messages=[
+        {"role": "user", "content": "go"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call_1", "type": "function",
+             "function": {"name": "f", "arguments": '{"a": ' + deep + "}"}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "ok"}])
+    try:
+        an.encode_request(req, entry(), "claude-sonnet-4-20250514")
+    except GatewayError as exc:
+        assert exc.http_status == 400 and "cannot be encoded" in exc.message
+    else:
+        raise AssertionError("a body orjson cannot write must be refused")

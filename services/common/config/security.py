@@ -6,11 +6,19 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from switchyard.common.config import descriptors
 from switchyard.common.config.model import ApiKey, Security
 
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
 AUTH_KEY_FIELDS = {"key", "key_sha256", "tenant", "models", "requests_per_minute"}
-LIMIT_FIELDS = {"max_body_bytes", "requests_per_minute", "max_concurrent_requests"}
+# limits.<name> -> Security field; counts are positive integers, durations positive seconds.
+LIMIT_COUNTS = {"max_body_bytes": "max_body_bytes", "requests_per_minute": "requests_per_minute",
+                "max_concurrent_requests": "max_concurrent_requests",
+                "max_connections": "max_connections"}
+LIMIT_SECONDS = {"header_timeout_seconds": "header_timeout_s",
+                 "body_timeout_seconds": "body_timeout_s",
+                 "keep_alive_seconds": "keep_alive_s", "drain_seconds": "drain_s"}
+LIMIT_FIELDS = set(LIMIT_COUNTS) | set(LIMIT_SECONDS)
 
 Expand = Callable[[str, str, Any], Any]   # (where, field, value) -> expanded value
 
@@ -18,8 +26,7 @@ Expand = Callable[[str, str, Any], Any]   # (where, field, value) -> expanded va
 def parse_security(auth: Any, limits: Any, errors: list[str], expand: Expand) -> Security:
     """Build Security from the raw sections; append one message per problem to `errors`."""
     keys = _parse_keys(auth, errors, expand) if auth is not None else ()
-    defaults = Security()
-    values: dict[str, int] = {}
+    values: dict[str, Any] = {}
     if limits is not None:
         if not isinstance(limits, dict):
             errors.append("limits: must be a mapping of "
@@ -27,18 +34,24 @@ def parse_security(auth: Any, limits: Any, errors: list[str], expand: Expand) ->
             limits = {}
         for name in sorted(set(limits) - LIMIT_FIELDS):
             errors.append(f"limits.{name}: unknown field; known: {', '.join(sorted(LIMIT_FIELDS))}")
-        for name in LIMIT_FIELDS & set(limits):
-            value = limits[name]
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                errors.append(f"limits.{name}: must be a positive integer, got {value!r}")
-            else:
-                values[name] = value
-    return Security(
-        keys=keys,
-        max_body_bytes=values.get("max_body_bytes", defaults.max_body_bytes),
-        requests_per_minute=values.get("requests_per_minute", defaults.requests_per_minute),
-        max_concurrent_requests=values.get("max_concurrent_requests",
-                                           defaults.max_concurrent_requests))
+        for name, value in limits.items():
+            if name in LIMIT_COUNTS:
+                if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                    errors.append(f"limits.{name}: must be a positive integer, got {value!r}")
+                else:
+                    values[LIMIT_COUNTS[name]] = value
+            elif name in LIMIT_SECONDS:
+                if not isinstance(value, (int, float)) or isinstance(value, bool) \
+                        or not 0 < value < float("inf"):
+                    errors.append(f"limits.{name}: must be a positive number of seconds, "
+                                  f"got {value!r}")
+                else:
+                    values[LIMIT_SECONDS[name]] = float(value)
+    if "max_connections" in values and "max_concurrent_requests" not in values:
+        # Each in-flight request holds a connection: no more than the connections allowed.
+        values["max_concurrent_requests"] = min(values["max_connections"],
+                                                descriptors.default_max_concurrent())
+    return Security(keys=keys, **values)
 
 
 def _parse_keys(auth: Any, errors: list[str], expand: Expand) -> tuple[ApiKey, ...]:

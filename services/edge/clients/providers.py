@@ -186,6 +186,18 @@ class MuxStream:
         self.writer.cancel()
         self.call.cancel()
 
+    def fail_pending(self, err: GatewayError) -> int:
+        """Fail every pending request with `err` and cancel it on providers (which closes
+        its upstream request); the stream stays usable. Returns how many there were."""
+        pending, self.pending = self.pending, {}
+        for rid, mc in pending.items():
+            mc.push(err)
+            mc.done = True   # its cancel() has nothing left to do
+            if not self.broken:
+                self._post(providers_pb2.MuxRequest(id=rid, cancel=True))
+        self._maybe_finish()
+        return len(pending)
+
     def _maybe_finish(self) -> None:
         """A retired stream half-closes once its last request is done."""
         if not self.open and not self.pending and not self.broken and not self.closing:
@@ -242,6 +254,11 @@ class ProvidersMux:
         for i, s in enumerate(self.slots):
             if s is stream:
                 self.slots[i] = None
+
+    def fail_pending(self, err: GatewayError) -> int:
+        """Fail every pending call on every stream with `err` (the edge's drain ended):
+        streams end with the client's error event, whole answers with `err`'s status."""
+        return sum(stream.fail_pending(err) for stream in list(self.streams))
 
     async def close(self) -> None:
         """Cancel every stream: pending requests get a 503."""

@@ -5,8 +5,6 @@ message is an assistant one, a user message with the text "." is inserted before
 """
 from __future__ import annotations
 
-import orjson
-
 from switchyard.common.canonical.mappings import (
     EFFORT_TO_BUDGET,
     TOOL_CHOICE_TO_ANTHROPIC,
@@ -17,7 +15,7 @@ from switchyard.common.data_urls import split_data_url
 from switchyard.common.json_object import JsonObject, parse_json_object
 from switchyard.common.proto import chat_pb2
 
-from .common import carry_extra, merge_extra
+from .common import carry_extra, dump_body, merge_extra
 
 WIRE = chat_pb2.WIRE_FORMAT_ANTHROPIC
 MIN_THINKING_BUDGET = 1024  # Anthropic rejects smaller budgets
@@ -29,7 +27,7 @@ def encode_request(req: chat_pb2.ChatRequest, entry: ProviderEntry,
                    upstream_model: str) -> tuple[bytes, list[str]]:
     """The upstream JSON body and the top-level client parameters it could not carry."""
     body, dropped = encode_body(req, entry, upstream_model)
-    return orjson.dumps(body), dropped
+    return dump_body(body), dropped
 
 
 def encode_body(req: chat_pb2.ChatRequest, entry: ProviderEntry,

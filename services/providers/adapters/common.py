@@ -8,6 +8,7 @@ import orjson
 
 from switchyard.common.canonical.mappings import error_type_for_status
 from switchyard.common.config.model import ProviderEntry
+from switchyard.common.errors import invalid_request
 from switchyard.common.http_headers import retry_after_seconds
 from switchyard.common.json_object import JsonObject, parse_json_object
 from switchyard.common.proto import chat_pb2
@@ -15,6 +16,15 @@ from switchyard.common.proto import chat_pb2
 # Top-level request fields a codec translates itself, so they are never reported as dropped
 # even though the client decoder kept them in extra_json.
 TRANSLATED_EXTRA = frozenset({"max_completion_tokens", "stream_options"})
+
+
+def dump_body(body: JsonObject) -> bytes:
+    """The upstream request body as JSON. A value nested deeper than orjson writes (a tool
+    call's arguments parsed into an object, say) is the client's 400, not a codec failure."""
+    try:
+        return orjson.dumps(body)
+    except orjson.JSONEncodeError as exc:
+        raise invalid_request(f"the request cannot be encoded for the upstream: {exc}") from None
 
 
 def merge_missing(target: JsonObject, extra: JsonObject) -> JsonObject:

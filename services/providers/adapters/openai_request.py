@@ -10,7 +10,7 @@ from switchyard.common.data_urls import data_url
 from switchyard.common.json_object import JsonObject, parse_json_object
 from switchyard.common.proto import chat_pb2
 
-from .common import carry_extra, merge_extra, merge_missing
+from .common import carry_extra, dump_body, merge_extra, merge_missing
 
 WIRE = chat_pb2.WIRE_FORMAT_OPENAI_CHAT
 
@@ -22,7 +22,7 @@ def encode_request(req: chat_pb2.ChatRequest, entry: ProviderEntry,
                    upstream_model: str) -> tuple[bytes, list[str]]:
     """The upstream JSON body and the top-level client parameters it could not carry."""
     body, dropped = encode_body(req, entry, upstream_model)
-    return orjson.dumps(body), dropped
+    return dump_body(body), dropped
 
 
 def encode_body(req: chat_pb2.ChatRequest, entry: ProviderEntry,

@@ -1,0 +1,101 @@
+"""The edge's HTTP protocol under a real uvicorn server (in a thread, fake backends): the open
+connection bound and the header deadline, over real sockets."""
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+import uvicorn
+import yaml
+from prometheus_client import REGISTRY
+
+from switchyard.common.config import parse_config
+from switchyard.edge.app import create_app
+from switchyard.edge.connections import protocol_class
+from switchyard.edge.server import EdgeServer
+from tests.e2e.harness import free_port, wait_for
+from tests.unit.test_edge_app import BASE, FakeBackends
+
+LIMITS = "limits: {max_connections: 3, header_timeout_seconds: 0.5}\n"
+
+
+@pytest.fixture
+def server() -> Iterator[tuple[EdgeServer, int]]:
+    config = parse_config(yaml.safe_load(BASE + LIMITS))
+    port = free_port()
+    edge = create_app(config, backends=FakeBackends())  # type: ignore[arg-type]
+    uv = uvicorn.Config(edge, host="127.0.0.1", port=port, loop="asyncio", lifespan="on",
+                        http=protocol_class(config.security), log_level="warning")
+    srv = EdgeServer(uv, edge, drain_s=1.0)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    wait_for(lambda: srv.started, 10, "the edge to listen")
+    yield srv, port
+    srv.should_exit = True
+    thread.join(10)
+
+
+def closed_by_peer(sock: socket.socket, within: float) -> bool:
+    """True when the server closes `sock` within `within` seconds."""
+    sock.settimeout(within)
+    try:
+        return sock.recv(1024) == b""
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+def closed_count(reason: str) -> float:
+    return REGISTRY.get_sample_value("switchyard_http_connections_closed_total",
+                                     {"reason": reason}) or 0.0
+
+
+def get_healthz(port: int) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        data = b""
+        while chunk := s.recv(4096):
+            data += chunk
+    return data
+
+
+def test_beyond_max_connections_a_new_connection_is_closed_at_once(server):
+    srv, port = server
+    refused = closed_count("connection_limit")
+    held = [socket.create_connection(("127.0.0.1", port)) for _ in range(3)]
+    try:
+        wait_for(lambda: len(srv.server_state.connections) == 3, 5, "three connections")
+        extra = socket.create_connection(("127.0.0.1", port))
+        started = time.monotonic()
+        assert closed_by_peer(extra, within=2.0)
+        assert time.monotonic() - started < 0.4   # at once, not at the header deadline
+        extra.close()
+        assert closed_count("connection_limit") == refused + 1
+        held.pop().close()
+        wait_for(lambda: len(srv.server_state.connections) < 3, 5, "a connection to go")
+        assert get_healthz(port).startswith(b"HTTP/1.1 200")
+    finally:
+        for s in held:
+            s.close()
+
+
+def test_headers_must_be_complete_within_the_header_timeout(server):
+    _, port = server
+    timed_out = closed_count("header_timeout")
+    silent = socket.create_connection(("127.0.0.1", port))
+    trickle = socket.create_connection(("127.0.0.1", port))
+    started = time.monotonic()
+    trickle.sendall(b"POST /v1/chat/completions HTTP/1.1\r\n")
+    for _ in range(5):   # still sending, but never finishing the headers
+        trickle.sendall(b"x")
+        time.sleep(0.05)  # pacing the trickle, not synchronisation
+    assert closed_by_peer(silent, within=3.0)
+    assert closed_by_peer(trickle, within=3.0)
+    assert 0.4 < time.monotonic() - started < 2.5
+    silent.close()
+    trickle.close()
+    assert closed_count("header_timeout") == timed_out + 2
