@@ -43,17 +43,35 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import setproctitle
 
+    from switchyard.common.internal_auth import TokenError, internal_token, refusal
     from switchyard.common.logs import setup_logging
     from switchyard.launcher import die_with_launcher
     die_with_launcher()
     setproctitle.setproctitle(f"switchyard serve {args.service} --config {args.config}")
     setup_logging(args.service)
+    raise_open_files_limit()
     config = _load(args.config)
+    try:
+        token = internal_token()
+    except TokenError as exc:
+        print(f"switchyard {args.service}: {exc}", file=sys.stderr)
+        return 2
     if args.service == "edge":
+        from switchyard.common.ports import EXIT_ADDRESS_IN_USE, bind_error, in_use
+        lst = config.listener
+        if in_use(bind_error(lst.address, lst.port)):
+            print(f"switchyard edge: port {lst.port} is already in use ({lst.address}:"
+                  f"{lst.port}); stop what is using it or set another port under "
+                  f"listeners in {args.config}", file=sys.stderr)
+            return EXIT_ADDRESS_IN_USE
         from switchyard.edge.server import run_edge
         run_edge(config, args.config)
         return 0
     address = listen_address(config, args.service)
+    reason = refusal(args.service, address, token, args.insecure)
+    if reason is not None:
+        print(reason, file=sys.stderr)
+        return 2
     from switchyard.common.metrics import serve_metrics_if_configured
     serve_metrics_if_configured(args.service)
     if args.service == "router":
@@ -67,8 +85,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
         uvloop.install()
     except ImportError:  # pragma: no cover - uvloop is a dependency, but stay runnable
         pass
-    asyncio.run(serve(config, address))
+    asyncio.run(serve(config, address, token))
     return 0
+
+
+def raise_open_files_limit() -> None:
+    """Soft RLIMIT_NOFILE up to the hard limit: the edge holds ~1 descriptor per stream, and
+    the usual soft limit of 1024 is reached at about 1,000 concurrent streams."""
+    import resource
+
+    from switchyard.common.config.descriptors import UNLIMITED
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    # An unlimited hard limit is refused as a soft one; the kernel's usual cap is 2^20.
+    target = UNLIMITED if hard == resource.RLIM_INFINITY else hard
+    if soft == resource.RLIM_INFINITY or soft >= target:
+        return
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (ValueError, OSError):
+        return
+    logging.getLogger(__name__).debug("open files limit raised from %d to %d", soft, target)
 
 
 def listen_address(config: Config, service: str) -> str:
@@ -112,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     serve = sub.add_parser("serve", help="run one service")
     serve.add_argument("service", choices=SERVICES)
     serve.add_argument("--config", default=None)
+    serve.add_argument("--insecure", action="store_true",
+                       help="let a backend listen beyond loopback without an internal token")
     check = sub.add_parser("check", help="validate a config and print the model table")
     check.add_argument("--config", default=None)
     probe = sub.add_parser("probe", help="exit 0 when a service is healthy")

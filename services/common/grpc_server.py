@@ -1,13 +1,20 @@
-"""Running a gRPC service: health checking, signals, graceful drain."""
+"""Running a gRPC service: health checking, the internal token, signals, graceful drain."""
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import signal
+import sys
+import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from switchyard.common.internal_auth import METADATA_KEY, TOKEN_ENV
+from switchyard.common.ports import EXIT_ADDRESS_IN_USE, bind_error, in_use, split_host_port
 
 log = logging.getLogger(__name__)
 
@@ -27,28 +34,110 @@ SERVER_OPTIONS = [
     ("grpc.http2.min_recv_ping_interval_without_data_ms", 5_000),
     ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
     ("grpc.http2.max_ping_strikes", 0),
+    # gRPC binds with SO_REUSEPORT by default: a second gateway on the same port would start
+    # "fine" and take half of the first one's connections. A taken port must be an error.
+    ("grpc.so_reuseport", 0),
 ]
 DRAIN_SECONDS = 10.0
+HEALTH_PREFIX = "/grpc.health.v1.Health/"
+DENIED_LOG_INTERVAL_S = 60.0
+
+
+class TokenCheck(grpc.aio.ServerInterceptor):
+    """Lets a call through only with the internal token in its metadata (constant-time
+    compare); the health service stays open so probes need no secret."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token.encode()
+        self._denied: dict[str, grpc.RpcMethodHandler] = {}
+        self._last_log = -DENIED_LOG_INTERVAL_S
+
+    async def intercept_service(self, continuation: Callable[[Any], Awaitable[Any]],
+                                details: grpc.HandlerCallDetails) -> Any:
+        if details.method.startswith(HEALTH_PREFIX) or self._carries_token(details):
+            return await continuation(details)
+        now = time.monotonic()
+        if now - self._last_log >= DENIED_LOG_INTERVAL_S:  # a scanner must not flood the log
+            self._last_log = now
+            log.warning("rejected a call to %s without a valid internal token", details.method)
+        denied = self._denied.get(details.method)
+        if denied is None:
+            handler = await continuation(details)
+            if handler is None:
+                return None
+            denied = self._denied[details.method] = _denial(handler)
+        return denied
+
+    def _carries_token(self, details: grpc.HandlerCallDetails) -> bool:
+        for key, value in details.invocation_metadata or ():
+            if key == METADATA_KEY:
+                got = value if isinstance(value, bytes) else value.encode()
+                return hmac.compare_digest(got, self._token)
+        return False
+
+
+def _denial(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    """A handler of the same shape as `handler` that answers UNAUTHENTICATED."""
+    async def deny(request: Any, context: grpc.aio.ServicerContext) -> None:  # noqa: ARG001
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED,
+                            f"missing or wrong internal token (see {TOKEN_ENV})")
+    make = {(False, False): grpc.unary_unary_rpc_method_handler,
+            (False, True): grpc.unary_stream_rpc_method_handler,
+            (True, False): grpc.stream_unary_rpc_method_handler,
+            (True, True): grpc.stream_stream_rpc_method_handler}
+    kind = (bool(handler.request_streaming), bool(handler.response_streaming))
+    return make[kind](deny, request_deserializer=handler.request_deserializer,
+                      response_serializer=handler.response_serializer)
+
+
+def new_server(token: str | None) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
+    """A server with the shared options, the health service, and with `token` the check."""
+    server = grpc.aio.server(options=SERVER_OPTIONS,
+                             interceptors=[TokenCheck(token)] if token else None)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    return server, health_servicer
+
+
+def _cannot_listen(name: str, address: str) -> SystemExit:
+    """One line on stderr saying which address is taken (or why it cannot be bound)."""
+    service = name.rsplit(".", 1)[-1].lower()
+    host_port = split_host_port(address)
+    err = bind_error(*host_port) if host_port else None
+    if in_use(err):
+        print(f"switchyard {service}: cannot listen on {address}: address already in use "
+              f"(another switchyard?); stop it or set services.{service} / "
+              f"SWITCHYARD_{service.upper()}_LISTEN to a free address",
+              file=sys.stderr, flush=True)
+        return SystemExit(EXIT_ADDRESS_IN_USE)
+    reason = f": {err.strerror or err}" if err is not None else ""
+    return SystemExit(f"switchyard {service}: cannot listen on {address}{reason}")
 
 
 async def run_server(name: str, address: str,
                      register: Callable[[grpc.aio.Server], Awaitable[None] | None],
                      on_stop: Callable[[], Awaitable[None]] | None = None,
-                     before_drain: Callable[[], Awaitable[None]] | None = None) -> None:
+                     before_drain: Callable[[], Awaitable[None]] | None = None,
+                     token: str | None = None) -> None:
     """Serve until SIGINT/SIGTERM, then stop accepting and drain in-flight calls (bounded).
 
     `register` adds the service's servicers; `before_drain` ends streams that never finish
-    on their own (watches); `on_stop` releases resources afterwards.
+    on their own (watches); `on_stop` releases resources afterwards. With `token`, every
+    call but health checks must carry it. A taken address exits with one line.
     """
-    server = grpc.aio.server(options=SERVER_OPTIONS)
+    host_port = split_host_port(address)
+    if host_port and in_use(bind_error(*host_port)):  # say so before gRPC logs its own lines
+        raise _cannot_listen(name, address)
+    server, health_servicer = new_server(token)
     maybe = register(server)
     if asyncio.iscoroutine(maybe):
         await maybe
-    health_servicer = health.aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    bound = server.add_insecure_port(address)
+    try:
+        bound = server.add_insecure_port(address)
+    except RuntimeError:  # grpc ≥ 1.50 raises instead of returning 0
+        bound = 0
     if not bound:
-        raise SystemExit(f"{name}: cannot listen on {address}")
+        raise _cannot_listen(name, address)
     await server.start()
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)

@@ -67,8 +67,8 @@ def build_executor(config: Config) -> Executor:
                     adapters=load_adapter, secrets=Secrets.from_config(config))
 
 
-async def serve(config: Config, address: str) -> None:
-    """Run the providers service on `address` until SIGINT/SIGTERM."""
+async def serve(config: Config, address: str, token: str | None = None) -> None:
+    """Run the providers service on `address` until SIGINT/SIGTERM (`token`: see run_server)."""
     executor = build_executor(config)
 
     servicer = ProvidersServicer(executor)
@@ -78,4 +78,4 @@ async def serve(config: Config, address: str) -> None:
 
     # Draining: multiplexed streams never end on their own, so ask the edges to move on.
     await run_server("switchyard.v1.Providers", address, register, on_stop=executor.pool.close,
-                     before_drain=servicer.mux.goaway)
+                     before_drain=servicer.mux.goaway, token=token)

@@ -122,8 +122,9 @@ async def _watch_config(servicer: RouterServicer, path: str, interval: float,
         log.info("config reloaded from %s; route table version %d", path, servicer.version)
 
 
-async def serve(config: Config, address: str) -> None:
-    """Run the router until SIGINT/SIGTERM, reloading routes when the config file changes."""
+async def serve(config: Config, address: str, token: str | None = None) -> None:
+    """Run the router until SIGINT/SIGTERM, reloading routes when the config file changes;
+    with `token`, only callers holding the internal token get through."""
     servicer = RouterServicer(config)
     watcher: asyncio.Task[None] | None = None
     if os.path.isfile(config.path):
@@ -138,7 +139,7 @@ async def serve(config: Config, address: str) -> None:
 
     try:
         await run_server("router", address, register, on_stop,
-                         before_drain=servicer.close_watches)
+                         before_drain=servicer.close_watches, token=token)
     finally:
         if watcher is not None:
             watcher.cancel()

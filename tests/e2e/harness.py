@@ -33,9 +33,13 @@ def wait_for(predicate, timeout: float, what: str) -> None:
 
 
 def gateway_config(emulator_url: str, port: int, extra: str = "", state: str = "",
-                   providers: str = "", aliases: str = "", timeout: str = "10s") -> str:
-    """A plano_config.yaml whose every provider is the emulator."""
+                   providers: str = "", aliases: str = "", timeout: str = "10s",
+                   services_section: bool = True) -> str:
+    """A plano_config.yaml whose every provider is the emulator; without `services_section`
+    `switchyard up` gives the backends private unix sockets."""
     ports = [free_port() for _ in range(3)]
+    services = (f"services:\n  router: 127.0.0.1:{ports[0]}\n  providers: 127.0.0.1:{ports[1]}"
+                f"\n  state: 127.0.0.1:{ports[2]}\n") if services_section else ""
     return f"""
 version: v0.3.0
 listeners:
@@ -75,11 +79,7 @@ model_aliases:
 {aliases}
 {extra}
 {state}
-services:
-  router: 127.0.0.1:{ports[0]}
-  providers: 127.0.0.1:{ports[1]}
-  state: 127.0.0.1:{ports[2]}
-"""
+{services}"""
 
 
 class Gateway:

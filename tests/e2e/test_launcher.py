@@ -94,3 +94,93 @@ def test_grpc_service_metrics_port(emulator, tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+def _chat(url: str, model: str) -> int:
+    import httpx
+    return httpx.post(f"{url}/v1/chat/completions", timeout=30, json={
+        "model": model, "messages": [{"role": "user", "content": "hi"}]}).status_code
+
+
+def test_two_gateways_without_services_keep_their_own_backends(emulator, tmp_path):
+    """Two `switchyard up` on one host, neither naming `services:`: each has private
+    backends, so its routes and stored responses are its own (no shared default ports)."""
+    import httpx
+    emulator.reset()
+    gateways = {}
+    try:
+        for name in ("a", "b"):
+            port = free_port()
+            (tmp_path / name).mkdir()
+            gateways[name] = Gateway(gateway_config(
+                emulator.url, port, aliases=f"  only-{name}: {{target: gpt-4o-mini}}\n",
+                state="state_storage: {type: memory}", services_section=False),
+                tmp_path / name, port).start()
+        a, b = gateways["a"], gateways["b"]
+        for gw in (a, b):
+            assert "listening on unix:" in gw.log() and "listening on 127.0.0.1:1200" not in gw.log()
+        stored = {}
+        for name, gw in gateways.items():
+            r = httpx.post(f"{gw.url}/v1/responses", timeout=30,
+                           json={"model": "gpt-4o-mini", "input": "remember me"})
+            assert r.status_code == 200, r.text
+            stored[name] = r.json()["id"]
+        for _ in range(4):   # shared backends would split calls between the two; none may leak
+            assert _chat(a.url, "only-a") == 200 and _chat(b.url, "only-b") == 200
+            assert _chat(a.url, "only-b") == 404 and _chat(b.url, "only-a") == 404
+            assert httpx.get(f"{a.url}/v1/responses/{stored['a']}").status_code == 200
+            assert httpx.get(f"{b.url}/v1/responses/{stored['b']}").status_code == 200
+            assert httpx.get(f"{b.url}/v1/responses/{stored['a']}").status_code == 404
+            assert httpx.get(f"{a.url}/v1/responses/{stored['b']}").status_code == 404
+    finally:
+        for gw in gateways.values():
+            gw.stop()
+    gone = [line.split("listening on unix:")[1].rsplit("/", 1)[0]
+            for gw in gateways.values() for line in gw.log().splitlines()
+            if "listening on unix:" in line]
+    assert gone and not any(os.path.exists(d) for d in gone)   # runtime dirs removed
+
+
+def test_a_second_gateway_on_a_taken_port_stops_with_one_line(emulator, tmp_path):
+    import subprocess
+    import sys
+
+    from tests.e2e.harness import ROOT
+    port = free_port()
+    (tmp_path / "first").mkdir()
+    first = Gateway(gateway_config(emulator.url, port, services_section=False),
+                    tmp_path / "first", port).start()
+    try:
+        cfg = tmp_path / "second.yaml"
+        cfg.write_text(gateway_config(emulator.url, port, services_section=False))
+        second = subprocess.run(
+            [sys.executable, "-m", "switchyard", "up", "--config", str(cfg)], cwd=ROOT,
+            capture_output=True, text=True, timeout=30)
+        assert second.returncode != 0
+        lines = (second.stdout + second.stderr).strip().splitlines()
+        assert len(lines) == 1, lines
+        assert f"port {port} is already in use" in lines[0] and str(cfg) in lines[0]
+        assert first.healthy() and _chat(first.url, "gpt-4o-mini") == 200
+    finally:
+        first.stop()
+
+
+def test_serve_edge_on_a_taken_port_exits_with_one_line(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    from switchyard.common.ports import EXIT_ADDRESS_IN_USE
+    from tests.e2e.harness import ROOT
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        cfg = tmp_path / "plano_config.yaml"
+        cfg.write_text(gateway_config("http://127.0.0.1:9", port))
+        edge = subprocess.run([sys.executable, "-m", "switchyard", "serve", "edge", "--config",
+                               str(cfg)], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert edge.returncode == EXIT_ADDRESS_IN_USE
+    said = [line for line in edge.stderr.splitlines() if line.startswith("switchyard edge:")]
+    assert len(said) == 1 and f"port {port} is already in use" in said[0]
+    assert "Traceback" not in edge.stderr

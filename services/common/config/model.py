@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from switchyard.common.config import descriptors
+
 
 @dataclass(frozen=True)
 class ProviderEntry:
@@ -66,10 +68,13 @@ class StateStorage:
 
 @dataclass(frozen=True)
 class ServiceAddresses:
-    """Where the backend services listen (gRPC host:port)."""
+    """Where the backend services listen (gRPC host:port or unix:/path)."""
     router: str = "127.0.0.1:12001"
     providers: str = "127.0.0.1:12002"
     state: str = "127.0.0.1:12003"
+    # Services whose address the file or SWITCHYARD_<SERVICE>_ADDR names; `switchyard up`
+    # gives the others private unix sockets, so two local gateways never share a backend.
+    named: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -87,7 +92,15 @@ class Security:
     keys: tuple[ApiKey, ...] = ()
     max_body_bytes: int = 32 * 1024 * 1024
     requests_per_minute: int | None = None      # per key (per client address without auth)
-    max_concurrent_requests: int = 1024         # per edge process; beyond it: 503
+    # Per edge process, counted from the end of the body read to the end of the answer
+    # (streams included); beyond it: 503. Default: what the descriptors allow, at most 1024.
+    max_concurrent_requests: int = field(default_factory=descriptors.default_max_concurrent)
+    # Open client connections per edge process; beyond it a new one is closed at once.
+    max_connections: int = field(default_factory=descriptors.connection_budget)
+    header_timeout_s: float = 10.0   # complete request headers within this, else closed
+    body_timeout_s: float = 30.0     # the whole body within this, else 408
+    keep_alive_s: float = 5.0        # an idle keep-alive connection is closed after this
+    drain_s: float = 30.0            # on SIGTERM: in-flight requests get this long, then 503
 
     @property
     def auth_enabled(self) -> bool:

@@ -112,6 +112,7 @@ def parse_services(rep: Report, raw: Any) -> ServiceAddresses:
     """Service addresses from the file, then `SWITCHYARD_<SERVICE>_ADDR` overrides."""
     d = ServiceAddresses()
     values = {s: getattr(d, s) for s in SERVICE_ENV}
+    named: set[str] = set()
     if raw is not None and not isinstance(raw, dict):
         rep.add("services", "must be a map like {router: 127.0.0.1:12001}")
         raw = None
@@ -120,12 +121,22 @@ def parse_services(rep: Report, raw: Any) -> ServiceAddresses:
         for s in SERVICE_ENV:
             if s in raw:
                 values[s] = expand(rep, f"services.{s}", "address", raw[s])
+                named.add(s)
     for s, var in SERVICE_ENV.items():
         env = os.environ.get(var)
         where = f"services.{s}"
         if env:
             values[s], where = env, f"environment variable {var}"
-        if not is_host_port(values[s]):
-            rep.add(where, f"address {values[s]!r} must be host:port, e.g. 127.0.0.1:12001")
+            named.add(s)
+        if not _is_address(values[s]):
+            rep.add(where, f"address {values[s]!r} must be host:port, e.g. 127.0.0.1:12001, "
+                           f"or unix:/absolute/path.sock")
             values[s] = getattr(d, s)
-    return ServiceAddresses(**values)
+    return ServiceAddresses(**values, named=frozenset(named))
+
+
+def _is_address(value: Any) -> bool:
+    """host:port, a gRPC target, or `unix:` followed by a socket path."""
+    if isinstance(value, str) and value.startswith("unix:"):
+        return len(value) > len("unix:")
+    return is_host_port(value)

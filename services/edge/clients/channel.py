@@ -1,9 +1,12 @@
 """The one way the edge opens a channel to a backend service (router, providers, state)."""
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
 
 from switchyard.common.grpc_server import CHANNEL_OPTIONS
+from switchyard.common.internal_auth import METADATA_KEY, internal_token
 
 # Every client channel of the edge uses exactly this list.
 CLIENT_OPTIONS: list[tuple[str, int | str]] = [
@@ -31,5 +34,55 @@ def target(address: str) -> str:
 
 
 def open_channel(address: str) -> grpc.aio.Channel:
-    """A channel to one backend, meant to be kept for the process's life."""
-    return grpc.aio.insecure_channel(target(address), options=CLIENT_OPTIONS)
+    """A channel to one backend, meant to be kept for the process's life; every call on it
+    carries the internal token when one is set."""
+    channel = grpc.aio.insecure_channel(target(address), options=CLIENT_OPTIONS)
+    token = internal_token()
+    return TokenChannel(channel, token) if token else channel
+
+
+class _WithToken:
+    """A multicallable that adds the token to each call's metadata."""
+
+    __slots__ = ("_call", "_metadata")
+
+    def __init__(self, call: Any, metadata: tuple[tuple[str, str], ...]) -> None:
+        self._call = call
+        self._metadata = metadata
+
+    def __call__(self, *args: Any, metadata: Any = None, **kwargs: Any) -> Any:
+        md = self._metadata if metadata is None else (*metadata, *self._metadata)
+        return self._call(*args, metadata=md, **kwargs)
+
+
+class TokenChannel:
+    """The channel with the token added per call where stubs build their calls.
+
+    Not a client interceptor: grpc.aio routes an intercepted stream's every write through a
+    queue and two extra tasks, a cost on each message of the multiplexed hot path.
+    """
+
+    def __init__(self, channel: grpc.aio.Channel, token: str) -> None:
+        self._channel = channel
+        self._metadata = ((METADATA_KEY, token),)
+
+    def unary_unary(self, *args: Any, **kwargs: Any) -> _WithToken:
+        return _WithToken(self._channel.unary_unary(*args, **kwargs), self._metadata)
+
+    def unary_stream(self, *args: Any, **kwargs: Any) -> _WithToken:
+        return _WithToken(self._channel.unary_stream(*args, **kwargs), self._metadata)
+
+    def stream_unary(self, *args: Any, **kwargs: Any) -> _WithToken:
+        return _WithToken(self._channel.stream_unary(*args, **kwargs), self._metadata)
+
+    def stream_stream(self, *args: Any, **kwargs: Any) -> _WithToken:
+        return _WithToken(self._channel.stream_stream(*args, **kwargs), self._metadata)
+
+    def __getattr__(self, name: str) -> Any:  # close, get_state, channel_ready, ...
+        return getattr(self._channel, name)
+
+    async def __aenter__(self) -> TokenChannel:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._channel.close()

@@ -11,6 +11,7 @@ from starlette.responses import Response
 from switchyard.common.errors import GatewayError
 from switchyard.edge.formats.openai_chat import FORMAT
 from switchyard.edge.routes.common import backends, guarded
+from switchyard.launcher import INSTANCE_HEADERS  # the launcher's token: "this edge is mine"
 
 
 @guarded(FORMAT)
@@ -54,7 +55,7 @@ async def healthz(request: Request) -> Response:
     ok = all(status.values())
     body = {"status": "ok" if ok else "unavailable", "services": status}
     return Response(orjson.dumps(body), status_code=200 if ok else 503,
-                    media_type="application/json")
+                    media_type="application/json", headers=INSTANCE_HEADERS)
 
 
 async def prometheus_metrics(request: Request) -> Response:
