@@ -1,4 +1,5 @@
-"""Mapping tables between the canonical model and the two wire-format families.
+"""Mapping tables between the canonical model and the wire-format families (OpenAI,
+Anthropic, Gemini).
 
 Every codec imports from here; no codec keeps a table of its own.
 """
@@ -15,7 +16,8 @@ SR = chat_pb2.StopReason
 # A provider entry's `interface` -> the wire format its upstream speaks.
 INTERFACE_WIRE: dict[str, chat_pb2.WireFormat] = {
     "openai": chat_pb2.WIRE_FORMAT_OPENAI_CHAT,
-    "anthropic": chat_pb2.WIRE_FORMAT_ANTHROPIC}
+    "anthropic": chat_pb2.WIRE_FORMAT_ANTHROPIC,
+    "gemini": chat_pb2.WIRE_FORMAT_GEMINI}
 
 # ---- stop reasons ------------------------------------------------------------------------
 OPENAI_FINISH_TO_STOP: dict[str, chat_pb2.StopReason] = {
@@ -52,6 +54,32 @@ STOP_TO_ANTHROPIC_STOP: dict[int, str] = {
     SR.STOP_REASON_REFUSAL: "refusal",
     SR.STOP_REASON_PAUSE_TURN: "pause_turn",
 }
+# Gemini `finishReason` (Candidate.FinishReason) <-> canonical. A function call ends with
+# STOP on Gemini's wire; the encoders look at the parts to say "tool use" where a wire has it.
+GEMINI_FINISH_TO_STOP: dict[str, chat_pb2.StopReason] = {
+    "STOP": SR.STOP_REASON_END_TURN,
+    "MAX_TOKENS": SR.STOP_REASON_MAX_TOKENS,
+    "SAFETY": SR.STOP_REASON_REFUSAL,
+    "RECITATION": SR.STOP_REASON_REFUSAL,
+    "BLOCKLIST": SR.STOP_REASON_REFUSAL,
+    "PROHIBITED_CONTENT": SR.STOP_REASON_REFUSAL,
+    "SPII": SR.STOP_REASON_REFUSAL,
+    "IMAGE_SAFETY": SR.STOP_REASON_REFUSAL,
+    "LANGUAGE": SR.STOP_REASON_END_TURN,
+    "OTHER": SR.STOP_REASON_END_TURN,
+    "MALFORMED_FUNCTION_CALL": SR.STOP_REASON_END_TURN,
+    "UNEXPECTED_TOOL_CALL": SR.STOP_REASON_END_TURN,
+    "FINISH_REASON_UNSPECIFIED": SR.STOP_REASON_END_TURN,
+}
+STOP_TO_GEMINI_FINISH: dict[int, str] = {
+    SR.STOP_REASON_UNSPECIFIED: "STOP",
+    SR.STOP_REASON_END_TURN: "STOP",
+    SR.STOP_REASON_STOP_SEQUENCE: "STOP",
+    SR.STOP_REASON_PAUSE_TURN: "STOP",
+    SR.STOP_REASON_TOOL_USE: "STOP",
+    SR.STOP_REASON_MAX_TOKENS: "MAX_TOKENS",
+    SR.STOP_REASON_REFUSAL: "SAFETY",
+}
 
 _TC = chat_pb2.ToolChoice
 # Tool-choice modes by wire name (OpenAI's names serve Chat Completions and the Responses API;
@@ -63,6 +91,14 @@ ANTHROPIC_TOOL_CHOICE: dict[str, chat_pb2.ToolChoice.Mode] = {
     "auto": _TC.MODE_AUTO, "none": _TC.MODE_NONE, "any": _TC.MODE_REQUIRED,
     "tool": _TC.MODE_NAMED}
 TOOL_CHOICE_TO_ANTHROPIC: dict[int, str] = {v: k for k, v in ANTHROPIC_TOOL_CHOICE.items()}
+# Gemini `toolConfig.functionCallingConfig.mode` (a named function is ANY plus
+# `allowedFunctionNames`; VALIDATED has no canonical counterpart and reads as AUTO).
+GEMINI_TOOL_CHOICE: dict[str, chat_pb2.ToolChoice.Mode] = {
+    "AUTO": _TC.MODE_AUTO, "NONE": _TC.MODE_NONE, "ANY": _TC.MODE_REQUIRED,
+    "VALIDATED": _TC.MODE_AUTO, "MODE_UNSPECIFIED": _TC.MODE_AUTO}
+TOOL_CHOICE_TO_GEMINI: dict[int, str] = {
+    _TC.MODE_AUTO: "AUTO", _TC.MODE_NONE: "NONE", _TC.MODE_REQUIRED: "ANY",
+    _TC.MODE_NAMED: "ANY"}
 
 # ---- errors ------------------------------------------------------------------------------
 # Canonical error types (chat_pb2.Error.type) -> (OpenAI error type, Anthropic error type).
@@ -109,6 +145,32 @@ ANTHROPIC_ERROR_STATUS: dict[str, int] = {
     "rate_limit_error": 429,
     "api_error": 500,
     "overloaded_error": 529,
+}
+# Google's error `status` (google.rpc.Code names) for the HTTP status a Gemini client sees,
+# and the HTTP status of each name when a Gemini upstream's status is not at hand.
+GEMINI_STATUS_NAME: dict[int, str] = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    408: "DEADLINE_EXCEEDED",
+    409: "ABORTED",
+    413: "INVALID_ARGUMENT",
+    429: "RESOURCE_EXHAUSTED",
+    499: "CANCELLED",
+    500: "INTERNAL",
+    501: "UNIMPLEMENTED",
+    502: "UNAVAILABLE",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+    529: "UNAVAILABLE",
+}
+GEMINI_NAME_STATUS: dict[str, int] = {
+    "INVALID_ARGUMENT": 400, "FAILED_PRECONDITION": 400, "OUT_OF_RANGE": 400,
+    "UNAUTHENTICATED": 401, "PERMISSION_DENIED": 403, "NOT_FOUND": 404, "ABORTED": 409,
+    "ALREADY_EXISTS": 409, "RESOURCE_EXHAUSTED": 429, "CANCELLED": 499, "INTERNAL": 500,
+    "UNKNOWN": 500, "DATA_LOSS": 500, "UNIMPLEMENTED": 501, "UNAVAILABLE": 503,
+    "DEADLINE_EXCEEDED": 504,
 }
 
 

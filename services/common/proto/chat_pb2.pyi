@@ -13,6 +13,7 @@ class WireFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     WIRE_FORMAT_OPENAI_CHAT: _ClassVar[WireFormat]
     WIRE_FORMAT_OPENAI_RESPONSES: _ClassVar[WireFormat]
     WIRE_FORMAT_ANTHROPIC: _ClassVar[WireFormat]
+    WIRE_FORMAT_GEMINI: _ClassVar[WireFormat]
 
 class Role(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -35,6 +36,7 @@ WIRE_FORMAT_UNSPECIFIED: WireFormat
 WIRE_FORMAT_OPENAI_CHAT: WireFormat
 WIRE_FORMAT_OPENAI_RESPONSES: WireFormat
 WIRE_FORMAT_ANTHROPIC: WireFormat
+WIRE_FORMAT_GEMINI: WireFormat
 ROLE_UNSPECIFIED: Role
 ROLE_USER: Role
 ROLE_ASSISTANT: Role
