@@ -126,10 +126,13 @@ def start_emulator(workdir: pathlib.Path, core: int | None, latency_ms: float,
     return p, url
 
 
-def switchyard_config(emulator_url: str, port: int) -> str:
-    """One OpenAI provider (the emulator); memory state; no chat storage (Responses store)."""
+def switchyard_config(emulator_url: str, port: int, tracing_endpoint: str = "") -> str:
+    """One OpenAI provider (the emulator); memory state; no chat storage (Responses store);
+    with `tracing_endpoint`, every request traced (100 %) to that OTLP/gRPC receiver."""
     r, pr, st = free_port(), free_port(), free_port()
-    return f"""version: v0.3.0
+    tracing = (f"tracing: {{random_sampling: 100, opentracing_grpc_endpoint: "
+               f"{tracing_endpoint}}}\n") if tracing_endpoint else ""
+    return tracing + f"""version: v0.3.0
 listeners:
   - {{type: model, name: model_listener, address: 127.0.0.1, port: {port}, timeout: 30s}}
 model_providers:
@@ -144,13 +147,13 @@ services:
 """
 
 
-def start_switchyard(workdir: pathlib.Path, core: int | None,
-                     emulator_url: str) -> tuple[Proc, str]:
+def start_switchyard(workdir: pathlib.Path, core: int | None, emulator_url: str,
+                     tracing_endpoint: str = "", name: str = "switchyard") -> tuple[Proc, str]:
     port = free_port()
-    cfg = workdir / "switchyard.yaml"
-    cfg.write_text(switchyard_config(emulator_url, port))
+    cfg = workdir / f"{name}.yaml"
+    cfg.write_text(switchyard_config(emulator_url, port, tracing_endpoint))
     cmd = [*pin(core), sys.executable, "-m", "switchyard", "up", "--config", str(cfg)]
-    p = Proc("switchyard", cmd, workdir / "switchyard.log")
+    p = Proc(name, cmd, workdir / f"{name}.log")
     url = f"http://127.0.0.1:{port}"
     p.wait_until(lambda: "gateway listening on" in p.log() and http_ok(f"{url}/healthz"), 90)
     return p, url

@@ -22,6 +22,7 @@ from bench.wrk import run_wrk
 
 GATEWAY_CORE, LOAD_CORE = 0, 1
 PROBE_REQUESTS = 50
+TRACED = "switchyard-tracing"
 
 
 def measure(target: str, url: str, scenario: Scenario, seconds: float, driver: str,
@@ -88,6 +89,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-pin", action="store_true", help="do not pin with taskset")
     p.add_argument("--json", default="", help="also write the raw rows here")
     p.add_argument("--markdown", action="store_true", help="print Markdown tables")
+    p.add_argument("--tracing", action="store_true",
+                   help="also measure switchyard with tracing at 100%% to an OTLP receiver "
+                        "(target switchyard-tracing, right after switchyard)")
     a = p.parse_args(argv)
     a.scenarios = [s for s in a.scenarios.split(",") if s]
     a.targets = [t for t in a.targets.split(",") if t]
@@ -116,6 +120,18 @@ def main(argv: list[str] | None = None) -> int:
             sy, urls["switchyard"] = procs.start_switchyard(workdir, gw_core, emu_url)
             started.append(sy)
             pids["switchyard"] = lambda: procs.switchyard_pids(sy)
+        if a.tracing:
+            # A real sink: the spans are exported and decoded, as with a collector.
+            from tests.support.otlp import OTLPReceiver
+
+            receiver = OTLPReceiver().start()
+            traced, urls[TRACED] = procs.start_switchyard(
+                workdir, gw_core, emu_url, receiver.endpoint, name=TRACED)
+            started.append(traced)
+            pids[TRACED] = lambda: procs.switchyard_pids(traced)
+            if TRACED not in a.targets:
+                i = a.targets.index("switchyard") + 1 if "switchyard" in a.targets else 0
+                a.targets.insert(i, TRACED)
         if "litellm" in a.targets:
             lite, urls["litellm"] = procs.start_litellm(workdir, gw_core, emu_url)
             started.append(lite)
@@ -132,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
                 row.update(target=target, scenario=name)
                 if target in pids:
                     row["rss_mb"] = procs.rss_mb(pids[target]())
-                if target == "switchyard" and not scenario.stream:
+                if target in ("switchyard", TRACED) and not scenario.stream:
                     row["overhead_hdr_p50_ms"] = overhead_probe(urls[target], scenario, prev)
                 rows.append(row)
                 print(f"bench: {target:<10} {name:<14} {row['rps']:8.0f} req/s  "

@@ -3,18 +3,24 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import inspect
 import logging
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from opentelemetry.context import attach, detach
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, set_span_in_context
 
+from switchyard.common import metrics
+from switchyard.common.config.model import Tracing
 from switchyard.common.internal_auth import METADATA_KEY, TOKEN_ENV
 from switchyard.common.ports import EXIT_ADDRESS_IN_USE, bind_error, in_use, split_host_port
+from switchyard.common.telemetry import propagation, tracer
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +82,108 @@ class TokenCheck(grpc.aio.ServerInterceptor):
         return False
 
 
+# Backend calls on a request's path, traced whenever tracing is on; every other method
+# (router lookups, deletes, the providers' own calls) only with trace_arch_internal.
+# Multiplex never: one stream carries many requests, each traced on its own.
+REQUEST_PATH_METHODS = frozenset({"/switchyard.v1.State/Get", "/switchyard.v1.State/Put",
+                                  "/switchyard.v1.State/GetHistory"})
+UNTRACED_METHODS = frozenset({"/switchyard.v1.Providers/Multiplex"})
+
+
+class Observe(grpc.aio.ServerInterceptor):
+    """Counts and times every call by method and status code; with tracing on, a server span
+    continuing the caller's `traceparent` metadata (current while the handler runs)."""
+
+    def __init__(self) -> None:
+        self._wrapped: dict[int, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+
+    async def intercept_service(self, continuation: Callable[[Any], Awaitable[Any]],
+                                details: grpc.HandlerCallDetails) -> Any:
+        handler = await continuation(details)
+        if handler is None or details.method.startswith(HEALTH_PREFIX):
+            return handler
+        known = self._wrapped.get(id(handler))
+        if known is None or known[0] is not handler:   # the same handler object per method
+            known = self._wrapped[id(handler)] = (handler, _observed(handler, details.method))
+        return known[1]
+
+
+def _traced(method: str) -> bool:
+    return tracer.ENABLED and method not in UNTRACED_METHODS and (
+        method in REQUEST_PATH_METHODS or tracer.INTERNAL)
+
+
+def _server_span(method: str, context: grpc.aio.ServicerContext) -> Span:
+    service, _, name = method.lstrip("/").partition("/")
+    return tracer.TRACER.start_span(
+        f"{service}/{name}", context=propagation.from_metadata(context.invocation_metadata()),
+        kind=SpanKind.SERVER, attributes={"rpc.system": "grpc", "rpc.service": service,
+                                          "rpc.method": name})
+
+
+def _code_name(context: grpc.aio.ServicerContext, failed: BaseException | None) -> str:
+    code = context.code()
+    if isinstance(code, grpc.StatusCode):
+        return str(code.name)
+    if failed is None:
+        return "OK"
+    return "CANCELLED" if isinstance(failed, asyncio.CancelledError) else "UNKNOWN"
+
+
+def _finish(method: str, started: float, context: grpc.aio.ServicerContext,
+            failed: BaseException | None, span: Span | None) -> None:
+    code = _code_name(context, failed)
+    metrics.GRPC_HANDLED.labels(method, code).inc()
+    metrics.GRPC_LATENCY.labels(method).observe(time.perf_counter() - started)
+    if span is not None:
+        span.set_attribute("rpc.grpc.status_code", grpc.StatusCode[code].value[0])
+        if code != "OK":
+            span.set_status(Status(StatusCode.ERROR, code))
+        span.end()
+
+
+def _observed(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+    """`handler` with its behaviour counted, timed and (when tracing is on) traced."""
+    kind = (bool(handler.request_streaming), bool(handler.response_streaming))
+    attr = {(False, False): "unary_unary", (False, True): "unary_stream",
+            (True, False): "stream_unary", (True, True): "stream_stream"}[kind]
+    behaviour = getattr(handler, attr)
+
+    async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        started, failed = time.perf_counter(), None
+        span = _server_span(method, context) if _traced(method) else None
+        token = attach(set_span_in_context(span)) if span is not None else None
+        try:
+            return await behaviour(request, context)
+        except BaseException as exc:
+            failed = exc
+            raise
+        finally:
+            if token is not None:
+                detach(token)
+            _finish(method, started, context, failed, span)
+
+    async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        started, failed = time.perf_counter(), None
+        span = _server_span(method, context) if _traced(method) else None
+        try:
+            async for item in behaviour(request, context):
+                yield item
+        except BaseException as exc:
+            failed = exc
+            raise
+        finally:
+            _finish(method, started, context, failed, span)
+
+    wrapped = stream if inspect.isasyncgenfunction(behaviour) else call
+    make = {(False, False): grpc.unary_unary_rpc_method_handler,
+            (False, True): grpc.unary_stream_rpc_method_handler,
+            (True, False): grpc.stream_unary_rpc_method_handler,
+            (True, True): grpc.stream_stream_rpc_method_handler}
+    return make[kind](wrapped, request_deserializer=handler.request_deserializer,
+                      response_serializer=handler.response_serializer)
+
+
 def _denial(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
     """A handler of the same shape as `handler` that answers UNAUTHENTICATED."""
     async def deny(request: Any, context: grpc.aio.ServicerContext) -> None:  # noqa: ARG001
@@ -92,8 +200,10 @@ def _denial(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
 
 def new_server(token: str | None) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
     """A server with the shared options, the health service, and with `token` the check."""
-    server = grpc.aio.server(options=SERVER_OPTIONS,
-                             interceptors=[TokenCheck(token)] if token else None)
+    interceptors: list[grpc.aio.ServerInterceptor] = [Observe()]
+    if token:
+        interceptors.append(TokenCheck(token))
+    server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=interceptors)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     return server, health_servicer
@@ -118,16 +228,19 @@ async def run_server(name: str, address: str,
                      register: Callable[[grpc.aio.Server], Awaitable[None] | None],
                      on_stop: Callable[[], Awaitable[None]] | None = None,
                      before_drain: Callable[[], Awaitable[None]] | None = None,
-                     token: str | None = None) -> None:
+                     token: str | None = None, tracing: Tracing | None = None) -> None:
     """Serve until SIGINT/SIGTERM, then stop accepting and drain in-flight calls (bounded).
 
     `register` adds the service's servicers; `before_drain` ends streams that never finish
     on their own (watches); `on_stop` releases resources afterwards. With `token`, every
-    call but health checks must carry it. A taken address exits with one line.
+    call but health checks must carry it. A taken address exits with one line. `tracing`
+    (the config's `tracing:`) sets up the exporter, flushed after the drain.
     """
     host_port = split_host_port(address)
     if host_port and in_use(bind_error(*host_port)):  # say so before gRPC logs its own lines
         raise _cannot_listen(name, address)
+    if tracing is not None:
+        tracer.setup(tracing, name.rsplit(".", 1)[-1].lower())
     server, health_servicer = new_server(token)
     maybe = register(server)
     if asyncio.iscoroutine(maybe):
@@ -155,6 +268,7 @@ async def run_server(name: str, address: str,
     await server.stop(DRAIN_SECONDS)
     if on_stop is not None:
         await on_stop()
+    await asyncio.to_thread(tracer.shutdown)   # send the last spans
     log.info("%s stopped", name)
 
 

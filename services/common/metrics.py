@@ -28,6 +28,25 @@ UPSTREAM_ATTEMPTS = Counter("switchyard_upstream_attempts_total",
 UPSTREAM_FIRST_BYTE = Histogram("switchyard_upstream_first_byte_seconds",
                                 "Time to the upstream's first byte", ["provider"],
                                 buckets=_SLOW)
+# Usage and cost, counted at the edge, where the tenant and the final usage are known.
+# `type`: input (cache excluded), output (reasoning included), cache_read, cache_write,
+# reasoning.
+TOKENS = Counter("switchyard_tokens_total", "Tokens used, by provider, model, tenant and type",
+                 ["provider", "model", "tenant", "type"])
+COST = Counter("switchyard_cost_usd_total",
+               "Cost in USD of answered turns whose price is known", ["provider", "model",
+                                                                     "tenant"])
+COST_UNKNOWN = Counter("switchyard_cost_unknown_total",
+                       "Answered turns without a known price", ["provider", "model"])
+TIME_TO_FIRST_TOKEN = Histogram("switchyard_time_to_first_token_seconds",
+                                "Streaming requests: time from arrival to the first content "
+                                "sent", ["format", "provider"], buckets=_SLOW)
+# Every gRPC service (grpc_server.Observe): calls by method and status code, and latency.
+GRPC_HANDLED = Counter("switchyard_grpc_server_handled_total",
+                       "gRPC calls handled, by method and status code", ["method", "code"])
+GRPC_LATENCY = Histogram("switchyard_grpc_server_handling_seconds",
+                         "gRPC call duration (streams: until they end)", ["method"],
+                         buckets=(*_FAST, 1, 2.5, 5, 10, 30, 60))
 
 
 def serve_metrics_if_configured(service: str) -> None:

@@ -5,13 +5,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
+from opentelemetry.context import Context
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from switchyard.common.config.model import ProviderEntry
 from switchyard.common.http_headers import retry_after_seconds
 from switchyard.common.proto import chat_pb2
+from switchyard.common.telemetry import tracer
 from switchyard.providers import failures
 from switchyard.providers.adapters.base import UpstreamCodec
 from switchyard.providers.failures import AttemptFailed
@@ -74,8 +78,10 @@ class Attempt:
     """One POST of a Call; `run` returns at the commit point or raises AttemptFailed."""
 
     def __init__(self, call: Call, pool: SessionPool, deadline: Deadline,
-                 sse_parser: Callable[[], EventParser]) -> None:
+                 sse_parser: Callable[[], EventParser],
+                 trace_ctx: Context | None = None) -> None:
         self.call = call
+        self.trace_ctx = trace_ctx   # the attempt's span: the HTTP call's parent (tracing on)
         self.entry = call.entry
         self.pool = pool
         self.deadline = deadline
@@ -86,7 +92,7 @@ class Attempt:
     async def run(self) -> Committed:
         """POST the call, then read the reply up to the commit point."""
         self.sent = self.deadline.clock()
-        response = await self._post()
+        response = await (self._post() if self.trace_ctx is None else self._traced_post())
         try:
             if not 200 <= response.status < 300:
                 raise await self._status_failure(response)
@@ -105,6 +111,31 @@ class Attempt:
         if by_budget:
             return AttemptFailed(self.deadline.spent(self.entry), True, final=True)
         return AttemptFailed(failures.timeout(self.entry, what), True)
+
+    async def _traced_post(self) -> aiohttp.ClientResponse:
+        """`_post` inside an HTTP client span, from sending to the response headers. The URL
+        is recorded without its query (some upstreams take a key there)."""
+        parts = urlsplit(self.call.url)
+        span = tracer.TRACER.start_span("POST", context=self.trace_ctx, kind=SpanKind.CLIENT,
+                                        attributes={
+                                            "http.request.method": "POST",
+                                            "server.address": parts.hostname or "",
+                                            "server.port": parts.port or (
+                                                443 if parts.scheme == "https" else 80),
+                                            "url.full": f"{parts.scheme}://{parts.netloc}"
+                                                        f"{parts.path}"})
+        try:
+            response = await self._post()
+        except BaseException as exc:
+            span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+            span.set_attribute("error.type", type(exc).__name__)
+            span.end()
+            raise
+        span.set_attribute("http.response.status_code", response.status)
+        if response.status >= 400:
+            span.set_status(Status(StatusCode.ERROR, str(response.status)))
+        span.end()
+        return response
 
     async def _post(self) -> aiohttp.ClientResponse:
         entry, call = self.entry, self.call

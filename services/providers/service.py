@@ -78,4 +78,4 @@ async def serve(config: Config, address: str, token: str | None = None) -> None:
 
     # Draining: multiplexed streams never end on their own, so ask the edges to move on.
     await run_server("switchyard.v1.Providers", address, register, on_stop=executor.pool.close,
-                     before_drain=servicer.mux.goaway, token=token)
+                     before_drain=servicer.mux.goaway, token=token, tracing=config.tracing)

@@ -139,7 +139,8 @@ async def serve(config: Config, address: str, token: str | None = None) -> None:
 
     try:
         await run_server("router", address, register, on_stop,
-                         before_drain=servicer.close_watches, token=token)
+                         before_drain=servicer.close_watches, token=token,
+                         tracing=config.tracing)
     finally:
         if watcher is not None:
             watcher.cancel()

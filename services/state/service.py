@@ -133,7 +133,7 @@ async def serve(config: Config, address: str = "", token: str | None = None) -> 
         await run_server(SERVICE_NAME, address or config.services.state,
                          lambda server: state_pb2_grpc.add_StateServicer_to_server(servicer,
                                                                                     server),
-                         on_stop=store.close, token=token)
+                         on_stop=store.close, token=token, tracing=config.tracing)
     except BaseException:
         await store.close()
         raise

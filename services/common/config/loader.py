@@ -16,6 +16,11 @@ from switchyard.common.config.fields import (
     parse_duration,
 )
 from switchyard.common.config.model import Config
+from switchyard.common.config.observability import (
+    parse_cost_sources,
+    parse_request_log,
+    parse_tracing,
+)
 from switchyard.common.config.providers import match_providers, parse_providers
 from switchyard.common.config.sections import parse_listener, parse_services, parse_state
 from switchyard.common.config.security import parse_security
@@ -25,10 +30,11 @@ __all__ = ["ConfigError", "expand_env", "format_model_table", "load_config", "ma
 
 # Keys we read; Plano keys we accept and ignore (they configure features we do not have).
 TOP_KEYS = {"version", "listeners", "model_providers", "llm_providers", "model_aliases",
-            "state_storage", "services", "auth", "limits"}
+            "state_storage", "services", "auth", "limits", "tracing", "model_metrics_sources",
+            "logging"}
 
 PLANO_TOP_KEYS = {"agents", "filters", "endpoints", "overrides", "system_prompt", "prompt_guards",
-                  "prompt_targets", "tracing", "mode", "ratelimits", "routing_preferences",
+                  "prompt_targets", "mode", "ratelimits", "routing_preferences",
                   "error_target", "llm_routing_model"}
 
 
@@ -73,11 +79,15 @@ def parse_config(data: Any, path: str = "<string>") -> Config:
                               lambda where, name, value: expand(rep, where, name, value))
     for message in security_errors:
         rep.add("", message)
+    tracing = parse_tracing(rep, data.get("tracing"))
+    cost_sources = parse_cost_sources(rep, data.get("model_metrics_sources"))
+    request_log = parse_request_log(rep, data.get("logging"))
     if rep.errors:
         raise ConfigError(rep.path, rep.errors)
     return Config(path=rep.path, version=version, listener=listener, providers=providers,
                   aliases=aliases, state=state, services=services, raw=data,
-                  security=security)
+                  security=security, tracing=tracing, cost_sources=cost_sources,
+                  request_log=request_log)
 
 
 def format_model_table(config: Config) -> str:

@@ -8,6 +8,15 @@ from switchyard.common.config import descriptors
 
 
 @dataclass(frozen=True)
+class Price:
+    """USD per million tokens; a cache price left out costs as much as plain input."""
+    input: float
+    output: float
+    cache_read: float | None = None
+    cache_write: float | None = None
+
+
+@dataclass(frozen=True)
 class ProviderEntry:
     """One `model_providers` entry, resolved."""
     name: str                   # unique entry name: `name:` or the model string ("openai/gpt-4o")
@@ -23,6 +32,7 @@ class ProviderEntry:
     api_version: str | None = None         # Azure
     default_max_tokens: int | None = None  # overrides the per-model table
     index: int = 0                         # position in the file, for messages
+    pricing: Price | None = None           # extension: USD per million tokens, beats catalogs
 
     @property
     def is_wildcard(self) -> bool:
@@ -108,6 +118,31 @@ class Security:
 
 
 @dataclass(frozen=True)
+class SpanAttributes:
+    header_prefixes: tuple[str, ...] = ()     # lower-case; matching headers become attributes
+    static: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Tracing:
+    """Plano's `tracing:`; on only with sampling above 0 and an endpoint (file or env)."""
+    random_sampling: float = 0.0              # percent of new traces kept
+    endpoint: str | None = None               # opentracing_grpc_endpoint (OTLP over gRPC)
+    trace_arch_internal: bool = False         # also the internal steps (docs/architecture.md)
+    span_attributes: SpanAttributes = field(default_factory=SpanAttributes)
+    record_content: bool = False              # extension: message text on the edge span
+
+
+@dataclass(frozen=True)
+class CostSource:
+    """A `model_metrics_sources` entry of `type: cost`."""
+    provider: str                             # models.dev | digitalocean
+    url: str                                  # http(s)://, file:// or a path
+    refresh_s: float = 3600.0
+    aliases: tuple[tuple[str, str], ...] = () # catalog key -> our `provider/model`
+
+
+@dataclass(frozen=True)
 class Config:
     path: str
     version: str
@@ -118,6 +153,9 @@ class Config:
     services: ServiceAddresses
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
     security: Security = field(default_factory=Security)
+    tracing: Tracing = field(default_factory=Tracing)
+    cost_sources: tuple[CostSource, ...] = ()
+    request_log: bool = False                 # extension `logging: {requests: json}`
 
     def provider(self, name: str) -> ProviderEntry | None:
         for p in self.providers:

@@ -26,7 +26,7 @@ from switchyard.common.proto import chat_pb2 as switchyard_dot_v1_dot_chat__pb2
 from switchyard.common.proto import router_pb2 as switchyard_dot_v1_dot_router__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dswitchyard/v1/providers.proto\x12\rswitchyard.v1\x1a\x18switchyard/v1/chat.proto\x1a\x1aswitchyard/v1/router.proto\"\x96\x02\n\x0fGenerateRequest\x12+\n\x07request\x18\x01 \x01(\x0b\x32\x1a.switchyard.v1.ChatRequest\x12&\n\x04plan\x18\x02 \x01(\x0b\x32\x18.switchyard.v1.RoutePlan\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x16\n\x0e\x63lient_api_key\x18\x04 \x01(\t\x12K\n\x0f\x66orward_headers\x18\x05 \x03(\x0b\x32\x32.switchyard.v1.GenerateRequest.ForwardHeadersEntry\x1a\x35\n\x13\x46orwardHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"u\n\nMuxRequest\x12\n\n\x02id\x18\x01 \x01(\x04\x12\x32\n\x08generate\x18\x02 \x01(\x0b\x32\x1e.switchyard.v1.GenerateRequestH\x00\x12\x10\n\x06\x63\x61ncel\x18\x03 \x01(\x08H\x00\x12\r\n\x05whole\x18\x04 \x01(\x08\x42\x06\n\x04kind\"N\n\x08MuxReply\x12\n\n\x02id\x18\x01 \x01(\x04\x12(\n\x05\x62\x61tch\x18\x02 \x01(\x0b\x32\x19.switchyard.v1.EventBatch\x12\x0c\n\x04last\x18\x03 \x01(\x08\":\n\x0bMuxRequests\x12+\n\x08requests\x18\x01 \x03(\x0b\x32\x19.switchyard.v1.MuxRequest\"6\n\nMuxReplies\x12(\n\x07replies\x18\x01 \x03(\x0b\x32\x17.switchyard.v1.MuxReply\";\n\x10\x43ountTokensReply\x12\x14\n\x0cinput_tokens\x18\x01 \x01(\x03\x12\x11\n\testimated\x18\x02 \x01(\x08\x32\xb3\x02\n\tProviders\x12G\n\x08Generate\x12\x1e.switchyard.v1.GenerateRequest\x1a\x19.switchyard.v1.EventBatch0\x01\x12\x45\n\x08\x43omplete\x12\x1e.switchyard.v1.GenerateRequest\x1a\x19.switchyard.v1.EventBatch\x12N\n\x0b\x43ountTokens\x12\x1e.switchyard.v1.GenerateRequest\x1a\x1f.switchyard.v1.CountTokensReply\x12\x46\n\tMultiplex\x12\x1a.switchyard.v1.MuxRequests\x1a\x19.switchyard.v1.MuxReplies(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dswitchyard/v1/providers.proto\x12\rswitchyard.v1\x1a\x18switchyard/v1/chat.proto\x1a\x1aswitchyard/v1/router.proto\"\xab\x02\n\x0fGenerateRequest\x12+\n\x07request\x18\x01 \x01(\x0b\x32\x1a.switchyard.v1.ChatRequest\x12&\n\x04plan\x18\x02 \x01(\x0b\x32\x18.switchyard.v1.RoutePlan\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x16\n\x0e\x63lient_api_key\x18\x04 \x01(\t\x12K\n\x0f\x66orward_headers\x18\x05 \x03(\x0b\x32\x32.switchyard.v1.GenerateRequest.ForwardHeadersEntry\x12\x13\n\x0btraceparent\x18\x06 \x01(\t\x1a\x35\n\x13\x46orwardHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"u\n\nMuxRequest\x12\n\n\x02id\x18\x01 \x01(\x04\x12\x32\n\x08generate\x18\x02 \x01(\x0b\x32\x1e.switchyard.v1.GenerateRequestH\x00\x12\x10\n\x06\x63\x61ncel\x18\x03 \x01(\x08H\x00\x12\r\n\x05whole\x18\x04 \x01(\x08\x42\x06\n\x04kind\"N\n\x08MuxReply\x12\n\n\x02id\x18\x01 \x01(\x04\x12(\n\x05\x62\x61tch\x18\x02 \x01(\x0b\x32\x19.switchyard.v1.EventBatch\x12\x0c\n\x04last\x18\x03 \x01(\x08\":\n\x0bMuxRequests\x12+\n\x08requests\x18\x01 \x03(\x0b\x32\x19.switchyard.v1.MuxRequest\"6\n\nMuxReplies\x12(\n\x07replies\x18\x01 \x03(\x0b\x32\x17.switchyard.v1.MuxReply\";\n\x10\x43ountTokensReply\x12\x14\n\x0cinput_tokens\x18\x01 \x01(\x03\x12\x11\n\testimated\x18\x02 \x01(\x08\x32\xb3\x02\n\tProviders\x12G\n\x08Generate\x12\x1e.switchyard.v1.GenerateRequest\x1a\x19.switchyard.v1.EventBatch0\x01\x12\x45\n\x08\x43omplete\x12\x1e.switchyard.v1.GenerateRequest\x1a\x19.switchyard.v1.EventBatch\x12N\n\x0b\x43ountTokens\x12\x1e.switchyard.v1.GenerateRequest\x1a\x1f.switchyard.v1.CountTokensReply\x12\x46\n\tMultiplex\x12\x1a.switchyard.v1.MuxRequests\x1a\x19.switchyard.v1.MuxReplies(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,19 +36,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GENERATEREQUEST_FORWARDHEADERSENTRY']._loaded_options = None
   _globals['_GENERATEREQUEST_FORWARDHEADERSENTRY']._serialized_options = b'8\001'
   _globals['_GENERATEREQUEST']._serialized_start=103
-  _globals['_GENERATEREQUEST']._serialized_end=381
-  _globals['_GENERATEREQUEST_FORWARDHEADERSENTRY']._serialized_start=328
-  _globals['_GENERATEREQUEST_FORWARDHEADERSENTRY']._serialized_end=381
-  _globals['_MUXREQUEST']._serialized_start=383
-  _globals['_MUXREQUEST']._serialized_end=500
-  _globals['_MUXREPLY']._serialized_start=502
-  _globals['_MUXREPLY']._serialized_end=580
-  _globals['_MUXREQUESTS']._serialized_start=582
-  _globals['_MUXREQUESTS']._serialized_end=640
-  _globals['_MUXREPLIES']._serialized_start=642
-  _globals['_MUXREPLIES']._serialized_end=696
-  _globals['_COUNTTOKENSREPLY']._serialized_start=698
-  _globals['_COUNTTOKENSREPLY']._serialized_end=757
-  _globals['_PROVIDERS']._serialized_start=760
-  _globals['_PROVIDERS']._serialized_end=1067
+  _globals['_GENERATEREQUEST']._serialized_end=402
+  _globals['_GENERATEREQUEST_FORWARDHEADERSENTRY']._serialized_start=349
+  _globals['_GENERATEREQUEST_FORWARDHEADERSENTRY']._serialized_end=402
+  _globals['_MUXREQUEST']._serialized_start=404
+  _globals['_MUXREQUEST']._serialized_end=521
+  _globals['_MUXREPLY']._serialized_start=523
+  _globals['_MUXREPLY']._serialized_end=601
+  _globals['_MUXREQUESTS']._serialized_start=603
+  _globals['_MUXREQUESTS']._serialized_end=661
+  _globals['_MUXREPLIES']._serialized_start=663
+  _globals['_MUXREPLIES']._serialized_end=717
+  _globals['_COUNTTOKENSREPLY']._serialized_start=719
+  _globals['_COUNTTOKENSREPLY']._serialized_end=778
+  _globals['_PROVIDERS']._serialized_start=781
+  _globals['_PROVIDERS']._serialized_end=1088
 # @@protoc_insertion_point(module_scope)

@@ -9,7 +9,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class GenerateRequest(_message.Message):
-    __slots__ = ("request", "plan", "request_id", "client_api_key", "forward_headers")
+    __slots__ = ("request", "plan", "request_id", "client_api_key", "forward_headers", "traceparent")
     class ForwardHeadersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -22,12 +22,14 @@ class GenerateRequest(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     CLIENT_API_KEY_FIELD_NUMBER: _ClassVar[int]
     FORWARD_HEADERS_FIELD_NUMBER: _ClassVar[int]
+    TRACEPARENT_FIELD_NUMBER: _ClassVar[int]
     request: _chat_pb2.ChatRequest
     plan: _router_pb2.RoutePlan
     request_id: str
     client_api_key: str
     forward_headers: _containers.ScalarMap[str, str]
-    def __init__(self, request: _Optional[_Union[_chat_pb2.ChatRequest, _Mapping]] = ..., plan: _Optional[_Union[_router_pb2.RoutePlan, _Mapping]] = ..., request_id: _Optional[str] = ..., client_api_key: _Optional[str] = ..., forward_headers: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    traceparent: str
+    def __init__(self, request: _Optional[_Union[_chat_pb2.ChatRequest, _Mapping]] = ..., plan: _Optional[_Union[_router_pb2.RoutePlan, _Mapping]] = ..., request_id: _Optional[str] = ..., client_api_key: _Optional[str] = ..., forward_headers: _Optional[_Mapping[str, str]] = ..., traceparent: _Optional[str] = ...) -> None: ...
 
 class MuxRequest(_message.Message):
     __slots__ = ("id", "generate", "cancel", "whole")

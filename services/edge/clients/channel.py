@@ -7,6 +7,7 @@ import grpc
 
 from switchyard.common.grpc_server import CHANNEL_OPTIONS
 from switchyard.common.internal_auth import METADATA_KEY, internal_token
+from switchyard.common.telemetry import propagation, tracer
 
 # Every client channel of the edge uses exactly this list.
 CLIENT_OPTIONS: list[tuple[str, int | str]] = [
@@ -35,10 +36,11 @@ def target(address: str) -> str:
 
 def open_channel(address: str) -> grpc.aio.Channel:
     """A channel to one backend, meant to be kept for the process's life; every call on it
-    carries the internal token when one is set."""
+    carries the internal token when one is set, and unary calls the caller's `traceparent`
+    when tracing is on (set up before the channels are opened)."""
     channel = grpc.aio.insecure_channel(target(address), options=CLIENT_OPTIONS)
     token = internal_token()
-    return TokenChannel(channel, token) if token else channel
+    return TokenChannel(channel, token) if token or tracer.ENABLED else channel
 
 
 class _WithToken:
@@ -55,19 +57,32 @@ class _WithToken:
         return self._call(*args, metadata=md, **kwargs)
 
 
+class _Traced(_WithToken):
+    """A unary multicallable that also carries the current span as `traceparent`, so the
+    backend's span continues the request's trace (streams are long-lived: never)."""
+
+    __slots__ = ()
+
+    def __call__(self, *args: Any, metadata: Any = None, **kwargs: Any) -> Any:
+        md = self._metadata if metadata is None else (*metadata, *self._metadata)
+        if tracer.ENABLED and (parent := propagation.current_traceparent()):
+            md = (*md, (propagation.HEADER, parent))
+        return self._call(*args, metadata=md, **kwargs)
+
+
 class TokenChannel:
-    """The channel with the token added per call where stubs build their calls.
+    """The channel with the token (if any) added per call where stubs build their calls.
 
     Not a client interceptor: grpc.aio routes an intercepted stream's every write through a
     queue and two extra tasks, a cost on each message of the multiplexed hot path.
     """
 
-    def __init__(self, channel: grpc.aio.Channel, token: str) -> None:
+    def __init__(self, channel: grpc.aio.Channel, token: str | None) -> None:
         self._channel = channel
-        self._metadata = ((METADATA_KEY, token),)
+        self._metadata: tuple[tuple[str, str], ...] = ((METADATA_KEY, token),) if token else ()
 
     def unary_unary(self, *args: Any, **kwargs: Any) -> _WithToken:
-        return _WithToken(self._channel.unary_unary(*args, **kwargs), self._metadata)
+        return _Traced(self._channel.unary_unary(*args, **kwargs), self._metadata)
 
     def unary_stream(self, *args: Any, **kwargs: Any) -> _WithToken:
         return _WithToken(self._channel.unary_stream(*args, **kwargs), self._metadata)

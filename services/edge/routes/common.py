@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 from switchyard.common import metrics
 from switchyard.common.errors import GatewayError
+from switchyard.edge import observe
 from switchyard.edge.formats.base import ClientFormat
 from switchyard.edge.pipeline import Exchange, backends, tenant_of
 
@@ -28,11 +29,20 @@ def guarded(fmt: ClientFormat) -> Callable[[Handler], Handler]:
 
         @functools.wraps(handler)
         async def run(request: Request) -> Response:
-            response = await _answer(request)
+            obs = observe.begin(request, route, fmt.name)   # None: tracing and log off
+            if obs is None:
+                response = await _answer(request)
+            else:
+                with observe.current(obs):
+                    response = await _answer(request)
             metrics.HTTP_REQUESTS.labels(route, str(response.status_code)).inc()
             overhead = response.headers.get("x-switchyard-overhead-ms")
             if overhead:
                 metrics.GATEWAY_OVERHEAD.labels(route).observe(float(overhead) / 1000.0)
+            if obs is not None:
+                if overhead and not obs.overhead_ms:
+                    obs.overhead_ms = float(overhead)
+                return observe.finish(obs, response)
             return response
 
         async def _answer(request: Request) -> Response:
@@ -40,12 +50,14 @@ def guarded(fmt: ClientFormat) -> Callable[[Handler], Handler]:
                 return await handler(request)
             except GatewayError as exc:
                 ex = Exchange(request, fmt, "")
+                observe.failed(request, exc.type)
                 if exc.http_status >= 500:
                     log.warning("request %s %s: %d %s", ex.request_id, request.url.path,
                                 exc.http_status, exc.type)
                 return ex.error_response(exc)
             except Exception:  # noqa: BLE001 - the last line of defence
                 ex = Exchange(request, fmt, "")
+                observe.failed(request, "api_error")
                 log.exception("request %s %s: unhandled error", ex.request_id, request.url.path)
                 return ex.error_response(
                     GatewayError(500, "internal gateway error", type="api_error"))

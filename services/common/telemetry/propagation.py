@@ -1,0 +1,56 @@
+"""W3C `traceparent` in and out: HTTP headers, gRPC metadata, the GenerateRequest field."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
+HEADER = "traceparent"
+_INVALID = trace.INVALID_SPAN_CONTEXT
+
+
+def format_traceparent(ctx: SpanContext) -> str:
+    """`00-<trace id>-<span id>-<flags>`, or "" for an invalid context."""
+    if not ctx.is_valid:
+        return ""
+    return f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags):02x}"
+
+
+def current_traceparent() -> str:
+    """The traceparent of the span current in this context ("" without one)."""
+    return format_traceparent(trace.get_current_span().get_span_context())
+
+
+def parse_traceparent(value: str) -> SpanContext | None:
+    """A remote parent from a traceparent value; None when it is malformed (then ignored)."""
+    parts = value.strip().split("-")
+    if len(parts) < 4 or len(parts[0]) != 2 or parts[0] == "ff" or len(parts[1]) != 32 \
+            or len(parts[2]) != 16 or len(parts[3]) != 2 or (parts[0] == "00" and len(parts) != 4):
+        return None
+    try:
+        trace_id, span_id, flags = int(parts[1], 16), int(parts[2], 16), int(parts[3], 16)
+    except ValueError:
+        return None
+    if not trace_id or not span_id:
+        return None
+    return SpanContext(trace_id, span_id, is_remote=True, trace_flags=TraceFlags(flags & 1))
+
+
+def context_from(value: str | None) -> Context | None:
+    """A context whose parent is the remote span `value` names (None: start a new trace)."""
+    if not value:
+        return None
+    parent = parse_traceparent(value)
+    if parent is None:
+        return None
+    return trace.set_span_in_context(NonRecordingSpan(parent))
+
+
+def from_metadata(metadata: Iterable[tuple[str, str | bytes]] | None) -> Context | None:
+    """The remote parent carried in gRPC call metadata."""
+    for key, value in metadata or ():
+        if key == HEADER:
+            return context_from(value.decode() if isinstance(value, bytes) else value)
+    return None

@@ -1,0 +1,313 @@
+"""What the edge records of a request: usage and cost metrics at the end of every turn, and
+— only when tracing or the request log is on — the server span and the request's log line.
+
+Tracing off and request log off: no object is made per request, no tracer is called; the
+pipeline's hooks find no `Observed` in scope state and return.
+"""
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Iterator, Sequence
+from typing import Any, TypeVar
+
+import orjson
+from opentelemetry import trace
+from opentelemetry.context import Context, attach, detach
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from switchyard.common import metrics
+from switchyard.common.config.model import Config, ProviderEntry
+from switchyard.common.proto import chat_pb2
+from switchyard.common.telemetry import genai, propagation, request_log, tracer
+from switchyard.common.telemetry.cost import Prices, cost_usd
+
+T = TypeVar("T")
+STATE_KEY = "observed"
+USAGE_TYPES = ("input", "output", "cache_read", "cache_write", "reasoning")
+
+
+class Accounting:
+    """The edge's price book and provider entries by name (one per process)."""
+
+    def __init__(self, config: Config) -> None:
+        self.entries = {e.name: e for e in config.providers}
+        self.prices = Prices(config.cost_sources)
+
+    async def start(self) -> None:
+        self.prices.start()
+
+    async def close(self) -> None:
+        await self.prices.close()
+
+
+class Observed:
+    """One request's facts for its span and its log line (made only when either is on)."""
+
+    __slots__ = ("span", "context", "route", "fmt", "arrived", "model", "tenant", "provider",
+                 "upstream_model", "attempts", "usage", "cost", "stops", "overhead_ms",
+                 "upstream_ms", "stream", "error", "request_id")
+
+    def __init__(self, span: Span | None, route: str, fmt: str) -> None:
+        self.span = span
+        self.context: Context | None = trace.set_span_in_context(span) if span else None
+        self.route = route
+        self.fmt = fmt
+        self.arrived = time.perf_counter()
+        self.model = self.tenant = self.provider = self.upstream_model = ""
+        self.attempts = 0
+        self.usage: chat_pb2.Usage | None = None
+        self.cost: float | None = None
+        self.stops: list[str] = []
+        self.overhead_ms = self.upstream_ms = 0.0
+        self.stream = False
+        self.error = ""
+        self.request_id = ""
+
+
+def observed(request: Request) -> Observed | None:
+    """This request's record, if tracing or the request log is on."""
+    found: Observed | None = request.scope["state"].get(STATE_KEY)
+    return found
+
+
+# ---- the server span and the log line (routes/common.py: guarded) ------------------------
+
+def begin(request: Request, route: str, fmt: str) -> Observed | None:
+    """Start recording a request: the server span (continuing a client's `traceparent`)."""
+    if not (tracer.ENABLED or request_log.ENABLED):
+        return None
+    span = _server_span(request) if tracer.ENABLED else None
+    obs = Observed(span, route, fmt)
+    state = request.scope.setdefault("state", {})
+    obs.request_id = state.get("request_id", "")
+    state[STATE_KEY] = obs
+    return obs
+
+
+def _server_span(request: Request) -> Span:
+    headers = request.headers
+    settings = tracer.SETTINGS.span_attributes
+    attributes: dict[str, Any] = {"http.request.method": request.method,
+                                  "url.path": request.url.path,
+                                  genai.OPERATION: "chat"}
+    attributes.update(settings.static)
+    if settings.header_prefixes:
+        # Plano's rule: the prefix is cut, the rest of the name becomes the key (- → .).
+        for name, value in headers.items():
+            for prefix in settings.header_prefixes:
+                if name.startswith(prefix) and len(name) > len(prefix):
+                    attributes[name[len(prefix):].replace("-", ".")] = value
+                    break
+    parent = propagation.context_from(headers.get(propagation.HEADER))
+    return tracer.TRACER.start_span("chat", context=parent, kind=SpanKind.SERVER,
+                                    attributes=attributes)
+
+
+@contextlib.contextmanager
+def current(obs: Observed | None) -> Iterator[None]:
+    """Make the request's span current while the handler runs (its children hang on it)."""
+    if obs is None or obs.context is None:
+        yield
+        return
+    token = attach(obs.context)
+    try:
+        yield
+    finally:
+        detach(token)
+
+
+def finish(obs: Observed, response: Response) -> Response:
+    """End the span and write the log line when the answer is complete (streams: later)."""
+    if isinstance(response, StreamingResponse):
+        response.body_iterator = _streamed(obs, response.body_iterator, response.status_code)
+        return response
+    _close(obs, response.status_code)
+    return response
+
+
+async def _streamed(obs: Observed, iterable: AsyncIterable[Any], status: int
+                    ) -> AsyncIterator[Any]:
+    """The SSE body with the request's context current around each step (so the state write
+    at its end is a child of the request) and the span ended after the last byte."""
+    body = aiter(iterable)
+    try:
+        while True:
+            token = attach(obs.context) if obs.context is not None else None
+            try:
+                chunk = await anext(body)
+            except StopAsyncIteration:
+                break
+            finally:
+                if token is not None:
+                    detach(token)
+            yield chunk
+    finally:
+        closer = getattr(body, "aclose", None)
+        if closer is not None:
+            await closer()
+        _close(obs, status)
+
+
+def _close(obs: Observed, status: int) -> None:
+    latency_ms = (time.perf_counter() - obs.arrived) * 1000.0
+    span = obs.span
+    if span is not None:
+        span.set_attribute("http.response.status_code", status)
+        span.set_attribute(genai.OVERHEAD_MS, round(obs.overhead_ms, 3))
+        if obs.error:
+            span.set_attribute("error.type", obs.error)
+        # A client's 4xx is not the server's failure (HTTP conventions); a 5xx or an error
+        # event in a 200 stream is.
+        if status >= 500 or (obs.error and status < 400):
+            span.set_status(Status(StatusCode.ERROR, obs.error or str(status)))
+        span.end()
+    if request_log.ENABLED:
+        request_log.emit(_log_fields(obs, status, latency_ms))
+
+
+def _log_fields(obs: Observed, status: int, latency_ms: float) -> dict[str, Any]:
+    """The request's log line: ids, names, counts and times; never content or keys."""
+    trace_id = ""
+    if obs.span is not None:
+        ctx = obs.span.get_span_context()
+        trace_id = f"{ctx.trace_id:032x}" if ctx.is_valid else ""
+    usage = obs.usage
+    return {"ts": round(time.time(), 3), "request_id": obs.request_id, "trace_id": trace_id,
+            "route": obs.route, "format": obs.fmt, "tenant": obs.tenant, "model": obs.model,
+            "upstream": obs.provider, "upstream_model": obs.upstream_model,
+            "attempts": obs.attempts, "stream": obs.stream, "status": status,
+            "error": obs.error or None,
+            "input_tokens": usage.input_tokens if usage else None,
+            "output_tokens": usage.output_tokens if usage else None,
+            "cache_read_tokens": usage.cache_read_tokens if usage else None,
+            "cache_write_tokens": usage.cache_creation_tokens if usage else None,
+            "reasoning_tokens": usage.reasoning_tokens if usage else None,
+            "cost_usd": obs.cost, "latency_ms": round(latency_ms, 3),
+            "upstream_ms": round(obs.upstream_ms, 3), "overhead_ms": round(obs.overhead_ms, 3)}
+
+
+# ---- hooks the pipeline calls -----------------------------------------------------------
+
+def _accounting(request: Request) -> Accounting:
+    accounting: Accounting = request.app.state.accounting
+    return accounting
+
+
+def admitted(request: Request, request_id: str, req: chat_pb2.ChatRequest, tenant: str) -> None:
+    """The request is decoded: name the span after the model, record what was asked."""
+    obs = observed(request)
+    if obs is None:
+        return
+    obs.model, obs.tenant, obs.stream = req.model, tenant, req.stream
+    obs.request_id = request_id
+    span = obs.span
+    if span is None:
+        return
+    span.update_name(f"chat {req.model}")
+    span.set_attribute(genai.REQUEST_MODEL, req.model)
+    span.set_attribute(genai.REQUEST_STREAM, req.stream)
+    span.set_attribute(genai.TENANT, tenant)
+    span.set_attribute(genai.REQUEST_ID, request_id)
+    span.set_attribute(genai.CLIENT_FORMAT, obs.fmt)
+    if req.HasField("max_tokens"):
+        span.set_attribute(genai.REQUEST_MAX_TOKENS, req.max_tokens)
+    if req.HasField("temperature"):
+        span.set_attribute(genai.REQUEST_TEMPERATURE, req.temperature)
+    if tracer.SETTINGS.record_content:
+        span.set_attribute(genai.INPUT_MESSAGES, _messages_json(req.messages))
+
+
+def started(request: Request, start: chat_pb2.StreamStart) -> None:
+    """Providers answered: which upstream serves, after how many attempts."""
+    obs = observed(request)
+    if obs is None:
+        return
+    obs.provider, obs.upstream_model = start.provider, start.model
+    obs.attempts, obs.upstream_ms = start.attempts or 1, start.upstream_ms
+    span = obs.span
+    if span is None:
+        return
+    entry = _accounting(request).entries.get(start.provider)
+    if entry is not None:
+        span.set_attribute(genai.PROVIDER, genai.provider_name(entry.provider))
+        span.set_attribute(genai.ROUTE, f"{obs.fmt}→{entry.interface}")
+    span.set_attribute(genai.UPSTREAM_ENTRY, start.provider)
+    span.set_attribute(genai.RESPONSE_MODEL, start.model)
+    if start.id:
+        span.set_attribute(genai.RESPONSE_ID, start.id)
+    span.set_attribute(genai.ATTEMPTS, obs.attempts)
+    if start.dropped_params:
+        span.set_attribute(genai.DROPPED_PARAMS, list(start.dropped_params))
+
+
+def turn_done(request: Request, tenant: str, start: chat_pb2.StreamStart,
+              usage: chat_pb2.Usage, stops: Sequence[int]) -> None:
+    """A turn finished: count its tokens and cost (always), and put them on the span."""
+    accounting = _accounting(request)
+    entry: ProviderEntry | None = accounting.entries.get(start.provider)
+    provider = entry.provider if entry is not None else start.provider
+    model = start.model or (entry.model if entry is not None else "")
+    counts = (usage.input_tokens, usage.output_tokens, usage.cache_read_tokens,
+              usage.cache_creation_tokens, usage.reasoning_tokens)
+    for kind, n in zip(USAGE_TYPES, counts):
+        if n:
+            metrics.TOKENS.labels(provider, model, tenant, kind).inc(n)
+    price = accounting.prices.price(entry, model)
+    cost = None
+    if price is None:
+        metrics.COST_UNKNOWN.labels(provider, model).inc()
+    else:
+        cost = cost_usd(price, usage)
+        metrics.COST.labels(provider, model, tenant).inc(cost)
+    obs = observed(request)
+    if obs is None:
+        return
+    obs.usage, obs.cost = usage, cost
+    obs.stops = [genai.finish_reason(s) for s in stops if s]
+    span = obs.span
+    if span is None:
+        return
+    genai.set_usage(span, usage)
+    if obs.stops:
+        span.set_attribute(genai.FINISH_REASONS, obs.stops)
+    if cost is not None:
+        span.set_attribute(genai.COST_USD, cost)
+
+
+def first_token(request: Request, fmt: str, provider: str, seconds: float) -> None:
+    """A stream's first content is going out: the time-to-first-token histogram and span."""
+    metrics.TIME_TO_FIRST_TOKEN.labels(fmt, provider).observe(seconds)
+    obs = observed(request)
+    if obs is not None and obs.span is not None:
+        obs.span.set_attribute(genai.TIME_TO_FIRST_CHUNK, seconds)
+
+
+def failed(request: Request, error_type: str) -> None:
+    """The answer is an error (also one sent mid-stream)."""
+    obs = observed(request)
+    if obs is not None:
+        obs.error = error_type
+
+
+async def state_call(name: str, call: Awaitable[T]) -> T:
+    """A state read or write as a child span of the request (tracing on), else just `call`."""
+    if not tracer.ENABLED:
+        return await call
+    with tracer.TRACER.start_as_current_span(
+            f"state {name}", kind=SpanKind.CLIENT,
+            attributes={"rpc.system": "grpc", "rpc.service": "switchyard.v1.State",
+                        "rpc.method": name}):
+        return await call
+
+
+def _messages_json(messages: Sequence[chat_pb2.Message]) -> str:
+    """Messages' text parts as JSON, for `record_content` only."""
+    out = []
+    for m in messages:
+        texts = [p.text.text for p in m.parts if p.WhichOneof("kind") == "text"]
+        out.append({"role": chat_pb2.Role.Name(m.role).removeprefix("ROLE_").lower(),
+                    "content": "".join(texts)})
+    return orjson.dumps(out).decode()
