@@ -1,6 +1,7 @@
-"""The edge's HTTP application: three client wire formats on one listener."""
+"""The edge's HTTP application: four client wire formats on one listener."""
 from __future__ import annotations
 
+import asyncio
 from contextlib import asynccontextmanager
 
 import orjson
@@ -11,10 +12,12 @@ from starlette.responses import Response
 
 from switchyard.common.config.model import Config
 from switchyard.common.errors import GatewayError
+from switchyard.common.telemetry import request_log, tracer
+from switchyard.edge import observe
 from switchyard.edge.clients.backends import Backends
 from switchyard.edge.formats import format_for_path
 from switchyard.edge.guard import Guard
-from switchyard.edge.routes import chat, messages, models, responses
+from switchyard.edge.routes import chat, gemini, messages, models, responses
 
 # The three POST endpoints that carry the traffic, dispatched without the framework's layers.
 HOT_ROUTES = {"/v1/chat/completions": chat.create_chat_completion,
@@ -33,6 +36,8 @@ class HotPaths:
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
             handler = HOT_ROUTES.get(scope["path"])
+            if handler is None and gemini.is_model_action(scope["path"]):
+                handler = gemini.model_action   # the model is in Gemini's path
             if handler is not None:
                 scope["app"] = self.app  # what request.app reads
                 response = await handler(Request(scope, receive, send))
@@ -47,17 +52,24 @@ def create_app(config: Config, backends: Backends | None = None) -> Guard:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        # Tracing first: the backends' channels carry `traceparent` only when it is on.
+        tracer.setup(config.tracing, "edge")
+        request_log.setup(config.request_log)
         be = backends or Backends(config)
         await be.start()
         app.state.backends = be
+        await app.state.accounting.start()
         try:
             yield
         finally:
+            await app.state.accounting.close()
             await be.close()
+            await asyncio.to_thread(tracer.shutdown)   # send the last spans
 
     app = FastAPI(title="Switchyard", lifespan=lifespan, docs_url=None, redoc_url=None,
                   openapi_url=None)
     app.state.config = config
+    app.state.accounting = observe.Accounting(config)
     # Chat completions are stored (for metadata.response_id) only when the config asks for
     # state storage; the Responses API always is.
     app.state.config_has_state = bool(config.raw.get("state_storage"))
@@ -69,8 +81,10 @@ def create_app(config: Config, backends: Backends | None = None) -> Guard:
     app.add_route("/v1/responses/{response_id}", responses.delete_response, methods=["DELETE"])
     app.add_route("/v1/responses/{response_id}/input_items", responses.list_input_items,
                   methods=["GET"])
-    app.add_route("/v1/models", models.list_models, methods=["GET"])
-    app.add_route("/v1/models/{model_id:path}", models.get_model, methods=["GET"])
+    app.add_route("/v1/models", gemini.list_models_v1, methods=["GET"])
+    app.add_route("/v1/models/{model_id:path}", gemini.get_model_v1, methods=["GET"])
+    app.add_route("/v1beta/models", gemini.list_models, methods=["GET"])
+    app.add_route("/v1beta/models/{model_id:path}", gemini.get_model, methods=["GET"])
     app.add_route("/healthz", models.healthz, methods=["GET"])
     app.add_route("/metrics", models.prometheus_metrics, methods=["GET"])
     app.add_exception_handler(HTTPException, _http_error)

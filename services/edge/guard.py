@@ -9,6 +9,7 @@ import math
 import re
 import time
 from typing import Any
+from urllib.parse import parse_qsl
 
 import orjson
 
@@ -45,12 +46,20 @@ class RateLimiter:
         return (1.0 - tokens) / rate
 
 
-def presented_key(headers: dict[bytes, bytes]) -> str:
-    """The client's key: `Authorization: Bearer` (OpenAI SDK) or `x-api-key` (Anthropic SDK)."""
+def presented_key(headers: dict[bytes, bytes], query_string: bytes = b"") -> str:
+    """The client's key: `Authorization: Bearer` (OpenAI SDK), `x-api-key` (Anthropic SDK),
+    `x-goog-api-key` (Google's SDK) or Google's `?key=` query parameter."""
     auth = headers.get(b"authorization", b"").decode("latin-1")
     if auth[:7].lower() == "bearer ":
         return auth[7:].strip()
-    return headers.get(b"x-api-key", b"").decode("latin-1").strip()
+    key = headers.get(b"x-api-key") or headers.get(b"x-goog-api-key")
+    if key:
+        return key.decode("latin-1").strip()
+    if b"key=" in query_string:
+        for k, v in parse_qsl(query_string.decode("latin-1")):
+            if k == "key":
+                return v.strip()
+    return ""
 
 
 def find_key(keys: tuple[ApiKey, ...], presented: str) -> ApiKey | None:
@@ -150,13 +159,14 @@ class Guard:
         who, rpm = None, None
         if sec.auth_enabled or self.limiter:
             headers = dict(scope["headers"])
-            presented = presented_key(headers)
+            presented = presented_key(headers, scope.get("query_string", b""))
             if sec.auth_enabled:
                 key = find_key(sec.keys, presented) if presented else None
                 if key is None:
                     await self._reject(scope, send, GatewayError(
                         401, "missing or invalid API key: send it as `Authorization: Bearer "
-                        "<key>` or `x-api-key: <key>`", type="authentication"))
+                        "<key>`, `x-api-key: <key>` or (Gemini clients) `x-goog-api-key: <key>`",
+                        type="authentication"))
                     return
                 state["tenant"] = key.tenant
                 state["api_key"] = key

@@ -17,13 +17,15 @@ from starlette.responses import Response, StreamingResponse
 from switchyard.common.canonical.aggregate import Turn, TurnBuilder, turn_message
 from switchyard.common.errors import GatewayError
 from switchyard.common.proto import chat_pb2, providers_pb2, router_pb2, state_pb2
-from switchyard.edge import ids
+from switchyard.common.telemetry import propagation, tracer
+from switchyard.edge import ids, observe
 from switchyard.edge.clients.backends import Backends
 from switchyard.edge.clients.providers import EOF, MuxCall
 from switchyard.edge.formats.base import ClientFormat, Decoded, Reply, StreamEncoder
 from switchyard.edge.guard import Slot, authorize_model
 
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+SSE_MEDIA_TYPE = "text/event-stream"
 FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta")
 SYSTEM_ROLES = (chat_pb2.ROLE_SYSTEM, chat_pb2.ROLE_DEVELOPER)
 DEFAULT_TENANT = "default"
@@ -71,7 +73,9 @@ class Exchange:
         auth = h.get("authorization", "")
         if auth[:7].lower() == "bearer ":
             return auth[7:].strip()
-        return h.get("x-api-key", "")
+        # Google's SDK sends x-goog-api-key; `?key=` is its URL spelling.
+        return h.get("x-api-key") or h.get("x-goog-api-key") or \
+            self.request.query_params.get("key", "")
 
     def forward_headers(self) -> dict[str, str]:
         h = self.request.headers
@@ -94,6 +98,7 @@ class Exchange:
 
     def note_start(self, start: chat_pb2.StreamStart) -> None:
         self.upstream_ms = start.upstream_ms
+        observe.started(self.request, start)
         if start.provider:
             self.headers["x-switchyard-upstream"] = start.provider
         self.headers["x-switchyard-attempts"] = str(start.attempts or 1)
@@ -116,22 +121,27 @@ async def admit(ex: Exchange, prepare: BodyHook | None = None
     return decoded, plan
 
 
-async def serve_turn(request: Request, fmt: ClientFormat) -> Response:
-    """A generation endpoint: admit → history → generate → render → store."""
+async def serve_turn(request: Request, fmt: ClientFormat,
+                     prepare: BodyHook | None = None) -> Response:
+    """A generation endpoint: admit → history → generate → render → store (`prepare` adds
+    what a format's URL carries, e.g. Gemini's model and stream flag)."""
     be = backends(request)
     ex = Exchange(request, fmt, fmt.new_id())
-    decoded, plan = await admit(ex)
+    decoded, plan = await admit(ex, prepare)
     req = decoded.request
     turn_input = list(req.messages[decoded.unstored_lead:])
     tenant = tenant_of(request)
+    observe.admitted(request, ex.request_id, req, tenant)
     if decoded.previous_id:
-        with_history(req, await be.state.history(tenant, decoded.previous_id))
+        with_history(req, await observe.state_call(
+            "GetHistory", be.state.history(tenant, decoded.previous_id)))
     reply = Reply(model=req.model, response_id=ex.response_id, created=int(time.time()),
                   decoded=decoded)
     storing = decoded.store and (fmt.always_stores or request.app.state.config_has_state)
 
     async def store(turn: Turn, body: dict[str, Any]) -> None:
-        await be.state.put(stored_record(ex, reply, tenant, turn_input, turn, body))
+        await observe.state_call(
+            "Put", be.state.put(stored_record(ex, reply, tenant, turn_input, turn, body)))
 
     if req.stream:
         call, first = await open_generation(be, ex, req, plan)
@@ -142,6 +152,8 @@ async def serve_turn(request: Request, fmt: ClientFormat) -> Response:
 
         return stream_response(ex, call, first, encoder, store_streamed if storing else None)
     turn = await complete(be, ex, req, plan)
+    observe.turn_done(request, tenant, turn.start, turn.usage,
+                      [c.stop_reason for c in turn.choices])
     body = fmt.encode_response(turn, reply)
     if storing:
         await store(turn, body)
@@ -232,9 +244,11 @@ def with_history(req: chat_pb2.ChatRequest, history: list[chat_pb2.Message]) -> 
 
 def generate_request(ex: Exchange, req: chat_pb2.ChatRequest,
                      plan: router_pb2.RoutePlan) -> providers_pb2.GenerateRequest:
-    return providers_pb2.GenerateRequest(request=req, plan=plan, request_id=ex.request_id,
-                                         client_api_key=ex.client_api_key(),
-                                         forward_headers=ex.forward_headers())
+    return providers_pb2.GenerateRequest(
+        request=req, plan=plan, request_id=ex.request_id, client_api_key=ex.client_api_key(),
+        forward_headers=ex.forward_headers(),
+        # The request's span, carried in the message: the Multiplex stream is shared.
+        traceparent=propagation.current_traceparent() if tracer.ENABLED else "")
 
 
 async def open_generation(be: Backends, ex: Exchange, req: chat_pb2.ChatRequest,
@@ -278,19 +292,27 @@ def stream_response(ex: Exchange, call: MuxCall, first: list[chat_pb2.StreamEven
     """SSE in the client's grammar. `on_complete` runs (e.g. the state write) before the
     terminal bytes (`encoder.done()`) reach the client."""
     ex.headers["x-switchyard-overhead-ms"] = f"{ex.overhead_ms():.2f}"
-    return StreamingResponse(_sse_body(call, first, encoder, on_complete),
-                             media_type="text/event-stream",
+    # An encoder may name its own media type (Gemini's streamed JSON array); SSE otherwise.
+    media_type = getattr(encoder, "media_type", SSE_MEDIA_TYPE)
+    # The first batch holds the first content (the commit point): it is about to be sent.
+    observe.first_token(ex.request, ex.fmt.name, ex.headers.get("x-switchyard-upstream", ""),
+                        time.perf_counter() - ex.started)
+    return StreamingResponse(_sse_body(ex, call, first, encoder, on_complete),
+                             media_type=media_type,
                              headers={**ex.headers, **SSE_HEADERS})
 
 
-async def _sse_body(call: MuxCall, first: list[chat_pb2.StreamEvent], encoder: StreamEncoder,
-                    on_complete: OnComplete | None) -> AsyncIterator[bytes]:
+async def _sse_body(ex: Exchange, call: MuxCall, first: list[chat_pb2.StreamEvent],
+                    encoder: StreamEncoder, on_complete: OnComplete | None
+                    ) -> AsyncIterator[bytes]:
     builder = TurnBuilder() if on_complete else None
+    finish = first[-1].finish if first[-1].HasField("finish") else None
     try:
         out, err = _encode_batch(encoder, first, builder)
         if out:
             yield out
         if err is not None:
+            observe.failed(ex.request, err.type)
             yield encoder.error(err)
             return
         # read(), not `async for`: the first batch was already read with read().
@@ -299,8 +321,14 @@ async def _sse_body(call: MuxCall, first: list[chat_pb2.StreamEvent], encoder: S
             if out:
                 yield out
             if err is not None:
+                observe.failed(ex.request, err.type)
                 yield encoder.error(err)
                 return
+            if batch.events and batch.events[-1].HasField("finish"):
+                finish = batch.events[-1].finish   # the turn's last: its usage is final
+        if finish is not None:
+            observe.turn_done(ex.request, tenant_of(ex.request), first[0].start, finish.usage,
+                              [finish.stop_reason])
         if on_complete is not None and builder is not None:
             try:
                 await on_complete(builder.turn)
@@ -309,6 +337,7 @@ async def _sse_body(call: MuxCall, first: list[chat_pb2.StreamEvent], encoder: S
                 return
         yield encoder.done()
     except GatewayError as exc:   # the providers stream broke mid-answer
+        observe.failed(ex.request, exc.type)
         yield encoder.error(exc.to_proto())
     finally:
         call.cancel()  # client gone: the providers service closes the upstream request

@@ -15,11 +15,14 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 
 import orjson
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from switchyard.common import metrics
 from switchyard.common.config.model import ProviderEntry
 from switchyard.common.errors import GatewayError
 from switchyard.common.proto import chat_pb2, providers_pb2, router_pb2
+from switchyard.common.telemetry import genai, propagation, tracer
 from switchyard.providers import adapters, failures
 from switchyard.providers.adapters.base import UpstreamCodec
 from switchyard.providers.adapters.sse import SSEParser
@@ -68,6 +71,8 @@ class _Run:
     deadline: Deadline
     attempts: int = 0
     last: chat_pb2.Error | None = None   # the latest failure, answered if nothing commits
+    span: Span | None = None             # the execution span (tracing on): attempts' parent
+    model: str = ""                      # the current target's upstream model
 
 
 class Executor:
@@ -102,18 +107,30 @@ class Executor:
         batch holds none: `attempt` raises on one; `relay` cuts a batch after one); only that
         event is looked at, content events are not walked again.
         """
+        span = _execution_span(gen) if tracer.ENABLED else None
         try:
-            committed, breaker = await self._commit(gen)
-        except _PlanFailed as failed:
-            yield error_batch(self._scrub(failed.error, gen))
-            return
-        idle_s = self.pool.timeouts(committed.entry).idle_s
-        async with contextlib.aclosing(relay(committed, breaker, idle_s)) as batches:
-            async for batch in batches:
-                events = batch.events
-                if events and events[-1].HasField("error"):
-                    self._scrub(events[-1].error, gen)
-                yield batch
+            try:
+                committed, breaker = await self._commit(gen, span)
+            except _PlanFailed as failed:
+                err = self._scrub(failed.error, gen)
+                if span is not None:
+                    _span_error(span, err)
+                yield error_batch(err)
+                return
+            idle_s = self.pool.timeouts(committed.entry).idle_s
+            async with contextlib.aclosing(relay(committed, breaker, idle_s)) as batches:
+                async for batch in batches:
+                    events = batch.events
+                    if events and events[-1].HasField("error"):
+                        self._scrub(events[-1].error, gen)
+                        if span is not None:
+                            _span_error(span, events[-1].error)
+                    elif span is not None and events and events[-1].HasField("finish"):
+                        _span_finish(span, events[-1].finish)
+                    yield batch
+        finally:
+            if span is not None:
+                span.end()
 
     def _scrub(self, err: chat_pb2.Error, gen: providers_pb2.GenerateRequest) -> chat_pb2.Error:
         """`err` without any secret: the configured ones, the request's key, and those of the
@@ -125,7 +142,7 @@ class Executor:
                 extra.extend(entry_secrets(entry))
         return self.secrets.scrub(err, extra)
 
-    async def _commit(self, gen: providers_pb2.GenerateRequest
+    async def _commit(self, gen: providers_pb2.GenerateRequest, span: Span | None = None
                       ) -> tuple[Committed, CircuitBreaker]:
         """Try the plan's targets in order until an attempt commits (else _PlanFailed)."""
         plan = gen.plan
@@ -133,7 +150,7 @@ class Executor:
             raise _PlanFailed(failures.error(
                 500, f"route plan for '{plan.name}' has no targets", None))
         budget_s = plan.timeout_s if plan.timeout_s > 0 else self.default_timeout_s
-        run = _Run(gen, Deadline(budget_s, self.clock))
+        run = _Run(gen, Deadline(budget_s, self.clock), span=span)
         order = order_targets(plan, lambda t: self.breakers.admits(target_key(t)), self.rng)
         for target in order:
             entry = self.lookup(target.provider)
@@ -144,10 +161,13 @@ class Executor:
                 continue
             call = self._encode(gen, entry, target)
             breaker = self.breakers.get(target_key(target))
+            run.model = target.model
             committed = await self._attempts(run, call, breaker)
             if committed is not None:
                 stamp_start(committed.events, entry, target, run.attempts, call.dropped,
                             committed.upstream_ms)
+                if span is not None:
+                    _span_committed(span, entry, target, order, run.attempts, committed)
                 return committed, breaker
         raise _PlanFailed(_exhausted(run.last, plan.name, len(order)))
 
@@ -158,7 +178,7 @@ class Executor:
         try:
             codec = self.adapters(entry)
             body, dropped = codec.encode_request(gen.request, entry, target.model)
-            url = codec.endpoint_url(entry, target.model)
+            url = codec.endpoint_url(entry, target.model, stream=gen.request.stream)
             headers = codec.build_headers(entry, gen.client_api_key, dict(gen.forward_headers))
         except GatewayError as exc:
             err = exc.to_proto()
@@ -182,9 +202,15 @@ class Executor:
                 raise _PlanFailed(run.last or run.deadline.spent(call.entry))
             run.attempts += 1
             breaker.begin()
+            span = _attempt_span(run, call) if run.span is not None else None
             try:
-                committed = await Attempt(call, self.pool, run.deadline, self.sse_parser).run()
+                committed = await Attempt(
+                    call, self.pool, run.deadline, self.sse_parser,
+                    trace.set_span_in_context(span) if span is not None else None).run()
             except AttemptFailed as failed:
+                if span is not None:
+                    _span_error(span, failed.error, outcome=str(failed.error.http_status))
+                    span.end()
                 delay = self._after_failure(run, call, breaker, failed, retry)
                 if delay is None:
                     return None
@@ -192,7 +218,13 @@ class Executor:
                 continue
             except BaseException:
                 breaker.release()   # cancelled: no outcome, let another probe through
+                if span is not None:
+                    span.set_attribute(genai.OUTCOME, "cancelled")
+                    span.end()
                 raise
+            if span is not None:
+                span.set_attribute(genai.OUTCOME, "ok")
+                span.end()
             breaker.record_success()
             metrics.UPSTREAM_ATTEMPTS.labels(call.entry.name, "ok").inc()
             metrics.UPSTREAM_FIRST_BYTE.labels(call.entry.name).observe(
@@ -220,6 +252,60 @@ class Executor:
         if delay >= run.deadline.remaining():
             return None   # waiting would outlast the budget: try the next target now
         return delay
+
+
+def _execution_span(gen: providers_pb2.GenerateRequest) -> Span:
+    """The span of one generate call, a child of the edge's request span."""
+    return tracer.TRACER.start_span(
+        f"execute {gen.request.model}", context=propagation.context_from(gen.traceparent),
+        kind=SpanKind.SERVER,
+        attributes={genai.OPERATION: "chat", genai.REQUEST_MODEL: gen.request.model,
+                    genai.REQUEST_ID: gen.request_id, genai.REQUEST_STREAM: gen.request.stream,
+                    "switchyard.plan": gen.plan.name})
+
+
+def _attempt_span(run: _Run, call: Call) -> Span:
+    """One upstream attempt, a sibling of the plan's other attempts (retries, fallbacks)."""
+    entry = call.entry
+    return tracer.TRACER.start_span(
+        f"chat {run.model}", context=trace.set_span_in_context(run.span) if run.span else None,
+        kind=SpanKind.CLIENT,
+        attributes={genai.OPERATION: "chat", genai.PROVIDER: genai.provider_name(entry.provider),
+                    genai.REQUEST_MODEL: run.model, genai.UPSTREAM_ENTRY: entry.name,
+                    genai.ATTEMPT: run.attempts, genai.REQUEST_STREAM: call.stream})
+
+
+def _span_committed(span: Span, entry: ProviderEntry, target: router_pb2.Target,
+                    order: list[router_pb2.Target], attempts: int, committed: Committed) -> None:
+    start = committed.events[0].start
+    span.set_attribute(genai.PROVIDER, genai.provider_name(entry.provider))
+    span.set_attribute(genai.UPSTREAM_ENTRY, entry.name)
+    span.set_attribute(genai.RESPONSE_MODEL, start.model or target.model)
+    span.set_attribute(genai.ATTEMPTS, attempts)
+    # A fallback: the answer comes from another target than the first one tried.
+    span.set_attribute(genai.FALLBACK, target_key(target) != target_key(order[0]))
+    if start.dropped_params:
+        span.set_attribute(genai.DROPPED_PARAMS, list(start.dropped_params))
+    span.set_attribute("switchyard.upstream_first_content_ms", round(committed.upstream_ms, 3))
+    last = committed.events[-1]
+    if last.HasField("finish"):
+        _span_finish(span, last.finish)
+
+
+def _span_finish(span: Span, finish: chat_pb2.StreamFinish) -> None:
+    genai.set_usage(span, finish.usage)
+    if finish.stop_reason:
+        span.set_attribute(genai.FINISH_REASONS, [genai.finish_reason(finish.stop_reason)])
+
+
+def _span_error(span: Span, err: chat_pb2.Error, outcome: str = "") -> None:
+    """An error on a span: its type and status, never its message (it may echo input)."""
+    span.set_status(Status(StatusCode.ERROR, err.type or str(err.http_status)))
+    span.set_attribute("error.type", err.type or str(err.http_status))
+    if err.http_status:
+        span.set_attribute("http.response.status_code", err.http_status)
+    if outcome:
+        span.set_attribute(genai.OUTCOME, outcome)
 
 
 def _exhausted(last: chat_pb2.Error | None, plan_name: str, targets: int) -> chat_pb2.Error:

@@ -132,3 +132,90 @@ class AnthropicClient:
 
     def stop_kw(self, seq: str) -> dict:
         return {"stop_sequences": [seq]}
+
+
+GEMINI_STOP = {"STOP": "end", "MAX_TOKENS": "max", "SAFETY": "refusal"}
+
+
+class GeminiClient:
+    """Google's SDK (google-genai) against the gateway's generateContent routes. Messages in
+    the matrix's plain {"role", "content": str} shape are turned into Gemini contents; the
+    ones this class builds (tool_turn, image_message) are Gemini contents already."""
+    name = "gemini"
+
+    def __init__(self, sdk):
+        self.sdk = sdk
+
+    @staticmethod
+    def contents(messages: list[dict]) -> list[dict]:
+        out = []
+        for m in messages:
+            if "parts" in m:
+                out.append(m)
+            else:
+                out.append({"role": "model" if m["role"] == "assistant" else "user",
+                            "parts": [{"text": m["content"]}]})
+        return out
+
+    def config(self, tools: bool, kw: dict):
+        from google.genai import types
+        params = {}
+        if "max_tokens" in kw:
+            params["max_output_tokens"] = kw.pop("max_tokens")
+        params.update(kw)
+        if tools:
+            params["tools"] = [types.Tool(function_declarations=[types.FunctionDeclaration(
+                name="get_weather", description="Weather", parameters_json_schema=TOOL_SCHEMA)])]
+        return types.GenerateContentConfig(**params)
+
+    def ask(self, model: str, messages: list[dict], *, stream=False, tools=False, **kw) -> Result:
+        args = dict(model=model, contents=self.contents(messages), config=self.config(tools, kw))
+        r = Result()
+        finish = None
+        chunks = (self.sdk.models.generate_content_stream(**args) if stream
+                  else [self.sdk.models.generate_content(**args)])
+        for chunk in chunks:
+            r.raw = chunk
+            if chunk.usage_metadata and chunk.usage_metadata.prompt_token_count is not None:
+                u = chunk.usage_metadata
+                r.input_tokens = u.prompt_token_count or 0
+                r.output_tokens = (u.candidates_token_count or 0) + (u.thoughts_token_count or 0)
+            if not chunk.candidates:
+                continue
+            cand = chunk.candidates[0]
+            finish = cand.finish_reason or finish
+            for part in (cand.content.parts if cand.content and cand.content.parts else []):
+                if part.function_call:
+                    fc = part.function_call
+                    r.tool_calls.append((fc.id, fc.name, dict(fc.args or {})))
+                elif part.thought:
+                    r.reasoning += part.text or ""
+                elif part.text:
+                    r.text += part.text
+        name = finish.value if finish is not None else ""
+        r.stop = "tool" if r.tool_calls and name == "STOP" else GEMINI_STOP.get(name, name)
+        return r
+
+    def tool_turn(self, call_id: str, result: str) -> list[dict]:
+        return [{"role": "user", "parts": [{"text": "Weather in Paris?"}]},
+                {"role": "model", "parts": [{"function_call": {
+                    "id": call_id, "name": "get_weather", "args": {"city": "Paris"}}}]},
+                {"role": "user", "parts": [{"function_response": {
+                    "id": call_id, "name": "get_weather", "response": {"result": result}}}]}]
+
+    def image_message(self) -> list[dict]:
+        import base64
+        return [{"role": "user", "parts": [
+            {"text": "What is in this image?"},
+            {"inline_data": {"mime_type": "image/png", "data": base64.b64decode(PNG_1PX)}}]}]
+
+    def stop_kw(self, seq: str) -> dict:
+        return {"stop_sequences": [seq]}
+
+
+def gemini_sdk(gateway_url: str, api_key: str = "test-key"):
+    """google-genai pointed at the gateway (no retries: the tests count attempts)."""
+    from google import genai
+    from google.genai import types
+    return genai.Client(api_key=api_key, http_options=types.HttpOptions(
+        base_url=gateway_url, timeout=30_000, retry_options=types.HttpRetryOptions(attempts=1)))

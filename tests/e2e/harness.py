@@ -14,6 +14,7 @@ import httpx
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 OPENAI_KEY = "sk-openai-test"
 ANTHROPIC_KEY = "sk-ant-test"
+GEMINI_KEY = "gemini-test-key"
 
 
 def free_port() -> int:
@@ -72,6 +73,9 @@ model_providers:
     base_url: {emulator_url}
     provider_interface: openai
     access_key: {OPENAI_KEY}
+  - model: gemini/*
+    access_key: {GEMINI_KEY}
+    base_url: {emulator_url}/v1beta
 {providers}
 model_aliases:
   fast-model: {{target: gpt-4o-mini}}

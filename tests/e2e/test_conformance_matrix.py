@@ -3,11 +3,13 @@ asserting both what the SDK parsed and what the upstream received."""
 import anthropic
 import openai
 import pytest
+from google.genai import errors as genai_errors
 
-from tests.e2e.clients import AnthropicClient, OpenAIChatClient
+from tests.e2e.clients import AnthropicClient, GeminiClient, OpenAIChatClient, gemini_sdk
 
 UPSTREAMS = {"openai": ("gpt-4o-mini", "/chat/completions"),
-             "anthropic": ("claude-3-5-sonnet-20241022", "/messages")}
+             "anthropic": ("claude-3-5-sonnet-20241022", "/messages"),
+             "gemini": ("gemini-2.0-flash", ":generateContent")}
 TOOL_REPLY = {"reply": {"tool_calls": [
     {"id": "toolu_01", "name": "get_weather", "arguments": {"city": "Paris"}}]}}
 TWO_TOOLS = {"interleave": True, "reply": {"text": "Checking both.", "tool_calls": [
@@ -15,8 +17,10 @@ TWO_TOOLS = {"interleave": True, "reply": {"text": "Checking both.", "tool_calls
     {"id": "call_b", "name": "get_weather", "arguments": {"city": "Tokyo, Japan"}}]}}
 
 
-@pytest.fixture(params=["chat", "messages"])
-def client(request, openai_client, anthropic_client):
+@pytest.fixture(params=["chat", "messages", "gemini"])
+def client(request, openai_client, anthropic_client, gateway):
+    if request.param == "gemini":
+        return GeminiClient(gemini_sdk(gateway.url))
     return OpenAIChatClient(openai_client) if request.param == "chat" \
         else AnthropicClient(anthropic_client)
 
@@ -28,7 +32,8 @@ def upstream(request):
 
 def sent(emu, upstream):
     path = UPSTREAMS[upstream][1]
-    reqs = [r for r in emu.requests() if r["path"].endswith(path)]
+    reqs = [r for r in emu.requests() if r["path"].endswith(path)
+            or (upstream == "gemini" and r.get("api") == "gemini")]   # or :streamGenerateContent
     assert reqs, f"nothing reached the {upstream} upstream"
     return reqs[-1]["json"]
 
@@ -44,7 +49,10 @@ def test_text(client, upstream, emu, stream):
     assert r.stop == "end"
     assert r.input_tokens > 0 and r.output_tokens > 0
     body = sent(emu, upstream)
-    assert body["model"] == model
+    if upstream == "gemini":   # the model is named in the path, not the body
+        assert emu.requests()[-1]["model"] == model and "model" not in body
+    else:
+        assert body["model"] == model
     if upstream == "anthropic":
         assert body["max_tokens"] > 0 and body["messages"][0]["role"] == "user"
 
@@ -60,6 +68,9 @@ def test_tool_call(client, upstream, emu, stream):
     tools = sent(emu, upstream)["tools"]
     if upstream == "anthropic":
         assert tools[0]["name"] == "get_weather" and "input_schema" in tools[0]
+    elif upstream == "gemini":
+        decl = tools[0]["functionDeclarations"][0]
+        assert decl["name"] == "get_weather" and "parametersJsonSchema" in decl
     else:
         assert tools[0]["function"]["name"] == "get_weather"
 
@@ -80,7 +91,15 @@ def test_tool_result_turn(client, upstream, emu):
     model = UPSTREAMS[upstream][0]
     r = client.ask(model, client.tool_turn("call_77", "18C and sunny"), tools=True)
     assert r.stop == "end"
-    messages = sent(emu, upstream)["messages"]
+    body = sent(emu, upstream)
+    if upstream == "gemini":
+        contents = body["contents"]
+        assert contents[-1] == {"role": "user", "parts": [{"functionResponse": {
+            "id": "call_77", "name": "get_weather", "response": {"result": "18C and sunny"}}}]}
+        assert contents[-2] == {"role": "model", "parts": [{"functionCall": {
+            "id": "call_77", "name": "get_weather", "args": {"city": "Paris"}}}]}
+        return
+    messages = body["messages"]
     if upstream == "anthropic":
         last = messages[-1]
         assert last["role"] == "user"
@@ -129,7 +148,13 @@ def test_thinking_signature_survives_the_next_turn(anthropic_client, emu):
 def test_image(client, upstream, emu):
     model = UPSTREAMS[upstream][0]
     client.ask(model, client.image_message())
-    content = sent(emu, upstream)["messages"][-1]["content"]
+    body = sent(emu, upstream)
+    if upstream == "gemini":
+        parts = body["contents"][-1]["parts"]
+        assert parts[1]["inlineData"]["mimeType"] == "image/png"
+        assert parts[1]["inlineData"]["data"].startswith("iVBOR")
+        return
+    content = body["messages"][-1]["content"]
     if upstream == "anthropic":
         image = [b for b in content if b["type"] == "image"][0]
         assert image["source"]["type"] == "base64"
@@ -149,7 +174,8 @@ def test_stop_sequence(client, upstream, emu):
     else:
         assert r.stop in ("end", "stop_sequence")
     body = sent(emu, upstream)
-    assert (body.get("stop_sequences") or body.get("stop")) == ["world"]
+    assert (body.get("stop_sequences") or body.get("stop")
+            or body.get("generationConfig", {}).get("stopSequences")) == ["world"]
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
@@ -160,15 +186,20 @@ def test_max_tokens(client, upstream, emu, stream):
     assert r.stop == "max"
     body = sent(emu, upstream)
     # OpenAI's own API takes max_completion_tokens (reasoning models require it).
-    assert body.get("max_tokens", body.get("max_completion_tokens")) == 3
+    assert body.get("max_tokens", body.get("max_completion_tokens",
+                                           body.get("generationConfig", {}).get(
+                                               "maxOutputTokens"))) == 3
 
 
 def test_upstream_400_reaches_the_client(client, upstream, emu):
     model = UPSTREAMS[upstream][0]
     emu.script(model, {"status": 400, "error": {"message": "messages: bad thing"}})
-    with pytest.raises((openai.BadRequestError, anthropic.BadRequestError)) as info:
+    with pytest.raises((openai.BadRequestError, anthropic.BadRequestError,
+                        genai_errors.ClientError)) as info:
         client.ask(model, USER)
     assert "messages: bad thing" in str(info.value)
+    if client.name == "gemini":   # ClientError is every 4xx: the code says which
+        assert (info.value.code, info.value.status) == (400, "INVALID_ARGUMENT")
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
@@ -176,15 +207,18 @@ def test_rate_limit_is_rate_limit_error(client, upstream, emu, stream):
     model = UPSTREAMS[upstream][0]
     steps = [{"status": 429, "error": {"message": "slow down"}}] * 5
     emu.script(model, *steps)
-    with pytest.raises((openai.RateLimitError, anthropic.RateLimitError)):
+    with pytest.raises((openai.RateLimitError, anthropic.RateLimitError,
+                        genai_errors.ClientError)) as info:
         client.ask(model, USER, stream=stream)
+    if client.name == "gemini":
+        assert (info.value.code, info.value.status) == (429, "RESOURCE_EXHAUSTED")
 
 
 def test_mid_stream_abort_is_an_error_not_a_success(client, upstream, emu):
     model = UPSTREAMS[upstream][0]
     emu.script(model, {"abort_after_chunks": 3, "reply": {"text": "a b c d e f g h i j"},
                        "chunks": 8})
-    with pytest.raises((openai.APIError, anthropic.APIError)):
+    with pytest.raises((openai.APIError, anthropic.APIError, genai_errors.APIError)):
         client.ask(model, USER, stream=True)
 
 

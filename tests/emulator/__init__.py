@@ -1,4 +1,4 @@
-"""An upstream LLM emulator speaking OpenAI Chat Completions and Anthropic Messages.
+"""An upstream LLM emulator speaking OpenAI Chat Completions, Anthropic Messages and Gemini.
 
 `from tests.emulator import Emulator` for in-process use; `python -m tests.emulator` to run it.
 """

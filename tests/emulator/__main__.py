@@ -18,10 +18,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--chunks", type=int, default=None, help="text fragments per streamed reply")
     p.add_argument("--openai-key", action="append", default=[], help="accepted OpenAI/Azure key")
     p.add_argument("--anthropic-key", action="append", default=[], help="accepted Anthropic key")
+    p.add_argument("--gemini-key", action="append", default=[], help="accepted Gemini API key")
     a = p.parse_args(argv)
     state = EmulatorState(EmulatorConfig(
         openai_keys=frozenset(a.openai_key), anthropic_keys=frozenset(a.anthropic_key),
-        fast=a.fast, latency_ms=a.latency_ms, chunks=a.chunks))
+        gemini_keys=frozenset(a.gemini_key), fast=a.fast, latency_ms=a.latency_ms, chunks=a.chunks))
     try:
         import uvloop  # optional: faster event loop for benchmarks
         uvloop.install()

@@ -1,4 +1,4 @@
-"""Provider error bodies, exactly as OpenAI, Azure OpenAI and Anthropic send them.
+"""Provider error bodies, exactly as OpenAI, Azure OpenAI, Anthropic and Google send them.
 
 These tables describe what the *upstream* answers; they are deliberately independent of the
 gateway's own mapping tables, so a wrong gateway table cannot hide behind a matching emulator.
@@ -93,3 +93,57 @@ def anthropic_error(status: int, message: str | None = None, *, type: str | None
 def anthropic_invalid(message: str) -> ApiError:
     """A 400 invalid_request_error as Anthropic words request validation failures."""
     return anthropic_error(400, message, type="invalid_request_error")
+
+
+# Status -> (google.rpc.Code name, message) of Google's generic error for that status.
+_GEMINI_DEFAULTS: dict[int, tuple[str, str]] = {
+    400: ("INVALID_ARGUMENT", "Request contains an invalid argument."),
+    401: ("UNAUTHENTICATED", "Request had invalid authentication credentials."),
+    403: ("PERMISSION_DENIED", "The caller does not have permission"),
+    404: ("NOT_FOUND", "Requested entity was not found."),
+    429: ("RESOURCE_EXHAUSTED", "Resource has been exhausted (e.g. check quota)."),
+    500: ("INTERNAL", "An internal error has occurred. Please retry or report in "
+                      "https://developers.generativeai.google/guide/troubleshooting"),
+    503: ("UNAVAILABLE", "The model is overloaded. Please try again later."),
+    504: ("DEADLINE_EXCEEDED", "Deadline expired before operation could complete."),
+}
+_RETRY_INFO = "type.googleapis.com/google.rpc.RetryInfo"
+
+
+def gemini_error_obj(status: int, message: str | None = None, *, name: str | None = None,
+                     retry_delay: str | None = None, details: list[dict] | None = None) -> dict:
+    """The inner `error` of a Google API error: code, message, status, optional details
+    (a 429's `retryDelay` rides in a RetryInfo entry, as Google sends it)."""
+    d_name, d_msg = _GEMINI_DEFAULTS.get(status, ("INTERNAL" if status >= 500 else "INVALID_ARGUMENT",
+                                                  "Error."))
+    err: dict = {"code": status, "message": message if message is not None else d_msg,
+                 "status": name or d_name}
+    entries = list(details or [])
+    if retry_delay is not None:
+        entries.append({"@type": _RETRY_INFO, "retryDelay": retry_delay})
+    if entries:
+        err["details"] = entries
+    return err
+
+
+def gemini_error(status: int, message: str | None = None, *, name: str | None = None,
+                 retry_delay: str | None = None, details: list[dict] | None = None,
+                 headers: dict[str, str] | None = None) -> ApiError:
+    """A Google API error: `{"error": {"code", "message", "status"[, "details"]}}`."""
+    return ApiError(status, {"error": gemini_error_obj(status, message, name=name,
+                                                       retry_delay=retry_delay, details=details)},
+                    headers)
+
+
+def gemini_invalid(message: str) -> ApiError:
+    """A 400 INVALID_ARGUMENT as the Gemini API words request validation failures."""
+    return gemini_error(400, message)
+
+
+def gemini_unknown_field(name: str, where: str = "") -> ApiError:
+    """Google's JSON parser on a field the message does not define (with a BadRequest detail)."""
+    at = f" at '{where}'" if where else ""
+    msg = f'Invalid JSON payload received. Unknown name "{name}"{at}: Cannot find field.'
+    detail = {"@type": "type.googleapis.com/google.rpc.BadRequest",
+              "fieldViolations": [{"field": where, "description": msg}]}
+    return gemini_error(400, msg, details=[detail])

@@ -13,17 +13,18 @@ from tests.emulator.state import EmulatorConfig, EmulatorState
 
 
 class Emulator:
-    """An upstream OpenAI/Anthropic emulator on a free port, served from its own thread.
+    """An upstream OpenAI/Anthropic/Gemini emulator on a free port, served from its own thread.
 
     `emu = Emulator(); emu.start(); emu.url; emu.stop()`, or `with Emulator() as emu: ...`.
     """
 
     def __init__(self, *, openai_keys: Iterable[str] = (), anthropic_keys: Iterable[str] = (),
-                 fast: bool = False, latency_ms: float = 0.0, chunks: int | None = None,
+                 gemini_keys: Iterable[str] = (), fast: bool = False, latency_ms: float = 0.0,
+                 chunks: int | None = None,
                  host: str = "127.0.0.1", port: int = 0) -> None:
         self.state = EmulatorState(EmulatorConfig(
             openai_keys=frozenset(openai_keys), anthropic_keys=frozenset(anthropic_keys),
-            fast=fast, latency_ms=latency_ms, chunks=chunks))
+            gemini_keys=frozenset(gemini_keys), fast=fast, latency_ms=latency_ms, chunks=chunks))
         self.host = host
         self.port = port
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -94,6 +95,11 @@ class Emulator:
     @property
     def anthropic_base_url(self) -> str:
         return self.url
+
+    @property
+    def gemini_base_url(self) -> str:
+        """The Gemini API root (google-genai: `http_options={"base_url": emu.url}`)."""
+        return f"{self.url}/v1beta"
 
     # ---- test API -----------------------------------------------------------------------
     def script(self, model: str, *steps: dict) -> None:

@@ -9,6 +9,8 @@ from aiohttp import web
 
 from tests.emulator.anthropic_route import handle_count_tokens, handle_messages
 from tests.emulator.control import add_control_routes
+from tests.emulator.gemini_route import PATH as GEMINI_PATH
+from tests.emulator.gemini_route import handle_gemini
 from tests.emulator.openai_route import handle_openai
 from tests.emulator.state import EmulatorState
 
@@ -30,6 +32,10 @@ def _is_anthropic(request: web.Request) -> bool:
     return "anthropic-version" in request.headers or "x-api-key" in request.headers
 
 
+def _is_gemini(request: web.Request) -> bool:
+    return "x-goog-api-key" in request.headers or "key" in request.query
+
+
 def _json(obj: Any, status: int = 200) -> web.Response:
     return web.Response(status=status, body=orjson.dumps(obj), content_type="application/json")
 
@@ -37,6 +43,10 @@ def _json(obj: Any, status: int = 200) -> web.Response:
 def _models(request: web.Request, state: EmulatorState) -> web.Response:
     """GET .../models in the caller's format (Anthropic when it sent Anthropic headers)."""
     names = state.config.models
+    if _is_gemini(request):
+        return _json({"models": [{"name": f"models/{m}", "displayName": m,
+                                  "supportedGenerationMethods": ["generateContent", "countTokens"]}
+                                 for m in names]})
     if _is_anthropic(request):
         data = [{"type": "model", "id": m, "display_name": m, "created_at": "2025-01-01T00:00:00Z"}
                 for m in names]
@@ -61,6 +71,10 @@ def build_app(state: EmulatorState) -> web.Application:
     async def dispatch(request: web.Request) -> web.StreamResponse:
         path = request.path.rstrip("/")
         if request.method == "POST":
+            g = GEMINI_PATH.search(path)
+            if g:
+                return await handle_gemini(request, state, await _read_json(request),
+                                           g.group(1), g.group(2))
             if path.endswith("/chat/completions"):
                 m = _AZURE_PATH.search(path)
                 return await handle_openai(request, state, await _read_json(request),

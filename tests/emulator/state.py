@@ -14,7 +14,8 @@ from typing import Any
 
 from tests.emulator.steps import validate_step
 
-DEFAULT_MODELS = ("gpt-4o-mini", "gpt-4o", "claude-sonnet-4-20250514", "claude-3-5-haiku-20241022")
+DEFAULT_MODELS = ("gpt-4o-mini", "gpt-4o", "claude-sonnet-4-20250514", "claude-3-5-haiku-20241022",
+                  "gemini-2.0-flash", "gemini-3-pro-preview")
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,7 @@ class EmulatorConfig:
     """Accepted keys (empty set: any non-empty key), fast mode, fixed latency, stream chunks."""
     openai_keys: frozenset[str] = frozenset()
     anthropic_keys: frozenset[str] = frozenset()
+    gemini_keys: frozenset[str] = frozenset()
     fast: bool = False
     latency_ms: float = 0.0
     chunks: int | None = None

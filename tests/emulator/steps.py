@@ -5,7 +5,8 @@ from typing import Any
 
 STEP_KEYS = frozenset({
     "status",                    # answer with this HTTP error status (provider's error body)
-    "error",                     # {"message", "type", "code", "param"} for status / error events;
+    "error",                     # {"message", "type", "code", "param", "retry_delay"} for status /
+                                 # error events (Gemini: type = status name, retry_delay = RetryInfo);
                                  # `{key}` in message/code/param = the key the request presented
     "body",                      # raw error body (str or JSON) instead of the provider's shape
     "headers",                   # extra response headers (e.g. retry-after)
@@ -20,10 +21,11 @@ STEP_KEYS = frozenset({
 REPLY_KEYS = frozenset({
     "text", "tool_calls", "thinking", "refusal", "usage",
     "stop_reason",    # Anthropic stop_reason override (e.g. "pause_turn")
-    "finish_reason",  # OpenAI finish_reason override (e.g. "content_filter")
+    "finish_reason",  # OpenAI finish_reason override (e.g. "content_filter"); an upper-case
+                      # value is Gemini's finishReason (e.g. "RECITATION")
 })
 TOOL_CALL_KEYS = frozenset({"id", "name", "arguments"})
-ERROR_KEYS = frozenset({"message", "type", "code", "param"})
+ERROR_KEYS = frozenset({"message", "type", "code", "param", "retry_delay"})
 KEY_PLACEHOLDER = "{key}"
 KEYED_ERROR_FIELDS = ("message", "code", "param")   # where `{key}` is replaced
 

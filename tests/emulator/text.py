@@ -60,3 +60,24 @@ def sign_thinking(thinking: str) -> str:
 def verify_thinking(thinking: str, signature: str) -> bool:
     """True when `signature` is exactly what `sign_thinking` issued for `thinking`."""
     return hmac.compare_digest(sign_thinking(thinking), signature)
+
+
+def sign_gemini(text: str) -> str:
+    """A Gemini thoughtSignature: bytes on Google's wire, so plain base64 (SDKs decode it)."""
+    mac = hmac.new(_SIGNING_KEY, b"gemini:" + text.encode(), hashlib.sha256).digest()
+    return base64.b64encode(b"\x12\x40" + mac * 2).decode()
+
+
+def gemini_bytes(signature: str) -> bytes | None:
+    """A bytes field as Google's JSON parser reads it: standard or URL-safe base64."""
+    try:
+        return base64.urlsafe_b64decode(signature.replace("+", "-").replace("/", "_")
+                                        + "=" * (-len(signature) % 4))
+    except ValueError:
+        return None
+
+
+def verify_gemini(text: str, signature: str) -> bool:
+    """True when `signature` decodes to the bytes `sign_gemini` issued for `text`."""
+    got = gemini_bytes(signature)
+    return got is not None and hmac.compare_digest(base64.b64decode(sign_gemini(text)), got)

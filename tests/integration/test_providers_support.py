@@ -81,7 +81,7 @@ class FakeAdapter:
         return {"authorization": f"Bearer {entry.access_key}", "content-type": "application/json"}
 
     @staticmethod
-    def endpoint_url(entry: ProviderEntry, model: str) -> str:
+    def endpoint_url(entry: ProviderEntry, model: str, stream: bool = False) -> str:
         return entry.endpoint
 
     @staticmethod

@@ -153,6 +153,8 @@ def test_passthrough_auth_needs_no_key():
     ({"model": "groq/llama-3.3-70b-versatile", "access_key": "k"},
      "https://api.groq.com/openai/v1/chat/completions"),
     ({"model": "gemini/gemini-2.0-flash", "access_key": "k"},
+     "https://generativelanguage.googleapis.com/v1beta/models/{model}:generateContent"),
+    ({"model": "gemini/gemini-2.0-flash", "access_key": "k", "provider_interface": "openai"},
      "https://generativelanguage.googleapis.com/v1beta/openai/chat/completions"),
     ({"model": "openai/gpt-4o", "access_key": "k", "base_url": "https://proxy.local/api/v2/"},
      "https://proxy.local/api/v2/chat/completions"),

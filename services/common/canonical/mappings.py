@@ -135,6 +135,8 @@ STATUS_TO_ERROR_TYPE: dict[int, str] = {
 ANTHROPIC_STATUS: dict[int, int] = {}
 # Status an OpenAI client sees: OpenAI has no 529, overload is a 503.
 OPENAI_STATUS: dict[int, int] = {529: 503}
+# Status a Gemini client sees: Google has no 529, overload is a 503.
+GEMINI_STATUS: dict[int, int] = {529: 503}
 # Anthropic error type -> HTTP status when an Anthropic upstream's status is not at hand.
 ANTHROPIC_ERROR_STATUS: dict[str, int] = {
     "invalid_request_error": 400,
@@ -232,6 +234,22 @@ def usage_to_anthropic(u: chat_pb2.Usage) -> dict[str, Any]:
     }
 
 
+def usage_from_gemini(u: Mapping[str, Any] | None) -> chat_pb2.Usage:
+    """Gemini usageMetadata -> canonical: promptTokenCount includes cached tokens (excluded
+    here); output is candidates plus thoughts, thoughts also counted as reasoning."""
+    out = chat_pb2.Usage()
+    if not u:
+        return out
+    cached = int(u.get("cachedContentTokenCount") or 0)
+    out.input_tokens = max(int(u.get("promptTokenCount") or 0)
+                           + int(u.get("toolUsePromptTokenCount") or 0) - cached, 0)
+    out.cache_read_tokens = cached
+    thoughts = int(u.get("thoughtsTokenCount") or 0)
+    out.output_tokens = int(u.get("candidatesTokenCount") or 0) + thoughts
+    out.reasoning_tokens = thoughts
+    return out
+
+
 def usage_to_responses(u: chat_pb2.Usage) -> dict[str, Any]:
     """Canonical usage -> OpenAI Responses usage object."""
     inp = u.input_tokens + u.cache_read_tokens + u.cache_creation_tokens
@@ -243,6 +261,25 @@ def usage_to_responses(u: chat_pb2.Usage) -> dict[str, Any]:
         "output_tokens_details": {"reasoning_tokens": u.reasoning_tokens},
         "total_tokens": inp + u.output_tokens,
     }
+
+
+def usage_to_gemini(u: chat_pb2.Usage) -> dict[str, Any]:
+    """Canonical usage -> Gemini `usageMetadata` (prompt includes cached tokens, candidates
+    exclude thoughts; zero optional counts are left out, as Gemini does)."""
+    prompt = u.input_tokens + u.cache_read_tokens + u.cache_creation_tokens
+    out: dict[str, Any] = {"promptTokenCount": prompt,
+                           "candidatesTokenCount": max(u.output_tokens - u.reasoning_tokens, 0),
+                           "totalTokenCount": prompt + u.output_tokens}
+    if u.reasoning_tokens:
+        out["thoughtsTokenCount"] = u.reasoning_tokens
+    if u.cache_read_tokens:
+        out["cachedContentTokenCount"] = u.cache_read_tokens
+    return out
+
+
+# Gemini `thinkingConfig.thinkingLevel` -> canonical reasoning effort.
+GEMINI_THINKING_LEVEL: dict[str, str] = {
+    "MINIMAL": "minimal", "LOW": "low", "MEDIUM": "medium", "HIGH": "high"}
 
 
 # ---- reasoning ---------------------------------------------------------------------------

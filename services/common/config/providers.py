@@ -15,8 +15,10 @@ from switchyard.common.config.fields import (
     positive_int,
 )
 from switchyard.common.config.model import ProviderEntry
+from switchyard.common.config.observability import parse_pricing
 from switchyard.common.config.providers_table import (
     AZURE_DEFAULT_API_VERSION,
+    INTERFACE_AUTH,
     INTERFACES,
     KNOWN_PROVIDERS,
     MODEL_FAMILIES,
@@ -24,7 +26,7 @@ from switchyard.common.config.providers_table import (
 )
 
 PROVIDER_KEYS = {"model", "access_key", "base_url", "default", "name", "provider_interface",
-                 "headers", "passthrough_auth", "api_version", "default_max_tokens"}
+                 "headers", "passthrough_auth", "api_version", "default_max_tokens", "pricing"}
 
 PLANO_PROVIDER_KEYS = {"http_host", "routing_preferences", "cluster_name", "usage", "stream",
                        "base_url_path_prefix", "rate_limits"}
@@ -126,6 +128,7 @@ def _parse_provider(rep: Report, key: str, i: int, item: Any, taken: dict[str, s
     headers = _headers(rep, where, item.get("headers"))
     max_tokens = positive_int(rep, where, "default_max_tokens",
                               item.get("default_max_tokens"), None)
+    pricing = parse_pricing(rep, where, item.get("pricing"))
     if access_key is None and not passthrough:
         auth = "none"
     elif azure:
@@ -133,14 +136,15 @@ def _parse_provider(rep: Report, key: str, i: int, item: Any, taken: dict[str, s
     elif kind is not None and not iface_raw:
         auth = kind.auth if kind.auth != "none" else "bearer"
     else:
-        auth = "x-api-key" if interface == "anthropic" else "bearer"
+        auth = INTERFACE_AUTH.get(interface, "bearer")
     if len(rep.errors) != n_before:
         return None
     return ProviderEntry(name=name, provider=provider, model=model, interface=interface,
                          endpoint=endpoint, auth=auth, access_key=access_key, default=default,
                          headers=headers, passthrough_auth=passthrough,
                          api_version=(api_version or AZURE_DEFAULT_API_VERSION) if azure
-                         else api_version, default_max_tokens=max_tokens, index=i)
+                         else api_version, default_max_tokens=max_tokens, index=i,
+                         pricing=pricing)
 
 
 def _access_key(rep: Report, where: str, item: Mapping[str, Any], kind: Any, passthrough: bool,
@@ -199,7 +203,13 @@ def _endpoint(rep: Report, where: str, base_url: Any, kind: Any, interface: str,
         return f"{origin}{prefix}/deployments/{{model}}{operation}?api-version={api_version}"
     if path.endswith(operation):
         path = path[: -len(operation)]   # the user pasted the full operation URL
-    prefix = path or (kind.path_prefix if kind is not None else "/v1")
+    if kind is None:
+        default_prefix = "/v1"
+    elif interface == "openai" and kind.interface != "openai" and kind.openai_path_prefix:
+        default_prefix = kind.openai_path_prefix   # e.g. Gemini's OpenAI-compatible endpoint
+    else:
+        default_prefix = kind.path_prefix
+    prefix = path or default_prefix
     return f"{origin}{prefix}{operation}"
 
 

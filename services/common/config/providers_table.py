@@ -8,11 +8,15 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class ProviderKind:
-    interface: str          # "openai" (OpenAI-compatible chat) or "anthropic"
+    interface: str          # "openai" (OpenAI-compatible chat), "anthropic" or "gemini"
     base_url: str | None    # None: the config must give base_url
     path_prefix: str        # used when base_url carries no path
-    auth: str               # "bearer", "api-key" (Azure), "x-api-key" (Anthropic), "none"
+    auth: str               # "bearer", "api-key" (Azure), "x-api-key" (Anthropic),
+                            # "x-goog-api-key" (Gemini), "none"
     needs_key: bool
+    # Path prefix of the provider's OpenAI-compatible API, used instead of path_prefix when
+    # `provider_interface: openai` overrides a native interface ("" when it has none).
+    openai_path_prefix: str = ""
 
 
 KNOWN_PROVIDERS: dict[str, ProviderKind] = {
@@ -25,17 +29,21 @@ KNOWN_PROVIDERS: dict[str, ProviderKind] = {
     "deepseek": ProviderKind("openai", "https://api.deepseek.com", "/v1", "bearer", True),
     "together_ai": ProviderKind("openai", "https://api.together.xyz", "/v1", "bearer", True),
     "xai": ProviderKind("openai", "https://api.x.ai", "/v1", "bearer", True),
-    "gemini": ProviderKind("openai", "https://generativelanguage.googleapis.com",
-                           "/v1beta/openai", "bearer", True),
+    "gemini": ProviderKind("gemini", "https://generativelanguage.googleapis.com",
+                           "/v1beta", "x-goog-api-key", True, openai_path_prefix="/v1beta/openai"),
     "openrouter": ProviderKind("openai", "https://openrouter.ai", "/api/v1", "bearer", True),
 }
 
 # provider_interface values a config may name, and the interface they mean.
 INTERFACES: dict[str, str] = {"openai": "openai", "anthropic": "anthropic",
-                              "azure_openai": "openai"}
+                              "azure_openai": "openai", "gemini": "gemini"}
 
 # Operation path appended to the resolved prefix, per interface.
-OPERATION_PATH: dict[str, str] = {"openai": "/chat/completions", "anthropic": "/messages"}
+# Gemini names the model in the path; its codec swaps in :streamGenerateContent for streams.
+OPERATION_PATH: dict[str, str] = {"openai": "/chat/completions", "anthropic": "/messages",
+                                  "gemini": "/models/{model}:generateContent"}
+# The credential header of an interface, for entries that do not use a known provider's own.
+INTERFACE_AUTH: dict[str, str] = {"anthropic": "x-api-key", "gemini": "x-goog-api-key"}
 
 # Bare model names a wildcard entry (`provider/*`) answers for, by name prefix.
 MODEL_FAMILIES: dict[str, tuple[str, ...]] = {

@@ -5,7 +5,7 @@ A client format is one package under `formats/` whose `FORMAT` object satisfies
 results back into the client's JSON or SSE. It does no I/O: `pipeline.py` reads the body,
 authorizes, resolves, adds history, calls providers and stores. To add a format, write the
 package (request, response, stream modules plus a `FORMAT`), register it in
-`formats/__init__.py: FORMATS`, and route its endpoint to `pipeline.chat_endpoint(FORMAT)`.
+`formats/__init__.py: FORMATS`, and route its endpoint to `pipeline.serve_turn(request, FORMAT)`.
 """
 from __future__ import annotations
 

@@ -35,7 +35,7 @@ def build_headers(entry: ProviderEntry, client_api_key: str,
     return headers
 
 
-def endpoint_url(entry: ProviderEntry, upstream_model: str) -> str:
+def endpoint_url(entry: ProviderEntry, upstream_model: str, stream: bool = False) -> str:
     """The messages URL (the model travels in the body)."""
     return entry.endpoint.replace("{model}", upstream_model)
 

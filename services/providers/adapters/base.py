@@ -54,8 +54,9 @@ class UpstreamCodec(Protocol):
         """The request headers: content type, credentials, the entry's own headers."""
         ...
 
-    def endpoint_url(self, entry: ProviderEntry, upstream_model: str) -> str:
-        """The URL to POST the request to."""
+    def endpoint_url(self, entry: ProviderEntry, upstream_model: str,
+                     stream: bool = False) -> str:
+        """The URL to POST the request to (Gemini names the streaming operation in it)."""
         ...
 
     def decode_response(self, body: JsonObject) -> list[chat_pb2.StreamEvent]:

@@ -64,6 +64,8 @@ def auth_headers(entry: ProviderEntry, client_api_key: str) -> dict[str, str]:
         return {"api-key": key}
     if entry.auth == "x-api-key":
         return {"x-api-key": key}
+    if entry.auth == "x-goog-api-key":
+        return {"x-goog-api-key": key}
     return {}
 
 

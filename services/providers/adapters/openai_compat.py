@@ -29,7 +29,7 @@ def build_headers(entry: ProviderEntry, client_api_key: str,
     return headers
 
 
-def endpoint_url(entry: ProviderEntry, upstream_model: str) -> str:
+def endpoint_url(entry: ProviderEntry, upstream_model: str, stream: bool = False) -> str:
     """The chat URL; Azure endpoints name the deployment (`{model}`) and need an api-version."""
     url = entry.endpoint.replace("{model}", quote(upstream_model, safe=""))
     if entry.provider == "azure_openai" and "api-version=" not in url:
