@@ -15,19 +15,12 @@ from switchyard.common.data_urls import split_data_url
 from switchyard.common.json_object import JsonObject, parse_json_object
 from switchyard.common.proto import chat_pb2
 
-from .common import carry_extra, dump_body, merge_extra
+from .common import carry_extra, merge_extra, request_encoder
 
 WIRE = chat_pb2.WIRE_FORMAT_ANTHROPIC
 MIN_THINKING_BUDGET = 1024  # Anthropic rejects smaller budgets
 
 _TM = chat_pb2.ToolChoice
-
-
-def encode_request(req: chat_pb2.ChatRequest, entry: ProviderEntry,
-                   upstream_model: str) -> tuple[bytes, list[str]]:
-    """The upstream JSON body and the top-level client parameters it could not carry."""
-    body, dropped = encode_body(req, entry, upstream_model)
-    return dump_body(body), dropped
 
 
 def encode_body(req: chat_pb2.ChatRequest, entry: ProviderEntry,
@@ -302,3 +295,6 @@ def _source(url: str, media_type: str, data_b64: str) -> JsonObject:
     if split is not None:
         return {"type": "base64", "media_type": split[0], "data": split[1]}
     return {"type": "url", "url": url}
+
+
+encode_request = request_encoder(encode_body)

@@ -1,7 +1,7 @@
 """Helpers shared by the upstream codecs: extra_json merging, headers, errors, stream chunks."""
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
@@ -16,6 +16,20 @@ from switchyard.common.proto import chat_pb2
 # Top-level request fields a codec translates itself, so they are never reported as dropped
 # even though the client decoder kept them in extra_json.
 TRANSLATED_EXTRA = frozenset({"max_completion_tokens", "stream_options"})
+
+
+BodyEncoder = Callable[[chat_pb2.ChatRequest, ProviderEntry, str], tuple[JsonObject, list[str]]]
+RequestEncoder = Callable[[chat_pb2.ChatRequest, ProviderEntry, str], tuple[bytes, list[str]]]
+
+
+def request_encoder(encode_body: BodyEncoder) -> RequestEncoder:
+    """A codec's `encode_request`: its `encode_body` (the dict tests read), serialised."""
+    def encode_request(req: chat_pb2.ChatRequest, entry: ProviderEntry,
+                       upstream_model: str) -> tuple[bytes, list[str]]:
+        """The upstream JSON body and the top-level client parameters it could not carry."""
+        body, dropped = encode_body(req, entry, upstream_model)
+        return dump_body(body), dropped
+    return encode_request
 
 
 def dump_body(body: JsonObject) -> bytes:

@@ -18,19 +18,12 @@ from switchyard.common.errors import invalid_request
 from switchyard.common.json_object import JsonObject, parse_json_object
 from switchyard.common.proto import chat_pb2
 
-from .common import carry_extra, dump_body, merge_extra
+from .common import carry_extra, merge_extra, request_encoder
 from .gemini_ids import unpack_call_id
 
 WIRE = chat_pb2.WIRE_FORMAT_GEMINI
 DYNAMIC_BUDGET = -1   # Gemini: the model decides how long to think
 _TM = chat_pb2.ToolChoice
-
-
-def encode_request(req: chat_pb2.ChatRequest, entry: ProviderEntry,
-                   upstream_model: str) -> tuple[bytes, list[str]]:
-    """The upstream JSON body and the top-level client parameters it could not carry."""
-    body, dropped = encode_body(req, entry, upstream_model)
-    return dump_body(body), dropped
 
 
 def encode_body(req: chat_pb2.ChatRequest, entry: ProviderEntry,
@@ -269,3 +262,6 @@ def _media(url: str, media_type: str, data_b64: str, default_type: str) -> JsonO
         return {"inlineData": {"mimeType": split[0], "data": split[1]}}
     guessed = mimetypes.guess_type(url)[0]
     return {"fileData": {"mimeType": media_type or guessed or default_type, "fileUri": url}}
+
+
+encode_request = request_encoder(encode_body)

@@ -10,19 +10,12 @@ from switchyard.common.data_urls import data_url
 from switchyard.common.json_object import JsonObject, parse_json_object
 from switchyard.common.proto import chat_pb2
 
-from .common import carry_extra, dump_body, merge_extra, merge_missing
+from .common import carry_extra, merge_extra, merge_missing, request_encoder
 
 WIRE = chat_pb2.WIRE_FORMAT_OPENAI_CHAT
 
 _ROLE = {chat_pb2.ROLE_USER: "user", chat_pb2.ROLE_ASSISTANT: "assistant",
          chat_pb2.ROLE_SYSTEM: "system"}
-
-
-def encode_request(req: chat_pb2.ChatRequest, entry: ProviderEntry,
-                   upstream_model: str) -> tuple[bytes, list[str]]:
-    """The upstream JSON body and the top-level client parameters it could not carry."""
-    body, dropped = encode_body(req, entry, upstream_model)
-    return dump_body(body), dropped
 
 
 def encode_body(req: chat_pb2.ChatRequest, entry: ProviderEntry,
@@ -242,3 +235,6 @@ class _Encoder:
                 merge_missing(tool if "function" in extra else fn, extra)
             out.append(tool)
         return out
+
+
+encode_request = request_encoder(encode_body)

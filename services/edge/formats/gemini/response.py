@@ -9,6 +9,7 @@ import orjson
 from switchyard.common.canonical import mappings
 from switchyard.common.canonical.aggregate import Turn
 from switchyard.common.errors import GatewayError
+from switchyard.common.json_object import parse_json_object
 from switchyard.common.proto import chat_pb2
 from switchyard.edge.formats.gemini.signatures import to_client
 
@@ -25,17 +26,6 @@ def signature_of(part: chat_pb2.ContentPart) -> str:
         return ""
     sig = extra.get("thoughtSignature") if isinstance(extra, dict) else None
     return sig if isinstance(sig, str) else ""
-
-
-def args_of(arguments_json: str) -> Any:
-    """Tool-call arguments as the object Gemini sends ({} when empty or not JSON)."""
-    if not arguments_json:
-        return {}
-    try:
-        args = orjson.loads(arguments_json)
-    except orjson.JSONDecodeError:
-        return {}
-    return args if isinstance(args, dict) else {}
 
 
 def function_call(tc: chat_pb2.ToolCallPart, args: Any, signature: str) -> dict[str, Any]:
@@ -70,7 +60,8 @@ def part_json(p: chat_pb2.ContentPart) -> dict[str, Any] | None:
             return None
         return thought(r.text, r.signature)
     if kind == "tool_call":
-        return function_call(p.tool_call, args_of(p.tool_call.arguments_json), signature_of(p))
+        args = parse_json_object(p.tool_call.arguments_json)
+        return function_call(p.tool_call, args, signature_of(p))
     if kind == "image":
         img = p.image
         if img.data_base64:

@@ -9,10 +9,10 @@ import orjson
 
 from switchyard.common.canonical import mappings
 from switchyard.common.canonical.aggregate import Turn, merge_usage
+from switchyard.common.json_object import parse_json_object
 from switchyard.common.proto import chat_pb2
 from switchyard.edge.formats import sse
 from switchyard.edge.formats.gemini.response import (
-    args_of,
     candidate,
     encode_response,
     error_json,
@@ -34,7 +34,7 @@ class _Call:
         self.signature = signature_of(part)
 
     def part(self) -> dict[str, Any]:
-        return function_call(self.call, args_of("".join(self.args)), self.signature)
+        return function_call(self.call, parse_json_object("".join(self.args)), self.signature)
 
 
 class StreamEncoder:
