@@ -382,6 +382,8 @@ def test_example_config_loads_and_copies_match(monkeypatch):
     assert {"fast-model", "smart-model", "reasoning-model"} <= set(c.aliases)
     assert c.state.type == "memory"
     assert {p.provider for p in c.providers} >= {"openai", "anthropic", "ollama", "vllm"}
+    # No `services:` named: `switchyard up` gives the backends private sockets.
+    assert not c.services.named
 
 
 def test_example_config_starts_without_keys(monkeypatch):
