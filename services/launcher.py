@@ -60,8 +60,9 @@ def service_command(service: str, config_path: str) -> list[str]:
 
 
 def service_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """Children import the same `services` package as the launcher, and learn its pid so
-    they can stop when it dies (see `die_with_launcher`); `extra` is set on top."""
+    """Children run this copy of the `switchyard` package (the folder holding it goes first on
+    PYTHONPATH; an editable install finds it through its own hook) and learn the launcher's
+    pid so they can stop when it dies (see `die_with_launcher`); `extra` is set on top."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     path = os.environ.get("PYTHONPATH")
     return {**os.environ, "PYTHONPATH": root + (os.pathsep + path if path else ""),
