@@ -15,6 +15,7 @@ from switchyard.common.errors import GatewayError
 from switchyard.common.telemetry import request_log, tracer
 from switchyard.edge import observe
 from switchyard.edge.clients.backends import Backends
+from switchyard.edge.clients.base import EdgeBackends
 from switchyard.edge.formats import format_for_path
 from switchyard.edge.guard import Guard
 from switchyard.edge.routes import chat, gemini, messages, models, responses
@@ -46,7 +47,7 @@ class HotPaths:
         await self.app(scope, receive, send)
 
 
-def create_app(config: Config, backends: Backends | None = None) -> Guard:
+def create_app(config: Config, backends: EdgeBackends | None = None) -> Guard:
     """The edge as an ASGI app: the guard, then the hot routes, then the FastAPI app (plain
     Starlette endpoints, no per-request pydantic models)."""
 
@@ -55,7 +56,7 @@ def create_app(config: Config, backends: Backends | None = None) -> Guard:
         # Tracing first: the backends' channels carry `traceparent` only when it is on.
         tracer.setup(config.tracing, "edge")
         request_log.setup(config.request_log)
-        be = backends or Backends(config)
+        be: EdgeBackends = backends or Backends(config)
         await be.start()
         app.state.backends = be
         await app.state.accounting.start()
@@ -107,5 +108,5 @@ def end_open_calls(edge: Guard, err: GatewayError) -> int:
     each open stream sends the client's error event and ends. Returns how many."""
     hot = edge.app
     assert isinstance(hot, HotPaths)
-    be: Backends | None = getattr(hot.app.state, "backends", None)
+    be: EdgeBackends | None = getattr(hot.app.state, "backends", None)
     return be.mux.fail_pending(err) if be is not None else 0

@@ -19,8 +19,8 @@ from switchyard.common.errors import GatewayError
 from switchyard.common.proto import chat_pb2, providers_pb2, router_pb2, state_pb2
 from switchyard.common.telemetry import propagation, tracer
 from switchyard.edge import ids, observe
-from switchyard.edge.clients.backends import Backends
-from switchyard.edge.clients.providers import EOF, MuxCall
+from switchyard.edge.clients.base import EdgeBackends, Generation
+from switchyard.edge.clients.providers import EOF
 from switchyard.edge.formats.base import ClientFormat, Decoded, Reply, StreamEncoder
 from switchyard.edge.guard import Slot, authorize_model
 
@@ -39,9 +39,9 @@ OnComplete = Callable[[Turn], Awaitable[None]]
 BodyHook = Callable[[dict[str, Any]], None]
 
 
-def backends(request: Request) -> Backends:
+def backends(request: Request) -> EdgeBackends:
     """The edge process's clients of router, providers and state."""
-    be: Backends = request.app.state.backends
+    be: EdgeBackends = request.app.state.backends
     return be
 
 
@@ -251,9 +251,9 @@ def generate_request(ex: Exchange, req: chat_pb2.ChatRequest,
         traceparent=propagation.current_traceparent() if tracer.ENABLED else "")
 
 
-async def open_generation(be: Backends, ex: Exchange, req: chat_pb2.ChatRequest,
+async def open_generation(be: EdgeBackends, ex: Exchange, req: chat_pb2.ChatRequest,
                           plan: router_pb2.RoutePlan
-                          ) -> tuple[MuxCall, list[chat_pb2.StreamEvent]]:
+                          ) -> tuple[Generation, list[chat_pb2.StreamEvent]]:
     """Start a multiplexed generation and read until the first batch; an error is raised."""
     call = await be.mux.generate(generate_request(ex, req, plan))
     try:
@@ -272,7 +272,7 @@ async def open_generation(be: Backends, ex: Exchange, req: chat_pb2.ChatRequest,
     return call, events
 
 
-async def complete(be: Backends, ex: Exchange, req: chat_pb2.ChatRequest,
+async def complete(be: EdgeBackends, ex: Exchange, req: chat_pb2.ChatRequest,
                    plan: router_pb2.RoutePlan) -> Turn:
     """The whole answer as one multiplexed reply (non-streaming clients); errors are raised."""
     reply = await be.mux.complete(generate_request(ex, req, plan),
@@ -286,7 +286,7 @@ async def complete(be: Backends, ex: Exchange, req: chat_pb2.ChatRequest,
     return turn
 
 
-def stream_response(ex: Exchange, call: MuxCall, first: list[chat_pb2.StreamEvent],
+def stream_response(ex: Exchange, call: Generation, first: list[chat_pb2.StreamEvent],
                     encoder: StreamEncoder,
                     on_complete: OnComplete | None = None) -> StreamingResponse:
     """SSE in the client's grammar. `on_complete` runs (e.g. the state write) before the
@@ -302,7 +302,7 @@ def stream_response(ex: Exchange, call: MuxCall, first: list[chat_pb2.StreamEven
                              headers={**ex.headers, **SSE_HEADERS})
 
 
-async def _sse_body(ex: Exchange, call: MuxCall, first: list[chat_pb2.StreamEvent],
+async def _sse_body(ex: Exchange, call: Generation, first: list[chat_pb2.StreamEvent],
                     encoder: StreamEncoder, on_complete: OnComplete | None
                     ) -> AsyncIterator[bytes]:
     builder = TurnBuilder() if on_complete else None

@@ -144,7 +144,7 @@ def make_client(extra: str = "") -> Iterator[tuple[TestClient, FakeBackends]]:
     import yaml
     config = parse_config(yaml.safe_load(BASE + extra))
     be = FakeBackends()
-    with TestClient(create_app(config, backends=be)) as client:  # type: ignore[arg-type]
+    with TestClient(create_app(config, backends=be)) as client:
         yield client, be
 
 
