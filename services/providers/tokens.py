@@ -1,9 +1,12 @@
-"""Counting a request's input tokens: Anthropic's count_tokens endpoint, else an estimate."""
+"""Counting a request's input tokens: the upstream's own count (Anthropic, Gemini), else an
+estimate."""
 from __future__ import annotations
 
 import asyncio
 import logging
 import math
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import aiohttp
 import orjson
@@ -67,26 +70,62 @@ def count_tokens_url(endpoint: str) -> str:
 async def count_tokens(gen: providers_pb2.GenerateRequest, entry: ProviderEntry | None,
                        adapter: UpstreamCodec | None,
                        pool: SessionPool) -> providers_pb2.CountTokensReply:
-    """Ask an Anthropic upstream to count; on any failure (or other upstreams) estimate."""
-    if entry is not None and adapter is not None and entry.interface == "anthropic":
-        counted = await _ask_anthropic(gen, entry, adapter, pool)
+    """Ask an upstream that counts (Anthropic, Gemini) to count; on any failure, or for other
+    upstreams, estimate."""
+    ask = COUNTERS.get(entry.interface) if entry is not None else None
+    if entry is not None and adapter is not None and ask is not None:
+        counted = await ask(gen, entry, adapter, pool)
         if counted is not None:
             return providers_pb2.CountTokensReply(input_tokens=counted, estimated=False)
     return providers_pb2.CountTokensReply(input_tokens=estimate_tokens(gen.request), estimated=True)
 
 
+def _encoded(gen: providers_pb2.GenerateRequest, entry: ProviderEntry,
+             adapter: UpstreamCodec) -> dict[str, Any]:
+    """The generation request the upstream would get, as a dict."""
+    encoded, _ = adapter.encode_request(gen.request, entry, gen.plan.targets[0].model)
+    full: dict[str, Any] = orjson.loads(encoded)
+    return full
+
+
 async def _ask_anthropic(gen: providers_pb2.GenerateRequest, entry: ProviderEntry,
                          adapter: UpstreamCodec, pool: SessionPool) -> int | None:
+    """`POST .../messages/count_tokens` with the fields it accepts."""
+    try:
+        full = _encoded(gen, entry, adapter)
+        body = {k: full[k] for k in COUNT_TOKENS_FIELDS if k in full}
+        url = count_tokens_url(adapter.endpoint_url(entry, gen.plan.targets[0].model))
+    except (ValueError, TypeError) as exc:
+        log.warning("count_tokens for provider %s: %s; estimating", entry.name,
+                    type(exc).__name__)
+        return None
+    reply = await _post(gen, entry, adapter, pool, url, body)
+    return _int(reply, "input_tokens", entry)
+
+
+async def _ask_gemini(gen: providers_pb2.GenerateRequest, entry: ProviderEntry,
+                      adapter: UpstreamCodec, pool: SessionPool) -> int | None:
+    """`POST .../models/{m}:countTokens` with the whole generateContent request."""
     model = gen.plan.targets[0].model
     try:
-        encoded, _ = adapter.encode_request(gen.request, entry, model)
-        # A codec outside the type checker may hand back the dict itself.
-        full = orjson.loads(encoded) if isinstance(encoded, (bytes, bytearray)) else encoded
-        body = {k: full[k] for k in COUNT_TOKENS_FIELDS if k in full}
-        url = count_tokens_url(adapter.endpoint_url(entry, model))
-        headers = adapter.build_headers(entry, gen.client_api_key, dict(gen.forward_headers))
-        timeout = pool.timeouts(entry).first_byte_s
-        async with asyncio.timeout(timeout):
+        full = _encoded(gen, entry, adapter)
+        url = adapter.endpoint_url(entry, model).replace(":generateContent", ":countTokens", 1)
+    except (ValueError, TypeError) as exc:
+        log.warning("countTokens for provider %s: %s; estimating", entry.name,
+                    type(exc).__name__)
+        return None
+    body = {"generateContentRequest": {"model": f"models/{model}", **full}}
+    reply = await _post(gen, entry, adapter, pool, url, body)
+    return _int(reply, "totalTokens", entry)
+
+
+async def _post(gen: providers_pb2.GenerateRequest, entry: ProviderEntry,
+                adapter: UpstreamCodec, pool: SessionPool, url: str,
+                body: dict[str, Any]) -> Any:
+    """The upstream's JSON answer to a count request, or None (logged) when it has none."""
+    headers = adapter.build_headers(entry, gen.client_api_key, dict(gen.forward_headers))
+    try:
+        async with asyncio.timeout(pool.timeouts(entry).first_byte_s):
             async with pool.session(entry).post(url, data=orjson.dumps(body), headers=headers,
                                                 allow_redirects=False) as resp:
                 data = await resp.read()
@@ -94,8 +133,25 @@ async def _ask_anthropic(gen: providers_pb2.GenerateRequest, entry: ProviderEntr
                     log.warning("count_tokens on provider %s answered %d; estimating",
                                 entry.name, resp.status)
                     return None
-        return int(orjson.loads(data)["input_tokens"])
-    except (TimeoutError, aiohttp.ClientError, OSError, ValueError, KeyError, TypeError) as exc:
+        return orjson.loads(data)
+    except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
         log.warning("count_tokens on provider %s failed (%s); estimating",
                     entry.name, type(exc).__name__)
         return None
+
+
+def _int(reply: Any, key: str, entry: ProviderEntry) -> int | None:
+    """`reply[key]` as a count, or None (logged) when the answer has no such number."""
+    value = reply.get(key) if isinstance(reply, dict) else None
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if reply is not None:
+        log.warning("count_tokens on provider %s: no %s in the answer; estimating",
+                    entry.name, key)
+    return None
+
+
+Counter = Callable[[providers_pb2.GenerateRequest, ProviderEntry, UpstreamCodec, SessionPool],
+                   Awaitable["int | None"]]
+# Upstream interfaces that count tokens themselves (the rest are estimated).
+COUNTERS: dict[str, Counter] = {"anthropic": _ask_anthropic, "gemini": _ask_gemini}

@@ -165,9 +165,15 @@ def test_structured_output_parses_into_the_pydantic_model(sdk, emu, target):
     assert fmt["json_schema"]["schema"]["properties"]["population"]["type"] == "integer"
 
 
-def test_count_tokens(sdk, route):
+def test_count_tokens(sdk, emu, route):
     r = sdk.models.count_tokens(model=MODELS[route][0], contents="How many tokens is this?")
     assert r.total_tokens > 0
+    counted = [q for q in emu.requests() if q.get("api") == "gemini_count_tokens"]
+    if route == "gemini":   # the upstream's own count, with the whole request
+        assert counted and counted[-1]["json"]["generateContentRequest"]["model"] == \
+            "models/gemini-2.0-flash"
+    else:
+        assert not counted
 
 
 def test_models_list_and_get(sdk):
