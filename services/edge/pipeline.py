@@ -160,6 +160,20 @@ async def serve_turn(request: Request, fmt: ClientFormat,
     return ex.json_response(body)
 
 
+async def serve_count(request: Request, fmt: ClientFormat, prepare: BodyHook,
+                      field: str) -> Response:
+    """A token-count endpoint: admit (so the key's model allow-list applies) → the upstream's
+    own count where it has one, else an estimate (`x-switchyard-estimated`) → `{field: n}`."""
+    ex = Exchange(request, fmt, "")
+    decoded, plan = await admit(ex, prepare)
+    reply = await backends(request).count_tokens(generate_request(ex, decoded.request, plan),
+                                                 timeout=plan.timeout_s or 30.0)
+    if reply.estimated:
+        ex.headers["x-switchyard-estimated"] = "true"
+    return Response(orjson.dumps({field: reply.input_tokens}), headers=ex.headers,
+                    media_type="application/json")
+
+
 def stored_record(ex: Exchange, reply: Reply, tenant: str, turn_input: list[chat_pb2.Message],
                   turn: Turn, body: dict[str, Any]) -> state_pb2.StoredResponse:
     """What state keeps of a finished turn: its own input and output, and the reply as sent."""

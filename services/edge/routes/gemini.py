@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from switchyard.common.errors import GatewayError, echo
 from switchyard.edge.formats.gemini import FORMAT, MODEL_PREFIX, STREAM_KEY, model_name
-from switchyard.edge.pipeline import Exchange, admit, backends, generate_request, serve_turn
+from switchyard.edge.pipeline import backends, serve_count, serve_turn
 from switchyard.edge.routes import models
 from switchyard.edge.routes.common import guarded
 
@@ -65,8 +65,8 @@ async def model_action(request: Request) -> Response:
 
 
 async def _count_tokens(request: Request, model: str) -> Response:
-    """`{"totalTokens"}` counted like /v1/messages/count_tokens (an Anthropic upstream
-    counts, else an estimate); the body is `contents` or a whole `generateContentRequest`."""
+    """`{"totalTokens"}` counted like /v1/messages/count_tokens (by the upstream where it
+    counts, else estimated); the body is `contents` or a whole `generateContentRequest`."""
     set_path = _with_path(model, None)
 
     def prepare(body: dict[str, Any]) -> None:
@@ -76,14 +76,7 @@ async def _count_tokens(request: Request, model: str) -> Response:
             body.update(inner)
         set_path(body)
 
-    ex = Exchange(request, FORMAT, "")
-    decoded, plan = await admit(ex, prepare)
-    reply = await backends(request).count_tokens(generate_request(ex, decoded.request, plan),
-                                                 timeout=plan.timeout_s or 30.0)
-    if reply.estimated:
-        ex.headers["x-switchyard-estimated"] = "true"
-    return Response(orjson.dumps({"totalTokens": reply.input_tokens}), headers=ex.headers,
-                    media_type="application/json")
+    return await serve_count(request, FORMAT, prepare, "totalTokens")
 
 
 def _gemini_model(model_id: str) -> dict[str, Any]:
