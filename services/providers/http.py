@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 from dataclasses import dataclass
 
 import aiohttp
 
-from switchyard.common.config.model import ProviderEntry
+from switchyard.common.config.model import Config, ProviderEntry
 
 POOL_LIMIT = 1024          # connections per provider entry; LLM calls are long, allow many
 KEEPALIVE_S = 75.0         # idle keep-alive; most upstreams close at 60-120 s
@@ -21,10 +22,11 @@ class Timeouts:
     idle_s: float
 
 
-def default_timeouts(listener_timeout_s: float) -> Timeouts:
-    """Defaults derived from the listener timeout (non-streaming replies send headers last)."""
+def default_timeouts(listener_timeout_s: float, connect_s: float | None = None) -> Timeouts:
+    """Defaults derived from the listener timeout (non-streaming replies send headers last);
+    `connect_s` is Plano's `overrides.upstream_connect_timeout` when set."""
     t = listener_timeout_s if listener_timeout_s > 0 else 30.0
-    return Timeouts(connect_s=min(CONNECT_CAP_S, t), first_byte_s=t, idle_s=t)
+    return Timeouts(connect_s=connect_s or min(CONNECT_CAP_S, t), first_byte_s=t, idle_s=t)
 
 
 def timeouts_for(entry: ProviderEntry, defaults: Timeouts) -> Timeouts:
@@ -39,9 +41,20 @@ def timeouts_for(entry: ProviderEntry, defaults: Timeouts) -> Timeouts:
 class SessionPool:
     """Lazily creates one ClientSession per provider entry and keeps it for the process's life."""
 
-    def __init__(self, defaults: Timeouts) -> None:
+    def __init__(self, defaults: Timeouts, tls_ca_path: str | None = None) -> None:
         self.defaults = defaults
+        # Plano's `overrides.upstream_tls_ca_path`: only these CAs are trusted upstream. Built
+        # once here, so a bad bundle fails at start-up rather than at the first request.
+        self.ssl: ssl.SSLContext | bool = ssl.create_default_context(cafile=tls_ca_path) \
+            if tls_ca_path else True
         self._sessions: dict[str, aiohttp.ClientSession] = {}
+
+    @classmethod
+    def for_config(cls, config: Config) -> SessionPool:
+        """The pool a providers process uses: listener timeout and Plano's `overrides`."""
+        up = config.upstream
+        return cls(default_timeouts(config.listener.timeout_s, up.connect_timeout_s),
+                   tls_ca_path=up.tls_ca_path)
 
     def timeouts(self, entry: ProviderEntry) -> Timeouts:
         return timeouts_for(entry, self.defaults)
@@ -52,7 +65,8 @@ class SessionPool:
         if session is None or session.closed:
             t = self.timeouts(entry)
             connector = aiohttp.TCPConnector(limit=POOL_LIMIT, limit_per_host=0,
-                                             keepalive_timeout=KEEPALIVE_S, ttl_dns_cache=300)
+                                             keepalive_timeout=KEEPALIVE_S, ttl_dns_cache=300,
+                                             ssl=self.ssl)
             # First-byte and idle bounds are applied per read by the caller (they differ
             # before and after the stream commits); aiohttp only bounds the connect.
             session = aiohttp.ClientSession(

@@ -182,8 +182,11 @@ def test_endpoints(entry, endpoint):
 
 def test_duplicate_model_strings_are_auto_suffixed():
     data = base()
-    data["model_providers"].append({"model": "openai/gpt-4o-mini", "access_key": "k2"})
-    data["model_providers"].append({"model": "openai/gpt-4o-mini", "access_key": "k3"})
+    data["model_providers"][0]["group"] = "mini"
+    data["model_providers"].append({"model": "openai/gpt-4o-mini", "access_key": "k2",
+                                    "group": "mini"})
+    data["model_providers"].append({"model": "openai/gpt-4o-mini", "access_key": "k3",
+                                    "group": "mini"})
     names = [p.name for p in parse_config(data).providers]
     assert names[-2:] == ["openai/gpt-4o-mini#2", "openai/gpt-4o-mini#3"]
 

@@ -17,11 +17,13 @@ from switchyard.router.resolution import (
 )
 
 
-def make(aliases: dict | None = None, extra: list | None = None):
+def make(aliases: dict | None = None, extra: list | None = None, mini_group: str | None = None):
+    """`mini_group`: the gpt-4o-mini entry's `group`, so `extra` may hold more of that model."""
+    mini = {"group": mini_group} if mini_group else {}
     data = {
         "listeners": [{"type": "model", "port": 12000, "timeout": "45s", "max_retries": 3}],
         "model_providers": [
-            {"model": "openai/gpt-4o-mini", "access_key": "k1", "default": True},
+            {"model": "openai/gpt-4o-mini", "access_key": "k1", "default": True, **mini},
             {"model": "openai/gpt-4o", "access_key": "k1"},
             {"model": "anthropic/*", "access_key": "k2"},
             {"model": "ollama/llama3.1"},
@@ -74,9 +76,10 @@ def test_exact_entry_beats_wildcard():
 
 
 def test_same_model_on_several_entries_is_load_balanced():
-    c = make(extra=[{"model": "openai/gpt-4o-mini", "access_key": "k9"},
+    c = make(extra=[{"model": "openai/gpt-4o-mini", "access_key": "k9", "group": "mini"},
                     {"model": "azure_openai/gpt-4o-mini", "access_key": "k8",
-                     "base_url": "https://r.openai.azure.com"}])
+                     "base_url": "https://r.openai.azure.com", "group": "mini"}],
+             mini_group="mini")
     plan = resolve(c, "gpt-4o-mini")
     assert targets(plan) == [("openai/gpt-4o-mini", "gpt-4o-mini", 1),
                              ("openai/gpt-4o-mini#2", "gpt-4o-mini", 1),
@@ -127,7 +130,8 @@ def test_weighted_targets_then_fallbacks():
 def test_weighted_target_that_is_itself_a_group_splits_its_weight():
     c = make({"mix": {"targets": [{"model": "gpt-4o-mini", "weight": 1},
                                   {"model": "gpt-4o", "weight": 1}]}},
-             extra=[{"model": "openai/gpt-4o-mini", "access_key": "k9"}])
+             extra=[{"model": "openai/gpt-4o-mini", "access_key": "k9", "group": "mini"}],
+             mini_group="mini")
     # gpt-4o-mini is two entries (half each), gpt-4o one: shares 1:1:2
     assert targets(resolve(c, "mix")) == [("openai/gpt-4o-mini", "gpt-4o-mini", 1),
                                           ("openai/gpt-4o-mini#2", "gpt-4o-mini", 1),

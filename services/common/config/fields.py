@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from switchyard.common.config.model import Notice
+
 _VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)")
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
@@ -29,15 +31,45 @@ class ConfigError(Exception):
         return "\n".join(self.errors)
 
 
+# The parts of the file that hold secrets, and the services that use them. A service loading
+# the file for itself (`load_config(path, for_service=...)`) expands a part's `$VAR`s only
+# where it is listed, so each pod needs only its own secrets and a missing one is an error
+# only there; elsewhere the part's secret fields are left empty.
+SECRET_READERS: dict[str, frozenset[str]] = {
+    "model_providers": frozenset({"providers"}),   # access_key, secret_key, session_token,
+                                                   # header values
+    "state_storage": frozenset({"state"}),         # connection_string
+    "auth": frozenset({"edge"}),                   # keys[].key
+    "redis": frozenset({"edge"}),                  # url (may carry a password)
+    "filters": frozenset({"edge"}),                # urls (may carry credentials)
+}
+SERVICES = ("router", "providers", "state", "edge")
+
+
 @dataclass
 class Report:
-    """Collects errors as `file: entry: problem` lines."""
+    """Collects errors as `file: entry: problem` lines, and notices (Plano keys not served
+    as written, config/plano_scope.py) as lines of their own. `env` is what `$VAR`s expand
+    from: the environment, then the `.env` beside the file. `service`: the one service the
+    file is read for (None: all of them, as `check` and `up` read it)."""
     path: str
     errors: list[str] = field(default_factory=list)
+    env: Mapping[str, str] = field(default_factory=lambda: os.environ, repr=False)
+    notices: list[Notice] = field(default_factory=list)
+    service: str | None = None
+
+    def reads(self, part: str) -> bool:
+        """Whether the secrets of `part` (a SECRET_READERS key) are expanded here."""
+        return self.service is None or self.service in SECRET_READERS[part]
 
     def add(self, where: str, message: str) -> None:
-        self.errors.append(f"{self.path}: {where}: {message}" if where else
-                           f"{self.path}: {message}")
+        self.errors.append(self._line(where, message))
+
+    def note(self, kind: str, where: str, message: str) -> None:
+        self.notices.append(Notice(kind, self._line(where, message)))
+
+    def _line(self, where: str, message: str) -> str:
+        return f"{self.path}: {where}: {message}" if where else f"{self.path}: {message}"
 
 
 def parse_duration(value: Any) -> float | None:
@@ -72,21 +104,25 @@ def expand_env(text: str, environ: Mapping[str, str] | None = None) -> tuple[str
 
 
 def check_keys(rep: Report, where: str, raw: Mapping[Any, Any], known: set[str], ignored: set[str],
-               what: str = "key") -> None:
-    """Report keys that are neither ours nor Plano's, suggesting the closest known one."""
+               what: str = "key", moved: Mapping[str, str] | None = None) -> None:
+    """Report keys that are neither ours nor Plano's, suggesting the closest known one (or,
+    from `moved`, where a key of an older format lives now)."""
     for key in raw:
         if key in known or key in ignored:
             continue
-        close = difflib.get_close_matches(str(key), sorted(known), n=1)
+        if moved and key in moved:
+            rep.add(where, f"unknown {what} '{key}'; it belongs under {moved[key]}")
+            continue
+        close = difflib.get_close_matches(str(key), sorted(known | ignored), n=1)
         hint = f"did you mean '{close[0]}'?" if close else \
-            "allowed: " + ", ".join(sorted(known))
+            "allowed: " + ", ".join(sorted(known | ignored))
         rep.add(where, f"unknown {what} '{key}'; {hint}")
 
 
 def expand(rep: Report, where: str, field_name: str, value: Any) -> Any:
     """Expand env vars in a string (or strings nested in lists/maps); unset ones are errors."""
     if isinstance(value, str):
-        out, missing = expand_env(value)
+        out, missing = expand_env(value, rep.env)
         for var in missing:
             rep.add(where, f"{field_name} uses ${var}, which is not set in the environment; "
                            f"export {var} or change {field_name}")
