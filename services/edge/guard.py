@@ -1,13 +1,12 @@
 """The edge's front door, as one ASGI middleware: the request id on every answer, load
-shedding, gateway keys, per-key rate limits. Runs before routing so a rejected request costs
-almost nothing."""
+shedding, gateway keys, rate limits (edge/limits/). Runs before routing so a rejected
+request costs almost nothing."""
 from __future__ import annotations
 
 import hashlib
 import hmac
 import math
 import re
-import time
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -15,35 +14,14 @@ import orjson
 
 from switchyard.common.config.model import ApiKey, Security
 from switchyard.common.errors import GatewayError
-from switchyard.edge import ids
+from switchyard.edge import ids, limits
 from switchyard.edge.formats import format_for_path
+from switchyard.edge.limits.memory import RateLimiter as RateLimiter  # its old home
 
-OPEN_PATHS = ("/healthz", "/metrics")
+OPEN_PATHS = ("/healthz", "/readyz", "/metrics")
 # A client's own request id is kept when it is a plain token; anything else gets a fresh one
 # (it is echoed in headers and logs, so it must not carry control characters or be huge).
 CLIENT_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:/+=-]{1,128}")
-
-
-class RateLimiter:
-    """Token bucket per key: `per_minute` requests a minute, bursting up to that many."""
-
-    def __init__(self, per_minute: int, clock=time.monotonic) -> None:
-        self.per_minute = per_minute
-        self.clock = clock
-        self.buckets: dict[str, tuple[float, float]] = {}
-
-    def take(self, who: str, per_minute: int | None = None) -> float:
-        """0 when allowed, else the seconds until a request would be."""
-        capacity = float(per_minute or self.per_minute)
-        rate = capacity / 60.0
-        now = self.clock()
-        tokens, last = self.buckets.get(who, (capacity, now))
-        tokens = min(capacity, tokens + (now - last) * rate)
-        if tokens >= 1.0:
-            self.buckets[who] = (tokens - 1.0, now)
-            return 0.0
-        self.buckets[who] = (tokens, now)
-        return (1.0 - tokens) / rate
 
 
 def presented_key(headers: dict[bytes, bytes], query_string: bytes = b"") -> str:
@@ -138,26 +116,31 @@ class Guard:
         self.app = app
         self.security = security
         self.inflight = 0
-        per_key = any(k.requests_per_minute for k in security.keys)
-        self.limiter = (RateLimiter(security.requests_per_minute or 10**9)
-                        if security.requests_per_minute or per_key else None)
+        self.limits = limits.build(security)   # None: no limits configured, nothing counted
+
+    def swap(self, security: Security, new_limits: limits.Limits | None) -> None:
+        """A reloaded config's keys and limits, together: each request is let in under one
+        config or the other (it reads both once); those already in keep what they hold."""
+        self.security, self.limits = security, new_limits
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
+            if scope["type"] == "lifespan":
+                send = self._closing_limits(send)
             await self.app(scope, receive, send)
             return
         send = with_request_id(scope, send)
         if scope["path"] in OPEN_PATHS:
             await self.app(scope, receive, send)
             return
+        sec, lim = self.security, self.limits   # one config for this request (see swap)
         # Shedding before anything is read; the limit itself is enforced by Slot.take.
-        if self.inflight >= self.security.max_concurrent_requests:
+        if self.inflight >= sec.max_concurrent_requests:
             await self._reject(scope, send, at_capacity())
             return
-        sec = self.security
         state = scope["state"]
-        who, rpm = None, None
-        if sec.auth_enabled or self.limiter:
+        key, pending = None, None
+        if sec.auth_enabled or lim:
             headers = dict(scope["headers"])
             presented = presented_key(headers, scope.get("query_string", b""))
             if sec.auth_enabled:
@@ -170,17 +153,18 @@ class Guard:
                     return
                 state["tenant"] = key.tenant
                 state["api_key"] = key
-                who, rpm = key.sha256.hex(), key.requests_per_minute
-            else:
-                client = scope.get("client") or ("-", 0)
-                who = client[0]
-            if self.limiter:
-                wait = self.limiter.take(who, rpm)
-                if wait:
-                    await self._reject(scope, send, GatewayError(
-                        429, "rate limit exceeded for this API key", type="rate_limit",
-                        retry_after=wait))
-                    return
+            if lim:
+                caller = lim.caller(key, (scope.get("client") or ("-", 0))[0])
+                if lim.counts_tokens and scope["method"] not in BODILESS:
+                    # Token limits need the body: the pipeline's admit counts the request
+                    # and reserves its tokens in one call; `finish` settles below.
+                    pending = state[limits.STATE_KEY] = limits.Pending(lim, caller)
+                    send = pending.watch(send)
+                else:
+                    err = await lim.check(lim.request_charges(caller))
+                    if err is not None:
+                        await self._reject(scope, send, err)
+                        return
         slot = state["slot"] = Slot(self)
         if scope["method"] in BODILESS:
             slot.take()
@@ -189,6 +173,17 @@ class Guard:
         finally:
             if slot.held:
                 self.inflight -= 1
+            if pending is not None:
+                pending.finish()
+
+    def _closing_limits(self, send):
+        """Lifespan `send` that closes the limits' store before shutdown completes."""
+        async def send_after_close(message: dict[str, Any]) -> None:
+            if message["type"] in ("lifespan.shutdown.complete", "lifespan.shutdown.failed") \
+                    and self.limits is not None:
+                await self.limits.close()
+            await send(message)
+        return send_after_close
 
     async def _reject(self, scope, send, err: GatewayError) -> None:
         status, body = format_for_path(scope["path"]).error_body(err)

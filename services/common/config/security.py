@@ -7,14 +7,15 @@ from collections.abc import Callable
 from typing import Any
 
 from switchyard.common.config import descriptors
-from switchyard.common.config.model import ApiKey, Security
+from switchyard.common.config.model import ApiKey, RateLimitRule, RedisSettings, Security
 
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
-AUTH_KEY_FIELDS = {"key", "key_sha256", "tenant", "models", "requests_per_minute"}
+AUTH_KEY_FIELDS = {"key", "key_sha256", "tenant", "models", "requests_per_minute",
+                   "tokens_per_minute"}
 # limits.<name> -> Security field; counts are positive integers, durations positive seconds.
 LIMIT_COUNTS = {"max_body_bytes": "max_body_bytes", "requests_per_minute": "requests_per_minute",
                 "max_concurrent_requests": "max_concurrent_requests",
-                "max_connections": "max_connections"}
+                "max_connections": "max_connections", "tokens_per_minute": "tokens_per_minute"}
 LIMIT_SECONDS = {"header_timeout_seconds": "header_timeout_s",
                  "body_timeout_seconds": "body_timeout_s",
                  "keep_alive_seconds": "keep_alive_s", "drain_seconds": "drain_s"}
@@ -23,8 +24,11 @@ LIMIT_FIELDS = set(LIMIT_COUNTS) | set(LIMIT_SECONDS)
 Expand = Callable[[str, str, Any], Any]   # (where, field, value) -> expanded value
 
 
-def parse_security(auth: Any, limits: Any, errors: list[str], expand: Expand) -> Security:
-    """Build Security from the raw sections; append one message per problem to `errors`."""
+def parse_security(auth: Any, limits: Any, errors: list[str], expand: Expand,
+                   ratelimits: tuple[RateLimitRule, ...] = (),
+                   redis: RedisSettings | None = None) -> Security:
+    """Build Security from the raw sections (`ratelimits` and `redis` come parsed); append
+    one message per problem to `errors`."""
     keys = _parse_keys(auth, errors, expand) if auth is not None else ()
     values: dict[str, Any] = {}
     if limits is not None:
@@ -51,7 +55,7 @@ def parse_security(auth: Any, limits: Any, errors: list[str], expand: Expand) ->
         # Each in-flight request holds a connection: no more than the connections allowed.
         values["max_concurrent_requests"] = min(values["max_connections"],
                                                 descriptors.default_max_concurrent())
-    return Security(keys=keys, **values)
+    return Security(keys=keys, ratelimits=ratelimits, redis=redis, **values)
 
 
 def _parse_keys(auth: Any, errors: list[str], expand: Expand) -> tuple[ApiKey, ...]:
@@ -95,11 +99,14 @@ def _parse_keys(auth: Any, errors: list[str], expand: Expand) -> tuple[ApiKey, .
                                    or not all(isinstance(m, str) for m in models)):
             errors.append(f"{where} (tenant {tenant}): `models` must be a list of model names")
             continue
-        rpm = item.get("requests_per_minute")
-        if rpm is not None and (not isinstance(rpm, int) or isinstance(rpm, bool) or rpm <= 0):
-            errors.append(f"{where} (tenant {tenant}): `requests_per_minute` must be a "
-                          "positive integer")
+        rates = {name: item.get(name) for name in ("requests_per_minute", "tokens_per_minute")}
+        bad = [name for name, n in rates.items() if n is not None and (
+            not isinstance(n, int) or isinstance(n, bool) or n <= 0)]
+        if bad:
+            errors.append(f"{where} (tenant {tenant}): `{bad[0]}` must be a positive integer")
             continue
+        rpm, tpm = rates["requests_per_minute"], rates["tokens_per_minute"]
         out.append(ApiKey(sha256=digest, tenant=tenant, requests_per_minute=rpm,
+                          tokens_per_minute=tpm,
                           models=frozenset(models) if models is not None else None))
     return tuple(out)
