@@ -12,12 +12,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry.context import attach, detach
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, set_span_in_context
 
 from switchyard.common import metrics
-from switchyard.common.config.model import Tracing
+from switchyard.common.config.model import Config, ServiceAddresses, Tracing, endpoints_of
+from switchyard.common.health import Health
 from switchyard.common.internal_auth import METADATA_KEY, TOKEN_ENV
 from switchyard.common.ports import EXIT_ADDRESS_IN_USE, bind_error, in_use, split_host_port
 from switchyard.common.telemetry import propagation, tracer
@@ -44,7 +45,7 @@ SERVER_OPTIONS = [
     # "fine" and take half of the first one's connections. A taken port must be an error.
     ("grpc.so_reuseport", 0),
 ]
-DRAIN_SECONDS = 10.0
+DRAIN_SECONDS = 10.0   # without a config; `serve` drains for `limits.drain_seconds`
 HEALTH_PREFIX = "/grpc.health.v1.Health/"
 DENIED_LOG_INTERVAL_S = 60.0
 
@@ -198,13 +199,28 @@ def _denial(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
                       response_serializer=handler.response_serializer)
 
 
-def new_server(token: str | None) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
-    """A server with the shared options, the health service, and with `token` the check."""
+def server_options(services: ServiceAddresses | None = None) -> list[tuple[str, int]]:
+    """SERVER_OPTIONS and, from `services`, the connection age: GOAWAY after it (so clients
+    reconnect and re-resolve, reaching new replicas), then the grace for open calls."""
+    options = list(SERVER_OPTIONS)
+    if services is not None and services.max_connection_age_s:
+        options.append(("grpc.max_connection_age_ms",
+                        max(1, round(services.max_connection_age_s * 1000))))
+        if services.max_connection_age_grace_s is not None:
+            options.append(("grpc.max_connection_age_grace_ms",
+                            round(services.max_connection_age_grace_s * 1000)))
+    return options
+
+
+def new_server(token: str | None, services: ServiceAddresses | None = None
+               ) -> tuple[grpc.aio.Server, Health]:
+    """A server with the shared options (and `services`' connection age), the health
+    service, and with `token` the check."""
     interceptors: list[grpc.aio.ServerInterceptor] = [Observe()]
     if token:
         interceptors.append(TokenCheck(token))
-    server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=interceptors)
-    health_servicer = health.aio.HealthServicer()
+    server = grpc.aio.server(options=server_options(services), interceptors=interceptors)
+    health_servicer = Health()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     return server, health_servicer
 
@@ -212,6 +228,10 @@ def new_server(token: str | None) -> tuple[grpc.aio.Server, health.aio.HealthSer
 def _cannot_listen(name: str, address: str) -> SystemExit:
     """One line on stderr saying which address is taken (or why it cannot be bound)."""
     service = name.rsplit(".", 1)[-1].lower()
+    if len(endpoints_of(address)) > 1 or address.startswith("dns:"):
+        return SystemExit(f"switchyard {service}: services.{service} names its replicas "
+                          f"({address}); set SWITCHYARD_{service.upper()}_LISTEN to the "
+                          f"address this replica binds, e.g. 0.0.0.0:12002")
     host_port = split_host_port(address)
     err = bind_error(*host_port) if host_port else None
     if in_use(err):
@@ -228,20 +248,23 @@ async def run_server(name: str, address: str,
                      register: Callable[[grpc.aio.Server], Awaitable[None] | None],
                      on_stop: Callable[[], Awaitable[None]] | None = None,
                      before_drain: Callable[[], Awaitable[None]] | None = None,
-                     token: str | None = None, tracing: Tracing | None = None) -> None:
+                     token: str | None = None, tracing: Tracing | None = None,
+                     config: Config | None = None) -> None:
     """Serve until SIGINT/SIGTERM, then stop accepting and drain in-flight calls (bounded).
 
     `register` adds the service's servicers; `before_drain` ends streams that never finish
     on their own (watches); `on_stop` releases resources afterwards. With `token`, every
     call but health checks must carry it. A taken address exits with one line. `tracing`
-    (the config's `tracing:`) sets up the exporter, flushed after the drain.
+    (the config's `tracing:`) sets up the exporter, flushed after the drain. `config` gives
+    the connection age (`services:`) and the drain time (`limits.drain_seconds`).
     """
     host_port = split_host_port(address)
     if host_port and in_use(bind_error(*host_port)):  # say so before gRPC logs its own lines
         raise _cannot_listen(name, address)
     if tracing is not None:
         tracer.setup(tracing, name.rsplit(".", 1)[-1].lower())
-    server, health_servicer = new_server(token)
+    drain_s = config.security.drain_s if config is not None else DRAIN_SECONDS
+    server, health_servicer = new_server(token, config.services if config else None)
     maybe = register(server)
     if asyncio.iscoroutine(maybe):
         await maybe
@@ -261,11 +284,13 @@ async def run_server(name: str, address: str,
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    log.info("%s draining", name)
+    log.info("%s draining (up to %gs)", name, drain_s)
+    # NOT_SERVING first: the edges' health watches move new requests to other replicas
+    # while the calls in flight here finish.
     await health_servicer.enter_graceful_shutdown()
     if before_drain is not None:
         await before_drain()
-    await server.stop(DRAIN_SECONDS)
+    await server.stop(drain_s)
     if on_stop is not None:
         await on_stop()
     await asyncio.to_thread(tracer.shutdown)   # send the last spans

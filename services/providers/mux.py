@@ -22,7 +22,13 @@ from switchyard.common.proto import chat_pb2, providers_pb2
 log = logging.getLogger(__name__)
 
 GOAWAY_ID = 0   # a reply with this id: the server is draining, open new streams elsewhere
+# Sent as initial metadata before any request is read: the client then knows that requests
+# on a stream that fails without it never reached this server, so it may send them elsewhere.
+ACCEPTED = (("x-switchyard-mux", "1"),)
 TERMINAL = ("finish", "error")
+# A busy session writes at most once per LINGER_S, so the tokens of many streams share a
+# message (see common/coalesce.py); first batches and whole answers never wait.
+LINGER_S = 0.001
 
 Generate = Callable[[providers_pb2.GenerateRequest], AsyncGenerator[chat_pb2.EventBatch, None]]
 
@@ -35,11 +41,13 @@ class MuxSession:
         self.context = context
         self.tasks: dict[int, asyncio.Task[None]] = {}
         self.outbox: CoalescingWriter[providers_pb2.MuxReply] = CoalescingWriter(
-            lambda batch: context.write(providers_pb2.MuxReplies(replies=batch)))
+            lambda batch: context.write(providers_pb2.MuxReplies(replies=batch)),
+            linger_s=LINGER_S)
         self.writer: asyncio.Task[None] | None = None
 
     async def run(self, requests: AsyncIterator[providers_pb2.MuxRequests]) -> None:
         """Read requests until the client half-closes, then let the running ones finish."""
+        await self.context.send_initial_metadata(ACCEPTED)
         writer = self.writer = asyncio.create_task(self._write_loop())
         try:
             async for envelope in requests:
@@ -65,14 +73,15 @@ class MuxSession:
 
     async def goaway(self) -> None:
         """Tell the client to send new requests on a new stream (this server is draining)."""
-        self._post(providers_pb2.MuxReply(id=GOAWAY_ID, last=True))
+        self._post(providers_pb2.MuxReply(id=GOAWAY_ID, last=True), urgent=True)
 
-    def _post(self, reply: providers_pb2.MuxReply | None) -> None:
-        """Queue a reply for the writer (None: stop after the queue)."""
+    def _post(self, reply: providers_pb2.MuxReply | None, urgent: bool = False) -> None:
+        """Queue a reply for the writer (None: stop after the queue); an `urgent` one goes
+        out without lingering."""
         if reply is None:
             self.outbox.finish()
         else:
-            self.outbox.post(reply)
+            self.outbox.post(reply, urgent)
 
     async def _write_loop(self) -> None:
         await self.outbox.run()
@@ -80,7 +89,7 @@ class MuxSession:
     async def _serve(self, rid: int, request: providers_pb2.GenerateRequest, whole: bool) -> None:
         try:
             if whole:
-                self._post(await self._whole(request, rid))
+                self._post(await self._whole(request, rid), urgent=True)
             else:
                 await self._stream(request, rid)
         except asyncio.CancelledError:
@@ -90,7 +99,7 @@ class MuxSession:
             err = GatewayError(500, f"internal error in the providers service "
                                     f"({type(exc).__name__})", type="api_error")
             batch = chat_pb2.EventBatch(events=[chat_pb2.StreamEvent(error=err.to_proto())])
-            self._post(providers_pb2.MuxReply(id=rid, batch=batch, last=True))
+            self._post(providers_pb2.MuxReply(id=rid, batch=batch, last=True), urgent=True)
 
     async def _whole(self, request: providers_pb2.GenerateRequest,
                      rid: int) -> providers_pb2.MuxReply:
@@ -102,6 +111,7 @@ class MuxSession:
 
     async def _stream(self, request: providers_pb2.GenerateRequest, rid: int) -> None:
         sent_last = False
+        first = True   # the first batch (start + first content, or the error): the TTFT
         async with contextlib.aclosing(self.generate(request)) as batches:
             async for batch in batches:
                 if sent_last:
@@ -112,7 +122,8 @@ class MuxSession:
                 # generator still runs to its end so its own clean-up (pool, breaker) runs.
                 sent_last = bool(batch.events) and \
                     batch.events[-1].WhichOneof("event") in TERMINAL
-                self._post(providers_pb2.MuxReply(id=rid, batch=batch, last=sent_last))
+                self._post(providers_pb2.MuxReply(id=rid, batch=batch, last=sent_last), first)
+                first = False
         if not sent_last:
             self._post(providers_pb2.MuxReply(id=rid, last=True))
 

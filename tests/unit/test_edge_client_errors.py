@@ -90,8 +90,11 @@ def test_status_maps_per_service(service, code, details, expected):
 def test_every_status_has_an_answer_and_no_internals_leak(code):
     """Statuses a service gives no meaning to fall back to its outage or internal error."""
     router = status_error("router", code, "internal detail", "m")
-    assert (router.http_status, router.type) == \
-        ((404, "not_found") if code is S.NOT_FOUND else (503, "unavailable"))
+    assert (router.http_status, router.type) == {
+        S.NOT_FOUND: (404, "not_found"),
+        # A request's own routing_preferences the router refuses (its details are the
+        # client's: which model of which route is not configured).
+        S.INVALID_ARGUMENT: (400, "invalid_request")}.get(code, (503, "unavailable"))
     providers = status_error("providers", code, "internal detail")
     expected = {S.NOT_FOUND: 404, S.UNAVAILABLE: 503, S.CANCELLED: 503,
                 S.DEADLINE_EXCEEDED: 504, S.UNAUTHENTICATED: 503}.get(code, 500)

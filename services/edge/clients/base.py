@@ -21,6 +21,16 @@ class Routes(Protocol):
         """What `GET /v1/models` lists."""
         ...
 
+    async def route(self, request: router_pb2.RouteRequest,
+                    timeout: float) -> router_pb2.RouteDecision:
+        """A preference-aligned routing decision (only asked when the config routes)."""
+        ...
+
+    @property
+    def loaded(self) -> bool:
+        """A route table has arrived (readiness: the edge can route without the router)."""
+        ...
+
 
 class Conversations(Protocol):
     """Stored responses and history (the state service)."""
@@ -40,6 +50,37 @@ class Conversations(Protocol):
     async def delete(self, tenant: str, id: str) -> bool:
         """True when a stored response was deleted."""
         ...
+
+    # The Conversations API's conversations: GatewayError 404 (in OpenAI's words) when the
+    # conversation or item is absent or another tenant's.
+    async def create_conversation(self, tenant: str, metadata_json: bytes,
+                                  items: list[state_pb2.ConversationItem]
+                                  ) -> state_pb2.Conversation:
+        """A new conversation holding `items` (its id minted by state)."""
+        ...
+
+    async def get_conversation(self, tenant: str, id: str) -> state_pb2.Conversation: ...
+
+    async def update_conversation(self, tenant: str, id: str,
+                                  metadata_json: bytes) -> state_pb2.Conversation: ...
+
+    async def delete_conversation(self, tenant: str, id: str) -> None: ...
+
+    async def append_items(self, tenant: str, id: str,
+                           items: list[state_pb2.ConversationItem]) -> None:
+        """Append in order, all or nothing (400 past the conversation's bounds)."""
+        ...
+
+    async def list_items(self, tenant: str, id: str, *, after: str = "", limit: int = 0,
+                         descending: bool = False) -> state_pb2.ConversationItems:
+        """A page of items after `after` (`limit` 0: all, oldest first)."""
+        ...
+
+    async def get_item(self, tenant: str, id: str,
+                       item_id: str) -> state_pb2.ConversationItem: ...
+
+    async def delete_item(self, tenant: str, id: str,
+                          item_id: str) -> state_pb2.Conversation: ...
 
 
 class Generation(Protocol):
@@ -98,5 +139,10 @@ class EdgeBackends(Protocol):
         ...
 
     async def health(self, timeout: float = 1.0) -> dict[str, bool]:
-        """Each backend's health."""
+        """Each backend's health (some replica serving), without waiting on any backend
+        beyond the first answers after start-up."""
+        ...
+
+    def replicas(self) -> dict[str, dict[str, str]]:
+        """Each backend's endpoints and their status (up, unknown, draining, down)."""
         ...

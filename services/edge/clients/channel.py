@@ -1,4 +1,5 @@
-"""The one way the edge opens a channel to a backend service (router, providers, state)."""
+"""The one way the edge opens a channel to a backend endpoint (router, providers, state); a
+service's replicas are a channel each (`endpoints.EndpointSet`)."""
 from __future__ import annotations
 
 from typing import Any
@@ -14,9 +15,9 @@ CLIENT_OPTIONS: list[tuple[str, int | str]] = [
     # Keepalive (a dead peer is noticed within seconds, not at the next call) and 64 MiB
     # messages; shared with the servers, whose ping policy must accept these pings.
     *CHANNEL_OPTIONS,
-    # A headless DNS name (k8s) resolves to every replica: spread calls and mux streams over
-    # all of them instead of pinning one. Harmless with a single address.
-    ("grpc.lb_policy_name", "round_robin"),
+    # One address per channel (the edge resolves names and spreads load itself), so gRPC's
+    # pick_first: a GOAWAY then shows as the channel leaving READY, which moves the streams.
+    ("grpc.lb_policy_name", "pick_first"),
     # A restarted backend is found again within a request's deadline (state reads wait 2 s);
     # gRPC's default backoff starts at 1 s and grows to 120 s.
     ("grpc.initial_reconnect_backoff_ms", 100),
@@ -28,14 +29,19 @@ CLIENT_OPTIONS: list[tuple[str, int | str]] = [
 ]
 
 
+# Addresses that already are gRPC targets.
+GRPC_SCHEMES = ("unix:", "unix-abstract:", "ipv4:", "ipv6:", "dns:", "vsock:")
+
+
 def target(address: str) -> str:
-    """`host:port` as a `dns:///` target, so every resolved replica is used; an address that
-    already is a target (`scheme://...`, `unix:...`) is kept."""
-    return address if "://" in address or address.startswith("unix:") else f"dns:///{address}"
+    """`host:port` as a `dns:///` target; an address that already is a target (`ipv4:...`,
+    `unix:...`, `scheme://...`) is kept."""
+    return address if "://" in address or address.startswith(GRPC_SCHEMES) \
+        else f"dns:///{address}"
 
 
 def open_channel(address: str) -> grpc.aio.Channel:
-    """A channel to one backend, meant to be kept for the process's life; every call on it
+    """A channel to one backend endpoint, kept while the endpoint is; every call on it
     carries the internal token when one is set, and unary calls the caller's `traceparent`
     when tracing is on (set up before the channels are opened)."""
     channel = grpc.aio.insecure_channel(target(address), options=CLIENT_OPTIONS)

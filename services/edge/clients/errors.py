@@ -11,7 +11,11 @@ from switchyard.common.errors import RESPONSE_NOT_FOUND, GatewayError, echo
 
 Service = Literal["router", "providers", "state"]
 
-STATE_UNAVAILABLE_MESSAGE = "conversation state service unavailable"
+# What a call that needs state gets while the state service is down (the edge stays ready).
+STATE_UNAVAILABLE_MESSAGE = ("conversation state is degraded: the state service is "
+                             "unavailable, so stored responses and previous turns cannot be "
+                             "read or saved right now; requests that need no stored state "
+                             "still work. Retry shortly.")
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,10 @@ RULES: dict[Service, dict[grpc.StatusCode | None, Rule]] = {
         grpc.StatusCode.NOT_FOUND: Rule(404, "The model '{subject}' does not exist.",
                                         "not_found", details_first=True,
                                         code="model_not_found", param="model"),
+        # A request's own routing_preferences the router refuses (unknown models, ...).
+        grpc.StatusCode.INVALID_ARGUMENT: Rule(400, "invalid routing_preferences",
+                                               "invalid_request", details_first=True,
+                                               param="routing_preferences"),
         None: Rule(503, "The model router is unavailable ({code}); cannot resolve model "
                         "'{subject}'. Try again shortly.", "unavailable"),
     },

@@ -11,7 +11,6 @@ from starlette.responses import Response
 from switchyard.common.errors import GatewayError
 from switchyard.edge.formats.openai_chat import FORMAT
 from switchyard.edge.routes.common import backends, guarded
-from switchyard.launcher import INSTANCE_HEADERS  # the launcher's token: "this edge is mine"
 
 
 @guarded(FORMAT)
@@ -47,15 +46,6 @@ def _openai_model(m) -> dict:
 def _anthropic_model(m) -> dict:
     created = datetime.fromtimestamp(m.created, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return {"type": "model", "id": m.id, "display_name": m.id, "created_at": created}
-
-
-async def healthz(request: Request) -> Response:
-    """200 only when router, providers and state all answer their gRPC health checks."""
-    status = await backends(request).health()
-    ok = all(status.values())
-    body = {"status": "ok" if ok else "unavailable", "services": status}
-    return Response(orjson.dumps(body), status_code=200 if ok else 503,
-                    media_type="application/json", headers=INSTANCE_HEADERS)
 
 
 async def prometheus_metrics(request: Request) -> Response:
