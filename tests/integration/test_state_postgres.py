@@ -35,9 +35,11 @@ async def test_migrations_on_an_empty_database_then_reapplied(pg):
     dsn = pg.create_database()
     conn = await asyncpg.connect(dsn)
     try:
-        assert await apply_migrations(conn) == [1]
-        rows = await conn.fetch("SELECT version, name, applied_at FROM schema_migrations")
-        assert [(r["version"], r["name"]) for r in rows] == [(1, "responses")]
+        assert await apply_migrations(conn) == [1, 2]
+        rows = await conn.fetch("SELECT version, name, applied_at FROM schema_migrations"
+                                " ORDER BY version")
+        assert [(r["version"], r["name"]) for r in rows] == [(1, "responses"),
+                                                               (2, "conversations")]
         assert rows[0]["applied_at"] is not None
         cols = {r["column_name"] for r in await conn.fetch(
             "SELECT column_name FROM information_schema.columns WHERE table_name='responses'")}
@@ -45,7 +47,7 @@ async def test_migrations_on_an_empty_database_then_reapplied(pg):
                 "usage", "body_json", "input_items_json", "created_at",
                 "expires_at"} <= cols
         assert await apply_migrations(conn) == []
-        assert await conn.fetchval("SELECT count(*) FROM schema_migrations") == 1
+        assert await conn.fetchval("SELECT count(*) FROM schema_migrations") == 2
     finally:
         await conn.close()
     store = PostgresStore(dsn, purge_interval=0)     # a store starting on a current database
@@ -60,7 +62,7 @@ async def test_replicas_starting_together_migrate_once(pg):
     stores = [PostgresStore(dsn, purge_interval=0) for _ in range(4)]
     await asyncio.gather(*(s.start() for s in stores))
     try:
-        assert await count(dsn, "SELECT count(*) FROM schema_migrations") == 1
+        assert await count(dsn, "SELECT count(*) FROM schema_migrations") == 2
         await stores[0].put(resp("shared"))
         assert await stores[3].get("t", "shared") is not None
     finally:

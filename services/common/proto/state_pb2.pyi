@@ -98,3 +98,97 @@ class InputItems(_message.Message):
     ITEMS_JSON_FIELD_NUMBER: _ClassVar[int]
     items_json: bytes
     def __init__(self, items_json: _Optional[bytes] = ...) -> None: ...
+
+class Conversation(_message.Message):
+    __slots__ = ("id", "tenant", "metadata_json", "created_at", "expires_at", "item_count")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    METADATA_JSON_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    ITEM_COUNT_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    tenant: str
+    metadata_json: bytes
+    created_at: int
+    expires_at: int
+    item_count: int
+    def __init__(self, id: _Optional[str] = ..., tenant: _Optional[str] = ..., metadata_json: _Optional[bytes] = ..., created_at: _Optional[int] = ..., expires_at: _Optional[int] = ..., item_count: _Optional[int] = ...) -> None: ...
+
+class ConversationItem(_message.Message):
+    __slots__ = ("id", "item_json")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    ITEM_JSON_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    item_json: bytes
+    def __init__(self, id: _Optional[str] = ..., item_json: _Optional[bytes] = ...) -> None: ...
+
+class CreateConversationRequest(_message.Message):
+    __slots__ = ("tenant", "metadata_json", "items")
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    METADATA_JSON_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    metadata_json: bytes
+    items: _containers.RepeatedCompositeFieldContainer[ConversationItem]
+    def __init__(self, tenant: _Optional[str] = ..., metadata_json: _Optional[bytes] = ..., items: _Optional[_Iterable[_Union[ConversationItem, _Mapping]]] = ...) -> None: ...
+
+class ConversationKey(_message.Message):
+    __slots__ = ("id", "tenant")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    tenant: str
+    def __init__(self, id: _Optional[str] = ..., tenant: _Optional[str] = ...) -> None: ...
+
+class UpdateConversationRequest(_message.Message):
+    __slots__ = ("id", "tenant", "metadata_json")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    METADATA_JSON_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    tenant: str
+    metadata_json: bytes
+    def __init__(self, id: _Optional[str] = ..., tenant: _Optional[str] = ..., metadata_json: _Optional[bytes] = ...) -> None: ...
+
+class AppendItemsRequest(_message.Message):
+    __slots__ = ("conversation_id", "tenant", "items")
+    CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    conversation_id: str
+    tenant: str
+    items: _containers.RepeatedCompositeFieldContainer[ConversationItem]
+    def __init__(self, conversation_id: _Optional[str] = ..., tenant: _Optional[str] = ..., items: _Optional[_Iterable[_Union[ConversationItem, _Mapping]]] = ...) -> None: ...
+
+class ListItemsRequest(_message.Message):
+    __slots__ = ("conversation_id", "tenant", "after", "limit", "descending")
+    CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    DESCENDING_FIELD_NUMBER: _ClassVar[int]
+    conversation_id: str
+    tenant: str
+    after: str
+    limit: int
+    descending: bool
+    def __init__(self, conversation_id: _Optional[str] = ..., tenant: _Optional[str] = ..., after: _Optional[str] = ..., limit: _Optional[int] = ..., descending: _Optional[bool] = ...) -> None: ...
+
+class ConversationItems(_message.Message):
+    __slots__ = ("items", "has_more")
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    HAS_MORE_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[ConversationItem]
+    has_more: bool
+    def __init__(self, items: _Optional[_Iterable[_Union[ConversationItem, _Mapping]]] = ..., has_more: _Optional[bool] = ...) -> None: ...
+
+class ItemKey(_message.Message):
+    __slots__ = ("conversation_id", "tenant", "item_id")
+    CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    ITEM_ID_FIELD_NUMBER: _ClassVar[int]
+    conversation_id: str
+    tenant: str
+    item_id: str
+    def __init__(self, conversation_id: _Optional[str] = ..., tenant: _Optional[str] = ..., item_id: _Optional[str] = ...) -> None: ...

@@ -59,6 +59,46 @@ class StateStub:
                 request_serializer=switchyard_dot_v1_dot_state__pb2.ListInputItemsRequest.SerializeToString,
                 response_deserializer=switchyard_dot_v1_dot_state__pb2.InputItems.FromString,
                 _registered_method=True)
+        self.CreateConversation = channel.unary_unary(
+                '/switchyard.v1.State/CreateConversation',
+                request_serializer=switchyard_dot_v1_dot_state__pb2.CreateConversationRequest.SerializeToString,
+                response_deserializer=switchyard_dot_v1_dot_state__pb2.Conversation.FromString,
+                _registered_method=True)
+        self.GetConversation = channel.unary_unary(
+                '/switchyard.v1.State/GetConversation',
+                request_serializer=switchyard_dot_v1_dot_state__pb2.ConversationKey.SerializeToString,
+                response_deserializer=switchyard_dot_v1_dot_state__pb2.Conversation.FromString,
+                _registered_method=True)
+        self.UpdateConversation = channel.unary_unary(
+                '/switchyard.v1.State/UpdateConversation',
+                request_serializer=switchyard_dot_v1_dot_state__pb2.UpdateConversationRequest.SerializeToString,
+                response_deserializer=switchyard_dot_v1_dot_state__pb2.Conversation.FromString,
+                _registered_method=True)
+        self.DeleteConversation = channel.unary_unary(
+                '/switchyard.v1.State/DeleteConversation',
+                request_serializer=switchyard_dot_v1_dot_state__pb2.ConversationKey.SerializeToString,
+                response_deserializer=switchyard_dot_v1_dot_state__pb2.DeleteReply.FromString,
+                _registered_method=True)
+        self.AppendItems = channel.unary_unary(
+                '/switchyard.v1.State/AppendItems',
+                request_serializer=switchyard_dot_v1_dot_state__pb2.AppendItemsRequest.SerializeToString,
+                response_deserializer=switchyard_dot_v1_dot_state__pb2.ConversationItems.FromString,
+                _registered_method=True)
+        self.ListItems = channel.unary_unary(
+                '/switchyard.v1.State/ListItems',
+                request_serializer=switchyard_dot_v1_dot_state__pb2.ListItemsRequest.SerializeToString,
+                response_deserializer=switchyard_dot_v1_dot_state__pb2.ConversationItems.FromString,
+                _registered_method=True)
+        self.GetItem = channel.unary_unary(
+                '/switchyard.v1.State/GetItem',
+                request_serializer=switchyard_dot_v1_dot_state__pb2.ItemKey.SerializeToString,
+                response_deserializer=switchyard_dot_v1_dot_state__pb2.ConversationItem.FromString,
+                _registered_method=True)
+        self.DeleteItem = channel.unary_unary(
+                '/switchyard.v1.State/DeleteItem',
+                request_serializer=switchyard_dot_v1_dot_state__pb2.ItemKey.SerializeToString,
+                response_deserializer=switchyard_dot_v1_dot_state__pb2.Conversation.FromString,
+                _registered_method=True)
 
 
 class StateServicer:
@@ -96,6 +136,59 @@ class StateServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateConversation(self, request, context):
+        """Conversations. NOT_FOUND names the conversation (or item) in words for the client;
+        INVALID_ARGUMENT for unusable keys, repeated item ids and the store's size bounds.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetConversation(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateConversation(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteConversation(self, request, context):
+        """NOT_FOUND when none
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AppendItems(self, request, context):
+        """the items as stored
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListItems(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetItem(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteItem(self, request, context):
+        """as it is afterwards
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_StateServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -123,6 +216,46 @@ def add_StateServicer_to_server(servicer, server):
                     servicer.ListInputItems,
                     request_deserializer=switchyard_dot_v1_dot_state__pb2.ListInputItemsRequest.FromString,
                     response_serializer=switchyard_dot_v1_dot_state__pb2.InputItems.SerializeToString,
+            ),
+            'CreateConversation': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateConversation,
+                    request_deserializer=switchyard_dot_v1_dot_state__pb2.CreateConversationRequest.FromString,
+                    response_serializer=switchyard_dot_v1_dot_state__pb2.Conversation.SerializeToString,
+            ),
+            'GetConversation': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetConversation,
+                    request_deserializer=switchyard_dot_v1_dot_state__pb2.ConversationKey.FromString,
+                    response_serializer=switchyard_dot_v1_dot_state__pb2.Conversation.SerializeToString,
+            ),
+            'UpdateConversation': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateConversation,
+                    request_deserializer=switchyard_dot_v1_dot_state__pb2.UpdateConversationRequest.FromString,
+                    response_serializer=switchyard_dot_v1_dot_state__pb2.Conversation.SerializeToString,
+            ),
+            'DeleteConversation': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteConversation,
+                    request_deserializer=switchyard_dot_v1_dot_state__pb2.ConversationKey.FromString,
+                    response_serializer=switchyard_dot_v1_dot_state__pb2.DeleteReply.SerializeToString,
+            ),
+            'AppendItems': grpc.unary_unary_rpc_method_handler(
+                    servicer.AppendItems,
+                    request_deserializer=switchyard_dot_v1_dot_state__pb2.AppendItemsRequest.FromString,
+                    response_serializer=switchyard_dot_v1_dot_state__pb2.ConversationItems.SerializeToString,
+            ),
+            'ListItems': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListItems,
+                    request_deserializer=switchyard_dot_v1_dot_state__pb2.ListItemsRequest.FromString,
+                    response_serializer=switchyard_dot_v1_dot_state__pb2.ConversationItems.SerializeToString,
+            ),
+            'GetItem': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetItem,
+                    request_deserializer=switchyard_dot_v1_dot_state__pb2.ItemKey.FromString,
+                    response_serializer=switchyard_dot_v1_dot_state__pb2.ConversationItem.SerializeToString,
+            ),
+            'DeleteItem': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteItem,
+                    request_deserializer=switchyard_dot_v1_dot_state__pb2.ItemKey.FromString,
+                    response_serializer=switchyard_dot_v1_dot_state__pb2.Conversation.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -260,6 +393,222 @@ class State:
             '/switchyard.v1.State/ListInputItems',
             switchyard_dot_v1_dot_state__pb2.ListInputItemsRequest.SerializeToString,
             switchyard_dot_v1_dot_state__pb2.InputItems.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateConversation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.v1.State/CreateConversation',
+            switchyard_dot_v1_dot_state__pb2.CreateConversationRequest.SerializeToString,
+            switchyard_dot_v1_dot_state__pb2.Conversation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetConversation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.v1.State/GetConversation',
+            switchyard_dot_v1_dot_state__pb2.ConversationKey.SerializeToString,
+            switchyard_dot_v1_dot_state__pb2.Conversation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateConversation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.v1.State/UpdateConversation',
+            switchyard_dot_v1_dot_state__pb2.UpdateConversationRequest.SerializeToString,
+            switchyard_dot_v1_dot_state__pb2.Conversation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteConversation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.v1.State/DeleteConversation',
+            switchyard_dot_v1_dot_state__pb2.ConversationKey.SerializeToString,
+            switchyard_dot_v1_dot_state__pb2.DeleteReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AppendItems(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.v1.State/AppendItems',
+            switchyard_dot_v1_dot_state__pb2.AppendItemsRequest.SerializeToString,
+            switchyard_dot_v1_dot_state__pb2.ConversationItems.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListItems(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.v1.State/ListItems',
+            switchyard_dot_v1_dot_state__pb2.ListItemsRequest.SerializeToString,
+            switchyard_dot_v1_dot_state__pb2.ConversationItems.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetItem(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.v1.State/GetItem',
+            switchyard_dot_v1_dot_state__pb2.ItemKey.SerializeToString,
+            switchyard_dot_v1_dot_state__pb2.ConversationItem.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteItem(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.v1.State/DeleteItem',
+            switchyard_dot_v1_dot_state__pb2.ItemKey.SerializeToString,
+            switchyard_dot_v1_dot_state__pb2.Conversation.FromString,
             options,
             channel_credentials,
             insecure,

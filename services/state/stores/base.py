@@ -10,15 +10,28 @@ Semantics (both backends):
   chain (the conversation starts after it); a chain longer than `max_depth` responses raises
   `TooDeep`; a cycle (only possible by overwriting an old record) ends the chain where it
   would repeat.
+
+Conversations (the Conversations API) are a second kind of record: per (tenant, id) the
+conversation's metadata and an ordered list of items, each an opaque JSON value with an id
+unique in its conversation. Every write (create, metadata update, append, item delete) moves
+the conversation's expiry to now + the TTL; an expired conversation is gone with its items.
+A conversation holds at most `max_items` items of at most `max_bytes` JSON in all (its whole
+history is sent upstream on every turn, in one gRPC message); an append that would pass
+either bound, or that repeats an item id, is refused whole (`InvalidInput`).
 """
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Protocol
 
 from switchyard.common.proto import chat_pb2, state_pb2
 
 DEFAULT_TENANT = "default"
+# Bounds of one conversation: its items are the history of every turn that uses it.
+MAX_CONVERSATION_ITEMS = 10_000
+MAX_CONVERSATION_BYTES = 32 * 1024 * 1024
+CONVERSATION_PREFIX = "conv_"
 
 
 class StoreError(Exception):
@@ -27,6 +40,14 @@ class StoreError(Exception):
 
 class NotFound(StoreError):
     """The requested response is absent or expired."""
+
+
+class ConversationNotFound(StoreError):
+    """The conversation is absent, expired or another tenant's."""
+
+
+class ItemNotFound(StoreError):
+    """The conversation has no item with this id."""
 
 
 class TooDeep(StoreError):
@@ -83,6 +104,57 @@ class Store(Protocol):
     async def delete(self, tenant: str, id: str) -> bool: ...
 
     async def input_items(self, tenant: str, id: str) -> bytes | None: ...
+
+    async def create_conversation(self, conv: state_pb2.Conversation,
+                                  items: list[state_pb2.ConversationItem]
+                                  ) -> state_pb2.Conversation:
+        """Store a new conversation (id, tenant, metadata set) with its first items; returns
+        it as stored (created_at, expires_at, item_count)."""
+        ...
+
+    async def get_conversation(self, tenant: str, id: str) -> state_pb2.Conversation | None: ...
+
+    async def update_conversation(self, tenant: str, id: str,
+                                  metadata_json: bytes) -> state_pb2.Conversation | None: ...
+
+    async def delete_conversation(self, tenant: str, id: str) -> bool: ...
+
+    async def append_items(self, tenant: str, id: str,
+                           items: list[state_pb2.ConversationItem]) -> None:
+        """Append in order; `ConversationNotFound`, or `InvalidInput` (bounds, repeated id)."""
+        ...
+
+    async def list_items(self, tenant: str, id: str, *, after: str = "", limit: int = 0,
+                         descending: bool = False
+                         ) -> tuple[list[state_pb2.ConversationItem], bool]:
+        """Up to `limit` items (0: all) following `after` in the order asked, and whether
+        more follow; `ConversationNotFound`, `ItemNotFound` for an unknown `after`."""
+        ...
+
+    async def get_item(self, tenant: str, id: str,
+                       item_id: str) -> state_pb2.ConversationItem:
+        """`ConversationNotFound` or `ItemNotFound` when absent."""
+        ...
+
+    async def delete_item(self, tenant: str, id: str, item_id: str) -> state_pb2.Conversation:
+        """Remove one item; the conversation afterwards. Errors as `get_item`."""
+        ...
+
+
+def new_conversation_id() -> str:
+    """A fresh conversation id in OpenAI's shape (`conv_` and 48 hex digits)."""
+    return CONVERSATION_PREFIX + os.urandom(24).hex()
+
+
+def check_append(count: int, size: int, max_items: int, max_bytes: int) -> None:
+    """`InvalidInput` when a conversation of `count` items and `size` bytes would pass the
+    bounds."""
+    if count > max_items:
+        raise InvalidInput(f"a conversation holds at most {max_items} items; start a new "
+                           "conversation")
+    if size > max_bytes:
+        raise InvalidInput(f"a conversation holds at most {max_bytes} bytes of items; start a "
+                           "new conversation")
 
 
 def tenant_key(tenant: str) -> str:

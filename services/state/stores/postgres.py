@@ -18,10 +18,15 @@ import asyncpg
 from switchyard.common.proto import chat_pb2, state_pb2
 from switchyard.state.migrate import apply_migrations
 from switchyard.state.stores.base import (
+    MAX_CONVERSATION_BYTES,
+    MAX_CONVERSATION_ITEMS,
+    ConversationNotFound,
     InvalidInput,
+    ItemNotFound,
     NotFound,
     StoreUnavailable,
     TooDeep,
+    check_append,
     resolve_expiry,
     stop_task,
 )
@@ -68,9 +73,61 @@ _DELETE = "DELETE FROM responses WHERE tenant = $1 AND id = $2 RETURNING expires
 _INPUT_ITEMS = ("SELECT input_items_json FROM responses"
                 " WHERE tenant = $1 AND id = $2 AND expires_at > $3")
 _PURGE = """
-DELETE FROM responses WHERE ctid = ANY (ARRAY(
-    SELECT ctid FROM responses WHERE expires_at <= $1
+DELETE FROM {table} WHERE ctid = ANY (ARRAY(
+    SELECT ctid FROM {table} WHERE expires_at <= $1
     ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED))
+"""
+# Expired conversations go with their items (ON DELETE CASCADE).
+_PURGES = tuple(_PURGE.format(table=t) for t in ("responses", "conversations"))
+
+# ---- conversations (migration 0002) -------------------------------------------------------
+_CONV = "tenant, id, metadata, created_at, expires_at, item_count"
+_CONV_CREATE = f"""
+INSERT INTO conversations (tenant, id, metadata, created_at, expires_at, next_seq,
+                           item_count, item_bytes)
+VALUES ($1, $2, $3, $4, $5, $6::int, $6::int, $7) RETURNING {_CONV}
+"""
+_CONV_GET = f"SELECT {_CONV} FROM conversations WHERE tenant = $1 AND id = $2 AND expires_at > $3"
+_CONV_UPDATE = f"""
+UPDATE conversations SET metadata = $3, expires_at = $4
+WHERE tenant = $1 AND id = $2 AND expires_at > $5 RETURNING {_CONV}
+"""
+_CONV_DELETE = "DELETE FROM conversations WHERE tenant = $1 AND id = $2 RETURNING expires_at"
+# Reserves `$3` sequence numbers; the row lock orders concurrent appends.
+_CONV_GROW = """
+UPDATE conversations SET next_seq = next_seq + $3::int, item_count = item_count + $3::int,
+  item_bytes = item_bytes + $4, expires_at = $5
+WHERE tenant = $1 AND id = $2 AND expires_at > $6
+RETURNING next_seq - $3::int AS first_seq, item_count, item_bytes
+"""
+_ITEMS_INSERT = """
+INSERT INTO conversation_items (tenant, conversation_id, seq, id, item_json)
+SELECT $1, $2, $3 + s.n - 1, s.id, s.item_json
+FROM unnest($4::text[], $5::bytea[]) WITH ORDINALITY AS s(id, item_json, n)
+"""
+_ITEM_SEQ = ("SELECT seq FROM conversation_items"
+             " WHERE tenant = $1 AND conversation_id = $2 AND id = $3")
+_ITEMS_PAGE = """
+SELECT id, item_json FROM conversation_items
+WHERE tenant = $1 AND conversation_id = $2 AND seq {op} $3
+ORDER BY seq {order} LIMIT $4
+"""
+_ITEMS_ASC = _ITEMS_PAGE.format(op=">", order="ASC")
+_ITEMS_DESC = _ITEMS_PAGE.format(op="<", order="DESC")
+_ITEM_GET = """
+SELECT (SELECT true FROM conversations
+        WHERE tenant = $1 AND id = $2 AND expires_at > $3) AS live,
+       (SELECT item_json FROM conversation_items
+        WHERE tenant = $1 AND conversation_id = $2 AND id = $4) AS item_json
+"""
+_CONV_LOCK = ("SELECT 1 FROM conversations WHERE tenant = $1 AND id = $2 AND expires_at > $3"
+              " FOR UPDATE")
+_ITEM_DELETE = ("DELETE FROM conversation_items WHERE tenant = $1 AND conversation_id = $2"
+                " AND id = $3 RETURNING length(item_json)")
+_CONV_SHRINK = f"""
+UPDATE conversations SET item_count = item_count - 1, item_bytes = item_bytes - $3,
+  expires_at = $4
+WHERE tenant = $1 AND id = $2 RETURNING {_CONV}
 """
 
 
@@ -100,6 +157,18 @@ def _messages_bytes(messages) -> bytes:
     return state_pb2.History(messages=messages).SerializeToString()
 
 
+def _conversation(row: asyncpg.Record) -> state_pb2.Conversation:
+    return state_pb2.Conversation(
+        tenant=row["tenant"], id=row["id"], metadata_json=row["metadata"],
+        created_at=row["created_at"], expires_at=row["expires_at"],
+        item_count=row["item_count"])
+
+
+def _unique_ids(items: list[state_pb2.ConversationItem]) -> None:
+    if len({i.id for i in items}) < len(items):
+        raise InvalidInput("an item with this id is already in the conversation")
+
+
 class PostgresStore:
     """Stored responses in PostgreSQL; survives restarts of itself and of the database."""
 
@@ -107,7 +176,9 @@ class PostgresStore:
                  purge_interval: float = 60.0, purge_batch: int = 1000,
                  connect_timeout: float = 30.0, retry_seconds: float = 1.0,
                  pool_min: int = 1, pool_max: int = 10, command_timeout: float = 5.0,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 max_items: int = MAX_CONVERSATION_ITEMS,
+                 max_bytes: int = MAX_CONVERSATION_BYTES) -> None:
         self.dsn = dsn
         self.ttl_seconds = ttl_seconds
         self.purge_interval = purge_interval
@@ -117,6 +188,8 @@ class PostgresStore:
         self.pool_min = pool_min
         self.pool_max = pool_max
         self.command_timeout = command_timeout
+        self.max_items = max_items
+        self.max_bytes = max_bytes
         self._clock = clock
         self._pool: asyncpg.Pool | None = None
         self._purger: asyncio.Task | None = None
@@ -217,16 +290,130 @@ class PostgresStore:
         return await self._run(lambda conn: conn.fetchval(
             _INPUT_ITEMS, tenant, id, int(self._clock())))
 
+    # ---- conversations ---------------------------------------------------------------------
+
+    async def create_conversation(self, conv: state_pb2.Conversation,
+                                  items: list[state_pb2.ConversationItem]
+                                  ) -> state_pb2.Conversation:
+        _unique_ids(items)
+        size = sum(len(i.item_json) for i in items)
+        check_append(len(items), size, self.max_items, self.max_bytes)
+        now = self._clock()
+
+        async def create(conn: asyncpg.Connection) -> asyncpg.Record:
+            async with conn.transaction():
+                row = await conn.fetchrow(
+                    _CONV_CREATE, conv.tenant, conv.id, conv.metadata_json,
+                    conv.created_at or int(now), resolve_expiry(0, now, self.ttl_seconds),
+                    len(items), size)
+                await self._insert_items(conn, conv.tenant, conv.id, 0, items)
+                return row
+        return _conversation(await self._run(create))
+
+    async def get_conversation(self, tenant: str, id: str) -> state_pb2.Conversation | None:
+        row = await self._run(lambda conn: conn.fetchrow(_CONV_GET, tenant, id,
+                                                         int(self._clock())))
+        return None if row is None else _conversation(row)
+
+    async def update_conversation(self, tenant: str, id: str,
+                                  metadata_json: bytes) -> state_pb2.Conversation | None:
+        now = self._clock()
+        row = await self._run(lambda conn: conn.fetchrow(
+            _CONV_UPDATE, tenant, id, metadata_json, resolve_expiry(0, now, self.ttl_seconds),
+            int(now)))
+        return None if row is None else _conversation(row)
+
+    async def delete_conversation(self, tenant: str, id: str) -> bool:
+        expires_at = await self._run(lambda conn: conn.fetchval(_CONV_DELETE, tenant, id))
+        return expires_at is not None and expires_at > self._clock()
+
+    async def append_items(self, tenant: str, id: str,
+                           items: list[state_pb2.ConversationItem]) -> None:
+        _unique_ids(items)
+        size = sum(len(i.item_json) for i in items)
+        now = self._clock()
+
+        async def append(conn: asyncpg.Connection) -> None:
+            async with conn.transaction():
+                row = await conn.fetchrow(_CONV_GROW, tenant, id, len(items), size,
+                                          resolve_expiry(0, now, self.ttl_seconds), int(now))
+                if row is None:
+                    raise ConversationNotFound(id)
+                # Raising rolls the reservation back: the append is all or nothing.
+                check_append(row["item_count"], row["item_bytes"], self.max_items,
+                             self.max_bytes)
+                await self._insert_items(conn, tenant, id, row["first_seq"], items)
+        await self._run(append)
+
+    async def list_items(self, tenant: str, id: str, *, after: str = "", limit: int = 0,
+                         descending: bool = False
+                         ) -> tuple[list[state_pb2.ConversationItem], bool]:
+        now = int(self._clock())
+
+        async def page(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+            if await conn.fetchrow(_CONV_GET, tenant, id, now) is None:
+                raise ConversationNotFound(id)
+            start = -1 if not descending else 2**63 - 1
+            if after:
+                start = await conn.fetchval(_ITEM_SEQ, tenant, id, after)
+                if start is None:
+                    raise ItemNotFound(after)
+            return await conn.fetch(_ITEMS_DESC if descending else _ITEMS_ASC, tenant, id,
+                                    start, limit + 1 if limit > 0 else None)
+        rows = await self._run(page)
+        more = 0 < limit < len(rows)   # one row more than asked says more follow
+        return [state_pb2.ConversationItem(id=r["id"], item_json=r["item_json"])
+                for r in (rows[:limit] if limit > 0 else rows)], more
+
+    async def get_item(self, tenant: str, id: str,
+                       item_id: str) -> state_pb2.ConversationItem:
+        row = await self._run(lambda conn: conn.fetchrow(_ITEM_GET, tenant, id,
+                                                         int(self._clock()), item_id))
+        if not row["live"]:
+            raise ConversationNotFound(id)
+        if row["item_json"] is None:
+            raise ItemNotFound(item_id)
+        return state_pb2.ConversationItem(id=item_id, item_json=row["item_json"])
+
+    async def delete_item(self, tenant: str, id: str, item_id: str) -> state_pb2.Conversation:
+        now = self._clock()
+
+        async def delete(conn: asyncpg.Connection) -> asyncpg.Record:
+            async with conn.transaction():
+                if await conn.fetchval(_CONV_LOCK, tenant, id, int(now)) is None:
+                    raise ConversationNotFound(id)
+                size = await conn.fetchval(_ITEM_DELETE, tenant, id, item_id)
+                if size is None:
+                    raise ItemNotFound(item_id)
+                return await conn.fetchrow(_CONV_SHRINK, tenant, id, size,
+                                           resolve_expiry(0, now, self.ttl_seconds))
+        return _conversation(await self._run(delete))
+
+    @staticmethod
+    async def _insert_items(conn: asyncpg.Connection, tenant: str, id: str, first_seq: int,
+                            items: list[state_pb2.ConversationItem]) -> None:
+        if not items:
+            return
+        try:
+            await conn.execute(_ITEMS_INSERT, tenant, id, first_seq, [i.id for i in items],
+                               [i.item_json for i in items])
+        except asyncpg.UniqueViolationError:
+            raise InvalidInput("an item with this id is already in the conversation") from None
+
     async def purge_expired(self) -> int:
-        """Delete expired rows in batches of `purge_batch`; returns how many went."""
+        """Delete expired responses and conversations in batches of `purge_batch`; returns
+        how many went."""
         total = 0
-        while True:
-            status = await self._run(lambda conn: conn.execute(
-                _PURGE, int(self._clock()), self.purge_batch))
-            n = int(status.split()[-1])
-            total += n
-            if n < self.purge_batch:
-                return total
+        for sql in _PURGES:
+            async def purge(conn: asyncpg.Connection, sql: str = sql) -> str:
+                status: str = await conn.execute(sql, int(self._clock()), self.purge_batch)
+                return status
+            while True:
+                n = int((await self._run(purge)).split()[-1])
+                total += n
+                if n < self.purge_batch:
+                    break
+        return total
 
     async def _run(self, op: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
         """Run `op` on a pooled connection; reconnect and retry for `retry_seconds`."""
