@@ -27,6 +27,16 @@ def resolve(config: Config, name: str) -> router_pb2.RoutePlan | None:
     return _plan(config, name, flat)
 
 
+def pool_plan(config: Config, name: str, models: list[str]) -> router_pb2.RoutePlan | None:
+    """A routed request's plan: its ranked candidate pool as an alias with fallbacks (the
+    first model's targets, then the others'), named after the route."""
+    if not models:
+        return None
+    alias = Alias(name=name, target=models[0], fallbacks=tuple(models[1:]))
+    flat = _alias_flat(config, alias, ())
+    return None if flat is None else _plan(config, name, flat)
+
+
 def build_route_table(config: Config, version: int = 0) -> router_pb2.RouteTable:
     """Every exact name (aliases, provider/model, bare and entry names, "" for the default)."""
     table = router_pb2.RouteTable(version=version)

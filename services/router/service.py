@@ -3,20 +3,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import grpc
 
-from switchyard.common.config.loader import ConfigError, load_config
+from switchyard.common.config import reload
+from switchyard.common.config.loader import ConfigError
 from switchyard.common.config.model import Config
+from switchyard.common.config.reload import POLL_S, ConfigWatcher
 from switchyard.common.grpc_server import run_server
 from switchyard.common.proto import router_pb2, router_pb2_grpc
 from switchyard.router.resolution import build_route_table, resolve, suggestions
+from switchyard.router.routing.base import ModelUnavailable
+from switchyard.router.routing.engine import RouteError, RoutingEngine, build_engine
 
 log = logging.getLogger(__name__)
-
-CONFIG_POLL_SECONDS = 2.0
 
 
 def not_found_message(config: Config, name: str) -> str:
@@ -30,12 +32,17 @@ def not_found_message(config: Config, name: str) -> str:
 class RouterServicer(router_pb2_grpc.RouterServicer):
     """Answers Resolve/ListModels from the current config; WatchRoutes streams every table."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, engine: RoutingEngine | None = None) -> None:
         self._config = config
         self._version = 1
         self._table = build_route_table(config, self._version)
         self._changed = asyncio.Condition()
         self._closing = False
+        self.engine = engine   # preference-aligned routing; None: the config routes nothing
+
+    @property
+    def config(self) -> Config:
+        return self._config
 
     @property
     def version(self) -> int:
@@ -46,7 +53,11 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
         return self._table
 
     async def update(self, config: Config) -> None:
-        """Swap in a new config and wake every WatchRoutes stream."""
+        """Swap in a new config (and its routes) and wake every WatchRoutes stream."""
+        engine, old = await build_engine(config), self.engine
+        self.engine = engine
+        if old is not None:
+            await old.close()
         async with self._changed:
             self._config = config
             self._version += 1
@@ -82,65 +93,70 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
             self._closing = True
             self._changed.notify_all()
 
+    async def Route(self, request: router_pb2.RouteRequest,
+                    context: grpc.aio.ServicerContext) -> router_pb2.RouteDecision:
+        if self.engine is None:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                                "routing is not configured: the config has no "
+                                "routing_preferences and no overrides.llm_routing_model")
+            raise AssertionError("unreachable: ServicerContext.abort() raises")
+        try:
+            return await self.engine.decide(request)
+        except RouteError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            raise AssertionError("unreachable: ServicerContext.abort() raises") from None
+
     async def ListModels(self, request: router_pb2.ListModelsRequest,
                          context: grpc.aio.ServicerContext) -> router_pb2.ModelList:
         return self._table.models
 
 
-def _file_stamp(path: str) -> tuple[float, int] | None:
+async def apply_config(servicer: RouterServicer, config: Config) -> None:
+    """A reloaded config: new routes, published to every edge. A routing model that cannot
+    load refuses the reload (the running routes stay)."""
     try:
-        st = os.stat(path)
-        return st.st_mtime, st.st_size
-    except OSError:
-        return None
+        await servicer.update(config)
+    except ModelUnavailable as exc:
+        raise ConfigError(config.path, [f"{config.path}: cannot route: {exc}"]) from None
+    log.info("route table version %d published", servicer.version)
 
 
 def watch_config_file(servicer: RouterServicer, path: str,
-                      interval: float = CONFIG_POLL_SECONDS) -> asyncio.Task[None]:
-    """Reload the config when its file changes; a broken edit is logged and the old one kept.
-
-    The file's state is taken now, so an edit made right after this call is not missed.
-    """
-    return asyncio.create_task(_watch_config(servicer, path, interval, _file_stamp(path)),
-                               name="router-config-watch")
-
-
-async def _watch_config(servicer: RouterServicer, path: str, interval: float,
-                        last: tuple[float, int] | None) -> None:
-    while True:
-        await asyncio.sleep(interval)
-        now = _file_stamp(path)
-        if now is None or now == last:
-            continue
-        last = now
-        try:
-            config = await asyncio.to_thread(load_config, path)
-        except ConfigError as exc:
-            log.error("config reload failed, keeping the previous routes:\n%s", exc)
-            continue
-        await servicer.update(config)
-        log.info("config reloaded from %s; route table version %d", path, servicer.version)
+                      interval: float = POLL_S) -> asyncio.Task[None]:
+    """Reload the config when its file changes; a broken edit is logged and the old one kept
+    (the watch `serve` runs, without its SIGHUP handler and process record)."""
+    watcher = ConfigWatcher(replace(servicer.config, path=path), "router",
+                            lambda config: apply_config(servicer, config), interval=interval,
+                            register=False, signals=False)
+    return watcher.start()
 
 
-async def serve(config: Config, address: str, token: str | None = None) -> None:
-    """Run the router until SIGINT/SIGTERM, reloading routes when the config file changes;
-    with `token`, only callers holding the internal token get through."""
-    servicer = RouterServicer(config)
-    watcher: asyncio.Task[None] | None = None
-    if os.path.isfile(config.path):
-        watcher = watch_config_file(servicer, config.path)
+async def serve(config: Config, address: str, token: str | None = None, *,
+                allow_unsupported: bool = False) -> None:
+    """Run the router until SIGINT/SIGTERM, reloading routes when the config file changes
+    (or on SIGHUP); with `token`, only callers holding the internal token get through."""
+    try:
+        # The routing model loads before the router listens: it is healthy once it routes.
+        engine = await build_engine(config)
+    except ModelUnavailable as exc:
+        raise SystemExit(f"switchyard router: cannot route: {exc}") from None
+    servicer = RouterServicer(config, engine)
+    watcher = reload.watch(config, "router", lambda new: apply_config(servicer, new),
+                           allow_unsupported=allow_unsupported)
 
     def register(server: grpc.aio.Server) -> None:
         router_pb2_grpc.add_RouterServicer_to_server(servicer, server)
 
     async def on_stop() -> None:
         if watcher is not None:
-            watcher.cancel()
+            await watcher.close()
+        if servicer.engine is not None:
+            await servicer.engine.close()
 
     try:
         await run_server("router", address, register, on_stop,
                          before_drain=servicer.close_watches, token=token,
-                         tracing=config.tracing)
+                         tracing=config.tracing, config=config)
     finally:
         if watcher is not None:
-            watcher.cancel()
+            await watcher.close()

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from switchyard.common.proto import chat_pb2 as switchyard_dot_v1_dot_chat__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aswitchyard/v1/router.proto\x12\rswitchyard.v1\x1a\x18switchyard/v1/chat.proto\"b\n\x06Target\x12\x10\n\x08provider\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\'\n\x04wire\x18\x03 \x01(\x0e\x32\x19.switchyard.v1.WireFormat\x12\x0e\n\x06weight\x18\x04 \x01(\x05\"\x81\x01\n\tRoutePlan\x12\x0c\n\x04name\x18\x01 \x01(\t\x12&\n\x07targets\x18\x02 \x03(\x0b\x32\x15.switchyard.v1.Target\x12\x16\n\x0eweighted_count\x18\x03 \x01(\x05\x12\x13\n\x0bmax_retries\x18\x04 \x01(\x05\x12\x11\n\ttimeout_s\x18\x05 \x01(\x01\"\x1f\n\x0eResolveRequest\x12\r\n\x05model\x18\x01 \x01(\t\"I\n\tModelInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08owned_by\x18\x02 \x01(\t\x12\x0f\n\x07\x63reated\x18\x03 \x01(\x03\x12\r\n\x05\x61lias\x18\x04 \x01(\x08\"5\n\tModelList\x12(\n\x06models\x18\x01 \x03(\x0b\x32\x18.switchyard.v1.ModelInfo\"\xdc\x01\n\nRouteTable\x12\x0f\n\x07version\x18\x01 \x01(\x04\x12\x35\n\x06routes\x18\x02 \x03(\x0b\x32%.switchyard.v1.RouteTable.RoutesEntry\x12\x13\n\x0bknown_names\x18\x03 \x03(\t\x12(\n\x06models\x18\x04 \x01(\x0b\x32\x18.switchyard.v1.ModelList\x1aG\n\x0bRoutesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\'\n\x05value\x18\x02 \x01(\x0b\x32\x18.switchyard.v1.RoutePlan:\x02\x38\x01\"\x14\n\x12WatchRoutesRequest\"\x13\n\x11ListModelsRequest2\xe5\x01\n\x06Router\x12\x42\n\x07Resolve\x12\x1d.switchyard.v1.ResolveRequest\x1a\x18.switchyard.v1.RoutePlan\x12M\n\x0bWatchRoutes\x12!.switchyard.v1.WatchRoutesRequest\x1a\x19.switchyard.v1.RouteTable0\x01\x12H\n\nListModels\x12 .switchyard.v1.ListModelsRequest\x1a\x18.switchyard.v1.ModelListb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aswitchyard/v1/router.proto\x12\rswitchyard.v1\x1a\x18switchyard/v1/chat.proto\"b\n\x06Target\x12\x10\n\x08provider\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\'\n\x04wire\x18\x03 \x01(\x0e\x32\x19.switchyard.v1.WireFormat\x12\x0e\n\x06weight\x18\x04 \x01(\x05\"\x81\x01\n\tRoutePlan\x12\x0c\n\x04name\x18\x01 \x01(\t\x12&\n\x07targets\x18\x02 \x03(\x0b\x32\x15.switchyard.v1.Target\x12\x16\n\x0eweighted_count\x18\x03 \x01(\x05\x12\x13\n\x0bmax_retries\x18\x04 \x01(\x05\x12\x11\n\ttimeout_s\x18\x05 \x01(\x01\"\x1f\n\x0eResolveRequest\x12\r\n\x05model\x18\x01 \x01(\t\"I\n\tModelInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08owned_by\x18\x02 \x01(\t\x12\x0f\n\x07\x63reated\x18\x03 \x01(\x03\x12\r\n\x05\x61lias\x18\x04 \x01(\x08\"5\n\tModelList\x12(\n\x06models\x18\x01 \x03(\x0b\x32\x18.switchyard.v1.ModelInfo\"\xdc\x01\n\nRouteTable\x12\x0f\n\x07version\x18\x01 \x01(\x04\x12\x35\n\x06routes\x18\x02 \x03(\x0b\x32%.switchyard.v1.RouteTable.RoutesEntry\x12\x13\n\x0bknown_names\x18\x03 \x03(\t\x12(\n\x06models\x18\x04 \x01(\x0b\x32\x18.switchyard.v1.ModelList\x1aG\n\x0bRoutesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\'\n\x05value\x18\x02 \x01(\x0b\x32\x18.switchyard.v1.RoutePlan:\x02\x38\x01\"\x14\n\x12WatchRoutesRequest\"?\n\x0cRouteMessage\x12!\n\x04role\x18\x01 \x01(\x0e\x32\x13.switchyard.v1.Role\x12\x0c\n\x04text\x18\x02 \x01(\t\"T\n\x0fRoutePreference\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x0e\n\x06models\x18\x03 \x03(\t\x12\x0e\n\x06prefer\x18\x04 \x01(\t\"<\n\rTargetLatency\x12\x10\n\x08provider\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\n\n\x02ms\x18\x03 \x01(\x01\"\x85\x02\n\x0cRouteRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12-\n\x08messages\x18\x02 \x03(\x0b\x32\x1b.switchyard.v1.RouteMessage\x12\x17\n\x0fhas_preferences\x18\x03 \x01(\x08\x12\x33\n\x0bpreferences\x18\x04 \x03(\x0b\x32\x1e.switchyard.v1.RoutePreference\x12/\n\tlatencies\x18\x05 \x03(\x0b\x32\x1c.switchyard.v1.TargetLatency\x12\x12\n\nrequest_id\x18\x06 \x01(\t\x12\x13\n\x0btraceparent\x18\x07 \x01(\t\x12\x0f\n\x07\x61llowed\x18\x08 \x03(\t\"\x85\x01\n\rRouteDecision\x12\r\n\x05route\x18\x01 \x01(\t\x12\x0e\n\x06models\x18\x02 \x03(\t\x12&\n\x04plan\x18\x03 \x01(\x0b\x32\x18.switchyard.v1.RoutePlan\x12\x0e\n\x06router\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\r\n\x05score\x18\x06 \x01(\x01\"\x13\n\x11ListModelsRequest2\xa9\x02\n\x06Router\x12\x42\n\x07Resolve\x12\x1d.switchyard.v1.ResolveRequest\x1a\x18.switchyard.v1.RoutePlan\x12M\n\x0bWatchRoutes\x12!.switchyard.v1.WatchRoutesRequest\x1a\x19.switchyard.v1.RouteTable0\x01\x12H\n\nListModels\x12 .switchyard.v1.ListModelsRequest\x1a\x18.switchyard.v1.ModelList\x12\x42\n\x05Route\x12\x1b.switchyard.v1.RouteRequest\x1a\x1c.switchyard.v1.RouteDecisionb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -50,8 +50,18 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ROUTETABLE_ROUTESENTRY']._serialized_end=687
   _globals['_WATCHROUTESREQUEST']._serialized_start=689
   _globals['_WATCHROUTESREQUEST']._serialized_end=709
-  _globals['_LISTMODELSREQUEST']._serialized_start=711
-  _globals['_LISTMODELSREQUEST']._serialized_end=730
-  _globals['_ROUTER']._serialized_start=733
-  _globals['_ROUTER']._serialized_end=962
+  _globals['_ROUTEMESSAGE']._serialized_start=711
+  _globals['_ROUTEMESSAGE']._serialized_end=774
+  _globals['_ROUTEPREFERENCE']._serialized_start=776
+  _globals['_ROUTEPREFERENCE']._serialized_end=860
+  _globals['_TARGETLATENCY']._serialized_start=862
+  _globals['_TARGETLATENCY']._serialized_end=922
+  _globals['_ROUTEREQUEST']._serialized_start=925
+  _globals['_ROUTEREQUEST']._serialized_end=1186
+  _globals['_ROUTEDECISION']._serialized_start=1189
+  _globals['_ROUTEDECISION']._serialized_end=1322
+  _globals['_LISTMODELSREQUEST']._serialized_start=1324
+  _globals['_LISTMODELSREQUEST']._serialized_end=1343
+  _globals['_ROUTER']._serialized_start=1346
+  _globals['_ROUTER']._serialized_end=1643
 # @@protoc_insertion_point(module_scope)

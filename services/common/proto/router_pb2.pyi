@@ -80,6 +80,72 @@ class WatchRoutesRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class RouteMessage(_message.Message):
+    __slots__ = ("role", "text")
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    role: _chat_pb2.Role
+    text: str
+    def __init__(self, role: _Optional[_Union[_chat_pb2.Role, str]] = ..., text: _Optional[str] = ...) -> None: ...
+
+class RoutePreference(_message.Message):
+    __slots__ = ("name", "description", "models", "prefer")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    PREFER_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    description: str
+    models: _containers.RepeatedScalarFieldContainer[str]
+    prefer: str
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ..., prefer: _Optional[str] = ...) -> None: ...
+
+class TargetLatency(_message.Message):
+    __slots__ = ("provider", "model", "ms")
+    PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    MS_FIELD_NUMBER: _ClassVar[int]
+    provider: str
+    model: str
+    ms: float
+    def __init__(self, provider: _Optional[str] = ..., model: _Optional[str] = ..., ms: _Optional[float] = ...) -> None: ...
+
+class RouteRequest(_message.Message):
+    __slots__ = ("model", "messages", "has_preferences", "preferences", "latencies", "request_id", "traceparent", "allowed")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    HAS_PREFERENCES_FIELD_NUMBER: _ClassVar[int]
+    PREFERENCES_FIELD_NUMBER: _ClassVar[int]
+    LATENCIES_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    TRACEPARENT_FIELD_NUMBER: _ClassVar[int]
+    ALLOWED_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    messages: _containers.RepeatedCompositeFieldContainer[RouteMessage]
+    has_preferences: bool
+    preferences: _containers.RepeatedCompositeFieldContainer[RoutePreference]
+    latencies: _containers.RepeatedCompositeFieldContainer[TargetLatency]
+    request_id: str
+    traceparent: str
+    allowed: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, model: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[RouteMessage, _Mapping]]] = ..., has_preferences: _Optional[bool] = ..., preferences: _Optional[_Iterable[_Union[RoutePreference, _Mapping]]] = ..., latencies: _Optional[_Iterable[_Union[TargetLatency, _Mapping]]] = ..., request_id: _Optional[str] = ..., traceparent: _Optional[str] = ..., allowed: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class RouteDecision(_message.Message):
+    __slots__ = ("route", "models", "plan", "router", "reason", "score")
+    ROUTE_FIELD_NUMBER: _ClassVar[int]
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    PLAN_FIELD_NUMBER: _ClassVar[int]
+    ROUTER_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    route: str
+    models: _containers.RepeatedScalarFieldContainer[str]
+    plan: RoutePlan
+    router: str
+    reason: str
+    score: float
+    def __init__(self, route: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ..., plan: _Optional[_Union[RoutePlan, _Mapping]] = ..., router: _Optional[str] = ..., reason: _Optional[str] = ..., score: _Optional[float] = ...) -> None: ...
+
 class ListModelsRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...

@@ -49,6 +49,11 @@ class RouterStub:
                 request_serializer=switchyard_dot_v1_dot_router__pb2.ListModelsRequest.SerializeToString,
                 response_deserializer=switchyard_dot_v1_dot_router__pb2.ModelList.FromString,
                 _registered_method=True)
+        self.Route = channel.unary_unary(
+                '/switchyard.v1.Router/Route',
+                request_serializer=switchyard_dot_v1_dot_router__pb2.RouteRequest.SerializeToString,
+                response_deserializer=switchyard_dot_v1_dot_router__pb2.RouteDecision.FromString,
+                _registered_method=True)
 
 
 class RouterServicer:
@@ -74,6 +79,14 @@ class RouterServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Route(self, request, context):
+        """Pick a route for a request's recent turns and rank its candidate pool (only called
+        when the config or the request has routing_preferences).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RouterServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -91,6 +104,11 @@ def add_RouterServicer_to_server(servicer, server):
                     servicer.ListModels,
                     request_deserializer=switchyard_dot_v1_dot_router__pb2.ListModelsRequest.FromString,
                     response_serializer=switchyard_dot_v1_dot_router__pb2.ModelList.SerializeToString,
+            ),
+            'Route': grpc.unary_unary_rpc_method_handler(
+                    servicer.Route,
+                    request_deserializer=switchyard_dot_v1_dot_router__pb2.RouteRequest.FromString,
+                    response_serializer=switchyard_dot_v1_dot_router__pb2.RouteDecision.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -174,6 +192,33 @@ class Router:
             '/switchyard.v1.Router/ListModels',
             switchyard_dot_v1_dot_router__pb2.ListModelsRequest.SerializeToString,
             switchyard_dot_v1_dot_router__pb2.ModelList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Route(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.v1.Router/Route',
+            switchyard_dot_v1_dot_router__pb2.RouteRequest.SerializeToString,
+            switchyard_dot_v1_dot_router__pb2.RouteDecision.FromString,
             options,
             channel_credentials,
             insecure,
