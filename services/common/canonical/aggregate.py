@@ -39,31 +39,49 @@ class TurnBuilder:
     """Accumulates events; `turn` is complete once `finish` (or `error`) was fed."""
 
     def __init__(self) -> None:
-        self.turn = Turn()
+        self._turn = Turn()
         self._blocks: dict[int, tuple[Choice, chat_pb2.ContentPart]] = {}
+        # Delta text per (block, field), joined into the part when `turn` is read: `+=` on a
+        # protobuf string copies the whole text both ways on every token (quadratic).
+        self._pieces: dict[tuple[int, str], list[str]] = {}
+
+    @property
+    def turn(self) -> Turn:
+        """The turn so far, every delta fed folded into its part."""
+        if self._pieces:
+            for (index, which), pieces in self._pieces.items():
+                part = self._blocks[index][1]
+                holder = part.reasoning if which in ("reasoning", "signature") else (
+                    part.tool_call if which == "arguments_json" else part.text)
+                target = "text" if which == "reasoning" else which
+                setattr(holder, target, getattr(holder, target) + "".join(pieces))
+            self._pieces.clear()
+        return self._turn
 
     def feed(self, ev: chat_pb2.StreamEvent) -> None:
         kind = ev.WhichOneof("event")
         if kind == "delta":
             self._delta(ev.delta)
         elif kind == "block_start":
-            choice = self.turn.choice(ev.block_start.choice)
+            if self._pieces and ev.block_start.index in self._blocks:
+                self.turn   # noqa: B018 - an index used again: fold its deltas in first
+            choice = self._turn.choice(ev.block_start.choice)
             part = chat_pb2.ContentPart()
             part.CopyFrom(ev.block_start.part)
             choice.parts.append(part)
             self._blocks[ev.block_start.index] = (choice, part)
         elif kind == "start":
-            self.turn.start.CopyFrom(ev.start)
-            self.turn.usage.MergeFrom(ev.start.usage)
+            self._turn.start.CopyFrom(ev.start)
+            self._turn.usage.MergeFrom(ev.start.usage)
         elif kind == "finish":
             f = ev.finish
-            choice = self.turn.choice(f.choice)
+            choice = self._turn.choice(f.choice)
             choice.stop_reason = f.stop_reason
             choice.stop_sequence = f.stop_sequence
             if f.HasField("usage"):
-                merge_usage(self.turn.usage, f.usage)
+                merge_usage(self._turn.usage, f.usage)
         elif kind == "error":
-            self.turn.error = ev.error
+            self._turn.error = ev.error
 
     def feed_all(self, events: Iterable[chat_pb2.StreamEvent]) -> Turn:
         for ev in events:
@@ -71,19 +89,15 @@ class TurnBuilder:
         return self.turn
 
     def _delta(self, d: chat_pb2.BlockDelta) -> None:
-        entry = self._blocks.get(d.index)
-        if entry is None:
+        if d.index not in self._blocks:
             return
-        part = entry[1]
         which = d.WhichOneof("delta")
-        if which == "text":
-            part.text.text += d.text
-        elif which == "arguments_json":
-            part.tool_call.arguments_json += d.arguments_json
-        elif which == "reasoning":
-            part.reasoning.text += d.reasoning
-        elif which == "signature":
-            part.reasoning.signature += d.signature
+        if which is None:
+            return
+        pieces = self._pieces.get((d.index, which))
+        if pieces is None:
+            pieces = self._pieces[(d.index, which)] = []
+        pieces.append(getattr(d, which))
 
 
 def merge_usage(into: chat_pb2.Usage, final: chat_pb2.Usage) -> None:

@@ -5,6 +5,7 @@ Every codec imports from here; no codec keeps a table of its own.
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,7 +18,9 @@ SR = chat_pb2.StopReason
 INTERFACE_WIRE: dict[str, chat_pb2.WireFormat] = {
     "openai": chat_pb2.WIRE_FORMAT_OPENAI_CHAT,
     "anthropic": chat_pb2.WIRE_FORMAT_ANTHROPIC,
-    "gemini": chat_pb2.WIRE_FORMAT_GEMINI}
+    "gemini": chat_pb2.WIRE_FORMAT_GEMINI,
+    "bedrock": chat_pb2.WIRE_FORMAT_BEDROCK_CONVERSE,
+    "openai_responses": chat_pb2.WIRE_FORMAT_OPENAI_RESPONSES}
 
 # ---- stop reasons ------------------------------------------------------------------------
 OPENAI_FINISH_TO_STOP: dict[str, chat_pb2.StopReason] = {
@@ -296,6 +299,42 @@ def budget_to_effort(budget: int) -> str:
     return best
 
 
+# Anthropic `output_config.effort` -> canonical (OpenAI) reasoning effort; `max` has no
+# OpenAI counterpart above `xhigh`.
+ANTHROPIC_EFFORT_TO_EFFORT: dict[str, str] = {
+    "low": "low", "medium": "medium", "high": "high", "xhigh": "xhigh", "max": "xhigh"}
+# OpenAI model families that refuse `reasoning_effort` (non-reasoning models): an effort
+# translated from another format is dropped for them rather than turned into a 400.
+OPENAI_NO_REASONING_PREFIXES: tuple[str, ...] = ("gpt-4", "gpt-3.5", "chatgpt-4o")
+
+
+def takes_reasoning_effort(model: str) -> bool:
+    """Whether an OpenAI-family model accepts `reasoning_effort` (unknown names: yes)."""
+    return not model.startswith(OPENAI_NO_REASONING_PREFIXES)
+
+
+# ---- structured output -------------------------------------------------------------------
+# Claude models take `output_config.format` (constrained JSON) from this version on
+# (Sonnet 4.5, Opus 4.5, Haiku 4.5 and every later family; Opus 4.1 had it only as a
+# beta). Older Claude models, and Anthropic-compatible servers whose model names are not
+# Claude's, get a forced tool whose input is the answer.
+ANTHROPIC_STRUCTURED_OUTPUT_SINCE: tuple[int, int] = (4, 5)
+_CLAUDE_VERSION = re.compile(r"^claude-(?:[a-z]+-)?(\d+)(?:-(\d{1,2}))?(?=-|$)")
+# The forced tool's name: reserved, so the Anthropic response decoder can turn its input
+# back into the reply's text without knowing the request.
+STRUCTURED_OUTPUT_TOOL = "switchyard_structured_output"
+
+
+def anthropic_native_structured_output(model: str) -> bool:
+    """Does this Anthropic model take `output_config.format`? (`claude-sonnet-4-5-2025...`
+    and `claude-opus-4-7` yes; `claude-3-5-sonnet-...`, `claude-opus-4-1` no.)"""
+    m = _CLAUDE_VERSION.match(model)
+    if m is None:
+        return False
+    version = (int(m.group(1)), int(m.group(2) or 0))
+    return version >= ANTHROPIC_STRUCTURED_OUTPUT_SINCE
+
+
 # ---- max_tokens --------------------------------------------------------------------------
 # Anthropic requires max_tokens; OpenAI clients may omit it. Default output limits by model
 # family (longest matching prefix wins); providers may override with `default_max_tokens`.
@@ -320,3 +359,115 @@ def default_max_tokens(model: str) -> int:
         if model.startswith(prefix) and len(prefix) > best_len:
             best, best_len = value, len(prefix)
     return best
+
+
+# ---- Amazon Bedrock Converse -------------------------------------------------------------
+BEDROCK_STOP_TO_STOP: dict[str, chat_pb2.StopReason] = {
+    "end_turn": SR.STOP_REASON_END_TURN,
+    "tool_use": SR.STOP_REASON_TOOL_USE,
+    "max_tokens": SR.STOP_REASON_MAX_TOKENS,
+    "stop_sequence": SR.STOP_REASON_STOP_SEQUENCE,
+    "guardrail_intervened": SR.STOP_REASON_REFUSAL,
+    "content_filtered": SR.STOP_REASON_REFUSAL,
+    "model_context_window_exceeded": SR.STOP_REASON_MAX_TOKENS,
+    "malformed_model_output": SR.STOP_REASON_END_TURN,
+    "malformed_tool_use": SR.STOP_REASON_END_TURN,
+}
+# Bedrock's exception names (`x-amzn-ErrorType`, or an event stream's `:exception-type` with
+# its first letter raised) -> (HTTP status the client sees, canonical error type). Throttling
+# and not-ready models are retried (429/503); a model that failed or timed out is the
+# upstream's fault (502/504); the AWS front door's signature and token failures are 401s.
+BEDROCK_ERRORS: dict[str, tuple[int, str]] = {
+    "ValidationException": (400, "invalid_request"),
+    "ConflictException": (400, "invalid_request"),
+    "AccessDeniedException": (403, "permission"),
+    "ResourceNotFoundException": (404, "not_found"),
+    "ThrottlingException": (429, "rate_limit"),
+    "ServiceQuotaExceededException": (429, "rate_limit"),
+    "InternalServerException": (500, "api_error"),
+    "ModelErrorException": (502, "api_error"),
+    "ModelStreamErrorException": (502, "api_error"),
+    "ModelNotReadyException": (503, "unavailable"),
+    "ServiceUnavailableException": (503, "unavailable"),
+    "ModelTimeoutException": (504, "timeout"),
+    "UnrecognizedClientException": (401, "authentication"),
+    "InvalidSignatureException": (401, "authentication"),
+    "IncompleteSignatureException": (401, "authentication"),
+    "MissingAuthenticationTokenException": (401, "authentication"),
+    "ExpiredTokenException": (401, "authentication"),
+}
+# Media types -> Bedrock block formats (ImageFormat, DocumentFormat, VideoFormat).
+BEDROCK_IMAGE_FORMATS: dict[str, str] = {
+    "image/png": "png", "image/jpeg": "jpeg", "image/jpg": "jpeg", "image/gif": "gif",
+    "image/webp": "webp"}
+BEDROCK_DOCUMENT_FORMATS: dict[str, str] = {
+    "application/pdf": "pdf", "text/csv": "csv", "text/html": "html", "text/plain": "txt",
+    "text/markdown": "md", "application/msword": "doc",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": "docx",
+    "application/vnd.ms-excel": "xls",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": "xlsx"}
+BEDROCK_VIDEO_FORMATS: dict[str, str] = {
+    "video/mp4": "mp4", "video/quicktime": "mov", "video/webm": "webm",
+    "video/x-matroska": "mkv", "video/x-flv": "flv", "video/mpeg": "mpeg",
+    "video/x-ms-wmv": "wmv", "video/3gpp": "three_gp"}
+
+# Canonical reasoning effort -> the low/medium/high scale of Nova's `maxReasoningEffort`
+# and of OpenAI's open-weight models on Bedrock.
+BEDROCK_REASONING_EFFORT: dict[str, str] = {
+    "minimal": "low", "low": "low", "medium": "medium", "high": "high", "xhigh": "high"}
+
+
+def usage_from_bedrock(u: Mapping[str, Any] | None) -> chat_pb2.Usage:
+    """Bedrock TokenUsage -> canonical: inputTokens already excludes cache reads and writes
+    (totalTokens counts them), as Anthropic's input_tokens does."""
+    out = chat_pb2.Usage()
+    if not u:
+        return out
+    out.input_tokens = int(u.get("inputTokens") or 0)
+    out.output_tokens = int(u.get("outputTokens") or 0)
+    out.cache_read_tokens = int(u.get("cacheReadInputTokens") or 0)
+    out.cache_creation_tokens = int(u.get("cacheWriteInputTokens") or 0)
+    return out
+
+
+# ---- OpenAI Responses (upstream) ---------------------------------------------------------
+# Responses `incomplete_details.reason` -> canonical stop reason.
+RESPONSES_INCOMPLETE_TO_STOP: dict[str, chat_pb2.StopReason] = {
+    "max_output_tokens": SR.STOP_REASON_MAX_TOKENS,
+    "content_filter": SR.STOP_REASON_REFUSAL,
+}
+# OpenAI model families known to reason (they take `reasoning`, keep encrypted reasoning
+# items across turns and refuse `temperature`). Unlike OPENAI_NO_REASONING_PREFIXES, unknown
+# names count as not reasoning: the Responses codec adds reasoning fields only for these.
+OPENAI_REASONING_PREFIXES: tuple[str, ...] = ("o1", "o3", "o4", "gpt-5", "codex-",
+                                              "computer-use")
+# Responses error `code` (a `response.failed` error or an `error` event) -> HTTP status.
+RESPONSES_ERROR_STATUS: dict[str, int] = {
+    "rate_limit_exceeded": 429, "insufficient_quota": 429, "server_error": 500,
+    "invalid_prompt": 400, "context_length_exceeded": 400, "invalid_image": 400,
+    "invalid_encrypted_content": 400, "vector_store_timeout": 504}
+# The smallest `max_output_tokens` the Responses API accepts.
+RESPONSES_MIN_OUTPUT_TOKENS = 16
+
+
+def openai_reasoning_model(model: str) -> bool:
+    """Whether an OpenAI model name belongs to a reasoning family (`gpt-5-codex`, `o3-pro`)."""
+    return model.startswith(OPENAI_REASONING_PREFIXES)
+
+
+def usage_from_responses(u: Mapping[str, Any] | None) -> chat_pb2.Usage:
+    """OpenAI Responses usage (input_tokens counts cached and cache-written tokens; output
+    includes reasoning) -> canonical."""
+    out = chat_pb2.Usage()
+    if not u:
+        return out
+    details = u.get("input_tokens_details") or {}
+    cached = int(details.get("cached_tokens") or 0)
+    written = int(details.get("cache_write_tokens") or 0)
+    out.input_tokens = max(int(u.get("input_tokens") or 0) - cached - written, 0)
+    out.cache_read_tokens = cached
+    out.cache_creation_tokens = written
+    out.output_tokens = int(u.get("output_tokens") or 0)
+    out.reasoning_tokens = int((u.get("output_tokens_details") or {}).get("reasoning_tokens")
+                               or 0)
+    return out

@@ -14,6 +14,7 @@ class WireFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     WIRE_FORMAT_OPENAI_RESPONSES: _ClassVar[WireFormat]
     WIRE_FORMAT_ANTHROPIC: _ClassVar[WireFormat]
     WIRE_FORMAT_GEMINI: _ClassVar[WireFormat]
+    WIRE_FORMAT_BEDROCK_CONVERSE: _ClassVar[WireFormat]
 
 class Role(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -37,6 +38,7 @@ WIRE_FORMAT_OPENAI_CHAT: WireFormat
 WIRE_FORMAT_OPENAI_RESPONSES: WireFormat
 WIRE_FORMAT_ANTHROPIC: WireFormat
 WIRE_FORMAT_GEMINI: WireFormat
+WIRE_FORMAT_BEDROCK_CONVERSE: WireFormat
 ROLE_UNSPECIFIED: Role
 ROLE_USER: Role
 ROLE_ASSISTANT: Role
@@ -191,7 +193,7 @@ class Reasoning(_message.Message):
     def __init__(self, effort: _Optional[str] = ..., budget_tokens: _Optional[int] = ..., enabled: _Optional[bool] = ...) -> None: ...
 
 class ChatRequest(_message.Message):
-    __slots__ = ("model", "messages", "tools", "tool_choice", "parallel_tool_calls", "max_tokens", "temperature", "top_p", "top_k", "stop", "stream", "include_usage", "reasoning", "user", "source_format", "extra_json", "system_as_string", "response_format_json")
+    __slots__ = ("model", "messages", "tools", "tool_choice", "parallel_tool_calls", "max_tokens", "temperature", "top_p", "top_k", "stop", "stream", "include_usage", "reasoning", "user", "source_format", "extra_json", "system_as_string", "response_format_json", "prompt_cache_key")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     MESSAGES_FIELD_NUMBER: _ClassVar[int]
     TOOLS_FIELD_NUMBER: _ClassVar[int]
@@ -210,6 +212,7 @@ class ChatRequest(_message.Message):
     EXTRA_JSON_FIELD_NUMBER: _ClassVar[int]
     SYSTEM_AS_STRING_FIELD_NUMBER: _ClassVar[int]
     RESPONSE_FORMAT_JSON_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_CACHE_KEY_FIELD_NUMBER: _ClassVar[int]
     model: str
     messages: _containers.RepeatedCompositeFieldContainer[Message]
     tools: _containers.RepeatedCompositeFieldContainer[Tool]
@@ -228,7 +231,8 @@ class ChatRequest(_message.Message):
     extra_json: bytes
     system_as_string: bool
     response_format_json: bytes
-    def __init__(self, model: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., tools: _Optional[_Iterable[_Union[Tool, _Mapping]]] = ..., tool_choice: _Optional[_Union[ToolChoice, _Mapping]] = ..., parallel_tool_calls: _Optional[bool] = ..., max_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., top_k: _Optional[int] = ..., stop: _Optional[_Iterable[str]] = ..., stream: _Optional[bool] = ..., include_usage: _Optional[bool] = ..., reasoning: _Optional[_Union[Reasoning, _Mapping]] = ..., user: _Optional[str] = ..., source_format: _Optional[_Union[WireFormat, str]] = ..., extra_json: _Optional[bytes] = ..., system_as_string: _Optional[bool] = ..., response_format_json: _Optional[bytes] = ...) -> None: ...
+    prompt_cache_key: str
+    def __init__(self, model: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., tools: _Optional[_Iterable[_Union[Tool, _Mapping]]] = ..., tool_choice: _Optional[_Union[ToolChoice, _Mapping]] = ..., parallel_tool_calls: _Optional[bool] = ..., max_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., top_k: _Optional[int] = ..., stop: _Optional[_Iterable[str]] = ..., stream: _Optional[bool] = ..., include_usage: _Optional[bool] = ..., reasoning: _Optional[_Union[Reasoning, _Mapping]] = ..., user: _Optional[str] = ..., source_format: _Optional[_Union[WireFormat, str]] = ..., extra_json: _Optional[bytes] = ..., system_as_string: _Optional[bool] = ..., response_format_json: _Optional[bytes] = ..., prompt_cache_key: _Optional[str] = ...) -> None: ...
 
 class Usage(_message.Message):
     __slots__ = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens", "reasoning_tokens")

@@ -10,12 +10,31 @@ package (request, response, stream modules plus a `FORMAT`), register it in
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from switchyard.common.canonical.aggregate import Turn
 from switchyard.common.errors import GatewayError
 from switchyard.common.proto import chat_pb2
+
+
+class ConversationLink(Protocol):
+    """A turn continuing a stored conversation of items (OpenAI's Conversations API): state
+    keeps the items as the format's JSON; the format reads them as history and says which
+    items the finished turn adds."""
+
+    @property
+    def id(self) -> str: ...
+
+    def history(self, items: Sequence[bytes], dropped: list[str]) -> list[chat_pb2.Message]:
+        """The stored items (JSON, oldest first) as canonical messages; what has no
+        counterpart is named in `dropped`."""
+        ...
+
+    def turn_items(self, body: dict[str, Any]) -> list[tuple[str, bytes]]:
+        """(id, JSON) of the items this turn appends: its input, then the reply's output
+        (`body`: the reply as the client got it)."""
+        ...
 
 
 @dataclass(slots=True)
@@ -27,6 +46,8 @@ class Decoded:
     unstored_lead: int = 0        # leading messages of this turn never stored (instructions)
     input_items_json: bytes = b""  # the client's own input items, for GET .../input_items
     context: Any = None           # format-only data its encoders read back
+    dropped: list[str] = field(default_factory=list)  # what the decoder could not carry
+    conversation: ConversationLink | None = None  # continue (and append to) a conversation
 
 
 @dataclass(slots=True)
@@ -36,6 +57,13 @@ class Reply:
     response_id: str              # minted by the gateway, never the upstream's
     created: int                  # unix seconds
     decoded: Decoded
+    upstream_model: str = ""      # the model the upstream says served it, when it says
+
+    @property
+    def shown_model(self) -> str:
+        """The `model` a reply names: the upstream's own name (as OpenAI, Plano and LiteLLM
+        report it, e.g. a dated snapshot), else the name the client asked for."""
+        return self.upstream_model or self.model
 
 
 class StreamEncoder(Protocol):

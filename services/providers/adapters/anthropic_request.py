@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from switchyard.common.canonical.mappings import (
     EFFORT_TO_BUDGET,
+    STRUCTURED_OUTPUT_TOOL,
     TOOL_CHOICE_TO_ANTHROPIC,
     default_max_tokens,
 )
@@ -15,7 +16,9 @@ from switchyard.common.data_urls import split_data_url
 from switchyard.common.json_object import JsonObject, parse_json_object
 from switchyard.common.proto import chat_pb2
 
+from .anthropic_output import native_format, output_tool, requested_schema, tool_schema
 from .common import carry_extra, merge_extra, request_encoder
+from .openai_responses_signatures import is_openai_signature
 
 WIRE = chat_pb2.WIRE_FORMAT_ANTHROPIC
 MIN_THINKING_BUDGET = 1024  # Anthropic rejects smaller budgets
@@ -35,8 +38,14 @@ def encode_body(req: chat_pb2.ChatRequest, entry: ProviderEntry,
         body["system"] = system
     body["messages"] = enc.messages()
     extra = parse_json_object(req.extra_json)
+    forced = _structured_output(req, body, enc, upstream_model, extra)
 
-    thinking = _thinking(req.reasoning)
+    # Same-format: only an explicit `thinking.enabled` budget is canonical; adaptive
+    # thinking and `output_config.effort` ride in extra_json as the client sent them.
+    thinking = (req.reasoning.budget_tokens or None) if enc.same else _thinking(req.reasoning)
+    if thinking is not None and forced:
+        thinking = None   # Anthropic refuses thinking with a forced tool_choice
+        enc.dropped.append("reasoning_effort" if req.reasoning.effort else "thinking")
     if thinking is not None and not enc.same and _unsigned_tool_turn(req):
         # Anthropic refuses thinking when the tool turn being answered has no signed thinking
         # block, and a client of another format cannot send one back: answer without it.
@@ -64,17 +73,53 @@ def encode_body(req: chat_pb2.ChatRequest, entry: ProviderEntry,
     body["stream"] = req.stream
     if req.user:
         body["metadata"] = {"user_id": req.user}
-    if req.tools:
+    if req.tools and "tools" not in body:
         tools = enc.tools()
         if tools:
             body["tools"] = tools
     choice = _tool_choice(req)
     if choice is not None:
-        body["tool_choice"] = choice
+        body.setdefault("tool_choice", choice)
+    if req.prompt_cache_key:
+        enc.dropped.append("prompt_cache_key")  # Anthropic caches by cache_control blocks
     carry_extra(body, extra, enc.same, enc.dropped)
-    if req.response_format_json:
-        enc.dropped.append("response_format")  # Messages has no structured-output switch
     return body, enc.dropped
+
+
+def _structured_output(req: chat_pb2.ChatRequest, body: JsonObject, enc: _Encoder,
+                       model: str, extra: JsonObject) -> bool:
+    """Put the canonical `response_format` into the body: `output_config.format` where the
+    model takes it, else the forced answer tool (True: tool_choice is forced)."""
+    if not req.response_format_json:
+        return False
+    config = extra.get("output_config")
+    if enc.same and ("output_format" in extra or (isinstance(config, dict)
+                                                  and "format" in config)):
+        return False   # the client's own output_config / output_format ride in extra_json
+    wanted = requested_schema(req)
+    if wanted is None:
+        return False
+    kind, schema = wanted
+    native = native_format(kind, schema, model)
+    if native is not None:
+        body["output_config"] = {"format": native}
+        return False
+    input_schema = tool_schema(schema)
+    if input_schema is None:
+        enc.dropped.append("response_format")
+        return False
+    tools = enc.tools() if req.tools else []
+    body["tools"] = [*tools, output_tool(input_schema)]
+    mode = req.tool_choice.mode
+    if tools and mode == _TM.MODE_NAMED:
+        return False   # the client forces one of its own tools: that wins
+    # With tools of its own the model may call them or answer; without, it answers.
+    choice: JsonObject = ({"type": "any"} if tools and mode != _TM.MODE_NONE
+                          else {"type": "tool", "name": STRUCTURED_OUTPUT_TOOL})
+    if req.HasField("parallel_tool_calls") and choice["type"] == "any":
+        choice["disable_parallel_tool_use"] = not req.parallel_tool_calls
+    body["tool_choice"] = choice
+    return True
 
 
 def _thinking(r: chat_pb2.Reasoning) -> int | None:
@@ -90,12 +135,17 @@ def _thinking(r: chat_pb2.Reasoning) -> int | None:
     return None
 
 
+def _own_signature(signature: str) -> bool:
+    return bool(signature) and not is_openai_signature(signature)
+
+
 def _unsigned_tool_turn(req: chat_pb2.ChatRequest) -> bool:
     """The last assistant message calls tools but carries no signed thinking block."""
     for msg in reversed(req.messages):
         if msg.role == chat_pb2.ROLE_ASSISTANT:
             kinds = [p.WhichOneof("kind") for p in msg.parts]
-            signed = any(p.reasoning.signature or p.reasoning.redacted for p in msg.parts
+            signed = any(_own_signature(p.reasoning.signature) or p.reasoning.redacted
+                         for p in msg.parts
                          if p.WhichOneof("kind") == "reasoning")
             return "tool_call" in kinds and not signed
     return False
@@ -141,10 +191,26 @@ class _Encoder:
             self.dropped.append(name)
 
     # ---- system ----------------------------------------------------------------------
+    def _in_place(self) -> set[int]:
+        """Positions of system messages sent where they are (`{"role": "system"}`): on a
+        same-format route every one after the first user or assistant message, as the
+        client sent it; elsewhere none (each is hoisted into the top-level system)."""
+        if not self.same:
+            return set()
+        out: set[int] = set()
+        seen_turn = False
+        for i, msg in enumerate(self.req.messages):
+            if msg.role in (chat_pb2.ROLE_USER, chat_pb2.ROLE_ASSISTANT):
+                seen_turn = True
+            elif seen_turn:
+                out.add(i)
+        return out
+
     def system(self) -> str | list[JsonObject] | None:
         blocks: list[JsonObject] = []
-        for msg in self.req.messages:
-            if msg.role not in (chat_pb2.ROLE_SYSTEM, chat_pb2.ROLE_DEVELOPER):
+        in_place = self._in_place()
+        for i, msg in enumerate(self.req.messages):
+            if msg.role not in (chat_pb2.ROLE_SYSTEM, chat_pb2.ROLE_DEVELOPER) or i in in_place:
                 continue
             for p in msg.parts:
                 if p.WhichOneof("kind") != "text":
@@ -165,11 +231,14 @@ class _Encoder:
     # ---- messages --------------------------------------------------------------------
     def messages(self) -> list[JsonObject]:
         turns: list[tuple[str, list[JsonObject], chat_pb2.Message]] = []
-        for msg in self.req.messages:
+        in_place = self._in_place()
+        for i, msg in enumerate(self.req.messages):
             if msg.role == chat_pb2.ROLE_USER:
                 role = "user"
             elif msg.role == chat_pb2.ROLE_ASSISTANT:
                 role = "assistant"
+            elif i in in_place:
+                role = "system"
             else:
                 continue
             blocks = [b for b in (self._block(p, role) for p in msg.parts) if b is not None]
@@ -259,9 +328,9 @@ class _Encoder:
             if not r.redacted_data:
                 return None
             return {"type": "redacted_thinking", "data": r.redacted_data}
-        if r.signature:
+        if _own_signature(r.signature):
             return {"type": "thinking", "thinking": r.text, "signature": r.signature}
-        return None  # thinking without a signature cannot be sent back
+        return None  # unsigned thinking, or OpenAI's encrypted blob: Anthropic would refuse it
 
     # ---- tools -----------------------------------------------------------------------
     def tools(self) -> list[JsonObject]:

@@ -6,6 +6,7 @@ import orjson
 from switchyard.common.canonical.mappings import (
     ANTHROPIC_ERROR_STATUS,
     ANTHROPIC_STOP_TO_STOP,
+    STRUCTURED_OUTPUT_TOOL,
     error_type_for_status,
     usage_from_anthropic,
 )
@@ -43,6 +44,7 @@ def decode_response(body: JsonObject) -> list[chat_pb2.StreamEvent]:
         return [E.error(decode_stream_error(body))]
     usage = usage_from_anthropic(body.get("usage"))
     out = [_start(body, _input_usage(usage))]
+    answered = called = False
     for index, block in enumerate(body.get("content") or []):
         if not isinstance(block, dict):
             continue
@@ -51,9 +53,13 @@ def decode_response(body: JsonObject) -> list[chat_pb2.StreamEvent]:
         if part is None:
             continue
         out.append(E.block_start(index, part))
-        if btype == "text" and block.get("text"):
+        if is_answer(block):
+            answered = True
+            out.append(E.text(index, orjson.dumps(block.get("input") or {}).decode()))
+        elif btype == "text" and block.get("text"):
             out.append(E.text(index, block["text"]))
         elif btype == "tool_use":
+            called = True
             out.append(E.arguments(index, orjson.dumps(block.get("input") or {}).decode()))
         elif btype == "thinking":
             if block.get("thinking"):
@@ -61,9 +67,15 @@ def decode_response(body: JsonObject) -> list[chat_pb2.StreamEvent]:
             if block.get("signature"):
                 out.append(E.signature(index, block["signature"]))
         out.append(E.block_stop(index))
-    out.append(E.finish(_stop(body.get("stop_reason")), usage,
+    out.append(E.finish(_stop(body.get("stop_reason"), answered and not called), usage,
                         stop_sequence=body.get("stop_sequence") or ""))
     return out
+
+
+def is_answer(block: JsonObject) -> bool:
+    """The forced structured-output tool's call (see adapters/anthropic_output.py): its
+    input is the reply's text, not a call for the client to run."""
+    return block.get("type") == "tool_use" and block.get("name") == STRUCTURED_OUTPUT_TOOL
 
 
 class StreamDecoder:
@@ -75,6 +87,8 @@ class StreamDecoder:
         self._stopped = False       # message_stop seen
         self._open: list[int] = []  # block indices started and not yet stopped
         self._known: set[int] = set()  # blocks we emitted a start for (others are ignored)
+        self._answers: set[int] = set()  # structured-output tool blocks, relayed as text
+        self._called = False             # a real tool_use block was seen
         self._usage = chat_pb2.Usage()
 
     def feed(self, data: bytes) -> list[chat_pb2.StreamEvent]:
@@ -146,6 +160,13 @@ class StreamDecoder:
         self._open.append(idx)
         out = [E.block_start(idx, part)]
         btype = block.get("type")
+        if is_answer(block):
+            self._answers.add(idx)
+            if block.get("input"):
+                out.append(E.text(idx, orjson.dumps(block["input"]).decode()))
+            return out
+        if btype == "tool_use":
+            self._called = True
         if btype == "text" and block.get("text"):
             out.append(E.text(idx, block["text"]))
         elif btype == "tool_use" and block.get("input"):
@@ -167,6 +188,8 @@ class StreamDecoder:
         if kind is None:
             return []  # citations_delta and future delta types have no canonical counterpart
         key, make = kind
+        if idx in self._answers:
+            make = E.text   # the answer tool's input JSON is the reply's text
         value = d.get(key) or ""
         return [make(idx, value)] if value else []
 
@@ -183,13 +206,17 @@ class StreamDecoder:
             self._closed = True
             return [E.error(stream_cut_error())]
         out = self._close_all()
-        out.append(E.finish(_stop(d.get("stop_reason")), self._usage,
+        answered = bool(self._answers) and not self._called
+        out.append(E.finish(_stop(d.get("stop_reason"), answered), self._usage,
                             stop_sequence=d.get("stop_sequence") or ""))
         self._closed = True
         return out
 
 
-def _stop(reason: str | None) -> chat_pb2.StopReason:
+def _stop(reason: str | None, answered: bool = False) -> chat_pb2.StopReason:
+    """The canonical stop reason; a turn that only called the answer tool ended its turn."""
+    if answered and reason == "tool_use":
+        return chat_pb2.STOP_REASON_END_TURN
     return ANTHROPIC_STOP_TO_STOP.get(reason or "", chat_pb2.STOP_REASON_END_TURN)
 
 
@@ -216,6 +243,8 @@ def _block_part(block: JsonObject) -> chat_pb2.ContentPart | None:
     if btype == "text":
         return E.text_part(raw)
     if btype == "tool_use":
+        if is_answer(block):
+            return E.text_part()
         return E.tool_part(str(block.get("id") or ""), str(block.get("name") or ""), raw)
     if btype == "thinking":
         return E.reasoning_part(extra_json=raw)

@@ -14,8 +14,10 @@ from switchyard.common.json_object import JsonObject, parse_json_object
 from switchyard.common.proto import chat_pb2
 
 # Top-level request fields a codec translates itself, so they are never reported as dropped
-# even though the client decoder kept them in extra_json.
-TRANSLATED_EXTRA = frozenset({"max_completion_tokens", "stream_options"})
+# even though the client decoder kept them in extra_json (for same-format routes): thinking
+# and Anthropic's output settings travel as canonical reasoning and response_format.
+TRANSLATED_EXTRA = frozenset({"max_completion_tokens", "stream_options", "thinking",
+                              "output_config", "output_format"})
 
 
 BodyEncoder = Callable[[chat_pb2.ChatRequest, ProviderEntry, str], tuple[JsonObject, list[str]]]

@@ -20,6 +20,7 @@ from switchyard.common.proto import chat_pb2
 
 from .common import carry_extra, merge_extra, request_encoder
 from .gemini_ids import unpack_call_id
+from .openai_responses_signatures import is_openai_signature
 
 WIRE = chat_pb2.WIRE_FORMAT_GEMINI
 DYNAMIC_BUDGET = -1   # Gemini: the model decides how long to think
@@ -46,6 +47,8 @@ def encode_body(req: chat_pb2.ChatRequest, entry: ProviderEntry,
         body["generationConfig"] = gen
     if req.user:
         enc.dropped.append("user")   # Gemini has no end-user field
+    if req.prompt_cache_key:
+        enc.dropped.append("prompt_cache_key")   # Gemini caches by cachedContent
     carry_extra(body, parse_json_object(req.extra_json), enc.same, enc.dropped)
     return body, enc.dropped
 
@@ -182,7 +185,7 @@ class _Encoder:
             return [self._extra(self._result(p.tool_result), p)]
         if kind == "reasoning":
             r = p.reasoning
-            if r.redacted or not r.signature:
+            if r.redacted or not r.signature or is_openai_signature(r.signature):
                 return []   # Gemini takes thoughts back only with their signature
             return [self._extra({"text": r.text, "thought": True, "thoughtSignature": r.signature},
                                 p)]

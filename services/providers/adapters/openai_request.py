@@ -3,7 +3,11 @@ from __future__ import annotations
 
 import orjson
 
-from switchyard.common.canonical.mappings import TOOL_CHOICE_TO_OPENAI, budget_to_effort
+from switchyard.common.canonical.mappings import (
+    TOOL_CHOICE_TO_OPENAI,
+    budget_to_effort,
+    takes_reasoning_effort,
+)
 from switchyard.common.config.model import ProviderEntry
 from switchyard.common.config.providers_table import OPENAI_NATIVE, REJECTS_TOP_K
 from switchyard.common.data_urls import data_url
@@ -58,15 +62,33 @@ def encode_body(req: chat_pb2.ChatRequest, entry: ProviderEntry,
         body["stream_options"] = {"include_usage": True}
     if req.user:
         body["user"] = req.user
-    r = req.reasoning
-    if r.effort:
-        body["reasoning_effort"] = r.effort
-    elif r.budget_tokens > 0:
-        body["reasoning_effort"] = budget_to_effort(r.budget_tokens)
+    _reasoning(req, body, enc, upstream_model)
+    if req.prompt_cache_key:
+        if enc.same or enc.native:
+            body["prompt_cache_key"] = req.prompt_cache_key
+        else:
+            enc.dropped.append("prompt_cache_key")  # OpenAI's own API is the one that takes it
     if req.response_format_json:
         body["response_format"] = orjson.loads(req.response_format_json)
     carry_extra(body, extra, enc.same, enc.dropped)
     return body, enc.dropped
+
+
+def _reasoning(req: chat_pb2.ChatRequest, body: JsonObject, enc: _Encoder, model: str) -> None:
+    """reasoning_effort: the client's own on a same-format route; from another format's
+    effort or thinking budget otherwise, except to an OpenAI model that takes none."""
+    r = req.reasoning
+    if enc.same:
+        if r.effort:
+            body["reasoning_effort"] = r.effort   # a `thinking` extra field rides in extra
+        return
+    effort = r.effort or (budget_to_effort(r.budget_tokens) if r.budget_tokens > 0 else "")
+    if not effort:
+        return   # adaptive thinking without an effort: the model's own default
+    if enc.native and not takes_reasoning_effort(model):
+        enc.dropped.append("reasoning_effort")
+        return
+    body["reasoning_effort"] = effort
 
 
 class _Encoder:

@@ -36,13 +36,20 @@ class SSEParser:
             self._started = True
             if buf.startswith(b"\xef\xbb\xbf"):
                 buf = buf[3:]
-        lines = _LINE.split(buf)
+        # bytes.split is several times faster than the regex, and upstreams send LF only.
+        lines = buf.split(b"\n") if b"\r" not in buf else _LINE.split(buf)
         self._buf = lines.pop()    # the unterminated tail (b"" when buf ended in a newline)
         if buf.endswith(b"\r"):
             self._skip_lf = True
         out: list[tuple[str, bytes]] = []
         for line in lines:
-            self._line(line, out)
+            if line[:6] == b"data: " and self._has_data is False:   # the usual first data line
+                self._data = [line[6:]]
+                self._has_data = True
+            elif line or self._has_data:
+                self._line(line, out)
+            else:   # a blank line with nothing pending: only resets the event name
+                self._event = b""
         return out
 
     def close(self) -> list[tuple[str, bytes]]:
@@ -57,8 +64,9 @@ class SSEParser:
     def _line(self, line: bytes, out: list[tuple[str, bytes]]) -> None:
         if not line:
             if self._has_data:
-                out.append(((self._event or b"message").decode("utf-8", "replace"),
-                            b"\n".join(self._data)))
+                data = self._data
+                out.append((self._event.decode("utf-8", "replace") if self._event else "message",
+                            data[0] if len(data) == 1 else b"\n".join(data)))
             self._event = b""
             self._data = []
             self._has_data = False

@@ -20,9 +20,13 @@ from switchyard.edge.formats.fields import (
 _NAMED = frozenset({"model", "messages", "max_tokens", "system", "metadata", "stop_sequences",
                     "stream", "temperature", "top_k", "top_p", "tools", "tool_choice",
                     "thinking"})
-_ROLES = {"user": chat_pb2.ROLE_USER, "assistant": chat_pb2.ROLE_ASSISTANT}
+# `system` in messages: a mid-conversation system message (Claude Code sends them with the
+# beta `mid-conversation-tool-changes-2026-07-01`); it stays in place.
+_ROLES = {"user": chat_pb2.ROLE_USER, "assistant": chat_pb2.ROLE_ASSISTANT,
+          "system": chat_pb2.ROLE_SYSTEM}
 _USER_BLOCKS = ("text", "image", "document", "tool_result")
 _ASSISTANT_BLOCKS = ("text", "tool_use", "thinking", "redacted_thinking")
+_SYSTEM_BLOCKS = ("text",)
 _TOOL_RESULT_BLOCKS = ("text", "image", "document")
 # Keys each block decoder names itself (the rest goes to extra_json).
 _K_MESSAGE = frozenset(("role", "content"))
@@ -65,12 +69,11 @@ def decode_request(body: dict[str, Any]) -> chat_pb2.ChatRequest:
     extra = unknown_fields(body, _NAMED)
 
     model = body.get("model")
-    if model is None:
-        raise _missing("model")
-    if not isinstance(model, str):
-        raise _bad("model", "Input should be a valid string")
-    check_model(model)
-    req.model = model
+    if model is not None:   # absent: the `default: true` entry answers
+        if not isinstance(model, str):
+            raise _bad("model", "Input should be a valid string")
+        check_model(model)
+        req.model = model
 
     max_tokens = body.get("max_tokens")
     if max_tokens is None:
@@ -138,6 +141,7 @@ def decode_request(body: dict[str, Any]) -> chat_pb2.ChatRequest:
             extra["metadata"] = rest
 
     _decode_thinking(body.get("thinking"), req, extra)
+    _decode_output(body, req)
     _decode_tools(body, req)
     req.extra_json = dumps_extra(extra)
     return req
@@ -188,10 +192,47 @@ def _decode_thinking(thinking: Any, req: chat_pb2.ChatRequest, extra: dict[str, 
         rest = unknown_fields(thinking, _K_THINKING_CFG)
         if rest:
             extra["thinking"] = thinking
+    elif kind == "adaptive":
+        req.reasoning.enabled = True   # the model decides; `output_config.effort` may say more
+        extra["thinking"] = thinking   # same-format routes send it as it is
     elif isinstance(kind, str) and kind:
-        extra["thinking"] = thinking  # disabled / adaptive: same-format routes keep it
+        extra["thinking"] = thinking  # disabled (or a newer type): same-format routes keep it
     else:
         raise _missing("thinking.type")
+
+
+def _decode_output(body: dict[str, Any], req: chat_pb2.ChatRequest) -> None:
+    """`output_config` (format, effort) and the beta's top-level `output_format` ->
+    canonical structured output and reasoning effort. Both also stay in extra_json, so a
+    same-format route sends them exactly as the client did."""
+    config = body.get("output_config")
+    fmt = body.get("output_format")
+    if config is not None:
+        if not isinstance(config, dict):
+            raise _bad("output_config", "Input should be a valid dictionary")
+        effort = config.get("effort")
+        if effort is not None:
+            if effort not in mappings.ANTHROPIC_EFFORT_TO_EFFORT:
+                raise _bad("output_config.effort",
+                           "Input should be 'low', 'medium', 'high', 'xhigh' or 'max'")
+            req.reasoning.effort = mappings.ANTHROPIC_EFFORT_TO_EFFORT[effort]
+        if config.get("format") is not None:
+            fmt = config["format"]
+            where = "output_config.format"
+        else:
+            where = "output_format"
+    else:
+        where = "output_format"
+    if fmt is None:
+        return
+    if not isinstance(fmt, dict) or fmt.get("type") != "json_schema":
+        raise _bad(f"{where}.type", "Input should be 'json_schema'")
+    schema = fmt.get("schema")
+    if not isinstance(schema, dict):
+        raise _missing(f"{where}.schema")
+    # Anthropic's format names no schema; OpenAI's needs a name.
+    req.response_format_json = orjson.dumps({"type": "json_schema", "json_schema": {
+        "name": "output", "schema": schema}})
 
 
 def _decode_tools(body: dict[str, Any], req: chat_pb2.ChatRequest) -> None:
@@ -253,7 +294,7 @@ def _decode_message(m: Any, param: str, msg: chat_pb2.Message) -> None:
     if role is None:
         raise _missing(f"{param}.role")
     if not isinstance(role, str) or role not in _ROLES:
-        raise _bad(f"{param}.role", "Input should be 'user' or 'assistant'")
+        raise _bad(f"{param}.role", "Input should be 'user', 'assistant' or 'system'")
     msg.role = _ROLES[role]
     msg.extra_json = dumps_extra(unknown_fields(m, _K_MESSAGE))
     content = m.get("content")
@@ -264,7 +305,7 @@ def _decode_message(m: Any, param: str, msg: chat_pb2.Message) -> None:
         return
     if not isinstance(content, list):
         raise _bad(f"{param}.content", "Input should be a valid string or a list of blocks")
-    allowed = _USER_BLOCKS if role == "user" else _ASSISTANT_BLOCKS
+    allowed = {"user": _USER_BLOCKS, "assistant": _ASSISTANT_BLOCKS}.get(role, _SYSTEM_BLOCKS)
     for j, b in enumerate(content):
         _decode_block(b, allowed, f"{param}.content.{j}", msg.parts.add())
 

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from switchyard.common.canonical import mappings
 from switchyard.common.canonical.aggregate import Turn, merge_usage
 from switchyard.common.proto import chat_pb2
@@ -15,6 +17,11 @@ from switchyard.edge.formats.anthropic_messages.response import (
     encode_response,
     message_id,
 )
+
+
+def _delta_frame(index: int, delta: dict[str, Any]) -> bytes:
+    return sse.event_frame("content_block_delta", {
+        "type": "content_block_delta", "index": index, "delta": delta})
 
 
 @dataclass
@@ -43,6 +50,8 @@ class StreamEncoder:
         self._pending: OrderedDict[int, _Block] = OrderedDict()
         self._next_index = 0
         self._saw_tool = False
+        # Per-token content_block_delta frames from templates, by (client index, delta type).
+        self._templates: dict[tuple[int, str], sse.Template | None] = {}
 
     # -- framing
     def _message_start(self, out: list[bytes], start: chat_pb2.StreamStart | None) -> None:
@@ -96,8 +105,21 @@ class StreamEncoder:
             "type": "content_block_start", "index": blk.index, "content_block": content_block}))
 
     def _emit_delta(self, blk: _Block, delta: dict[str, Any], out: list[bytes]) -> None:
-        out.append(sse.event_frame("content_block_delta", {
-            "type": "content_block_delta", "index": blk.index, "delta": delta}))
+        out.append(_delta_frame(blk.index, delta))
+
+    def _emit_piece(self, blk: _Block, kind: str, key: str, value: str,
+                    out: list[bytes]) -> None:
+        """`_emit_delta` of `{"type": kind, key: value}`, the same bytes from a template."""
+        slot = (blk.index, kind)
+        if slot not in self._templates:
+            index = blk.index
+            self._templates[slot] = sse.template(
+                lambda: _delta_frame(index, {"type": kind, key: sse.SLOT}))
+        tpl = self._templates[slot]
+        if tpl is None:   # a placeholder inside a value: whole frames
+            self._emit_delta(blk, {"type": kind, key: value}, out)
+        else:
+            out.append(tpl.fill(orjson.dumps(value)))
 
     def _send_delta(self, blk: _Block, d: chat_pb2.BlockDelta, out: list[bytes]) -> None:
         which = d.WhichOneof("delta")
@@ -106,15 +128,14 @@ class StreamEncoder:
                 return
             if blk.index < 0:
                 self._emit_start(blk, {"type": "text", "text": ""}, out)
-            self._emit_delta(blk, {"type": "text_delta", "text": d.text}, out)
+            self._emit_piece(blk, "text_delta", "text", d.text, out)
         elif blk.index < 0:
             return  # a non-text delta for a block that never opened (e.g. text): nowhere to go
         elif which == "arguments_json":
             if d.arguments_json:
-                self._emit_delta(blk, {"type": "input_json_delta",
-                                       "partial_json": d.arguments_json}, out)
+                self._emit_piece(blk, "input_json_delta", "partial_json", d.arguments_json, out)
         elif which == "reasoning":
-            self._emit_delta(blk, {"type": "thinking_delta", "thinking": d.reasoning}, out)
+            self._emit_piece(blk, "thinking_delta", "thinking", d.reasoning, out)
         elif which == "signature":
             self._emit_delta(blk, {"type": "signature_delta", "signature": d.signature}, out)
 

@@ -28,12 +28,12 @@ class GeminiFormat:
         return Decoded(req, context=ctx)
 
     def encode_response(self, turn: Turn, reply: Reply) -> dict[str, Any]:
-        return encode_response(turn, model=reply.model, response_id=reply.response_id)
+        return encode_response(turn, model=reply.shown_model, response_id=reply.response_id)
 
     def stream_encoder(self, reply: Reply) -> StreamEncoder:
         ctx = reply.decoded.context
         sse_frames = ctx.sse if isinstance(ctx, GeminiContext) else True
-        return StreamEncoder(reply.model, reply.response_id, sse_frames=sse_frames)
+        return StreamEncoder(reply.shown_model, reply.response_id, sse_frames=sse_frames)
 
     def error_body(self, err: GatewayError) -> tuple[int, dict[str, Any]]:
         return error_body(err)

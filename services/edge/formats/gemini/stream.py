@@ -23,6 +23,8 @@ from switchyard.edge.formats.gemini.response import (
 )
 from switchyard.edge.formats.gemini.signatures import to_client
 
+_TEXT_ONLY = {"text"}
+
 
 class _Call:
     """A tool call on its way: Gemini sends a functionCall whole, so arguments are held."""
@@ -51,20 +53,36 @@ class StreamEncoder:
         self._opened = False      # JSON array: "[" sent
         self._finished = False
         self._stopped = False
+        self._text: sse.Template | None = None   # the template of a one-text-part chunk
+        self._text_made = False
 
     def _frame(self, obj: dict[str, Any]) -> bytes:
+        return self._framed(orjson.dumps(obj))
+
+    def _framed(self, json: bytes) -> bytes:
         if self._sse:
-            return sse.data_frame(obj)
+            return b"data: " + json + b"\n\n"
         head = b",\r\n" if self._opened else b"["
         self._opened = True
-        return head + orjson.dumps(obj)
+        return head + json
 
-    def _chunk(self, parts: list[dict[str, Any]], finish: str | None) -> bytes:
+    def _object(self, parts: list[dict[str, Any]], finish: str | None) -> dict[str, Any]:
         obj: dict[str, Any] = {"candidates": [candidate(parts, finish)]}
         if finish is not None:
             obj["usageMetadata"] = mappings.usage_to_gemini(self._usage)
         obj.update(self._base)
-        return self._frame(obj)
+        return obj
+
+    def _chunk(self, parts: list[dict[str, Any]], finish: str | None) -> bytes:
+        if finish is None and len(parts) == 1 and parts[0].keys() == _TEXT_ONLY:
+            # The usual token chunk: one plain text part, from a template (same bytes).
+            if not self._text_made:
+                self._text_made = True
+                self._text = sse.template(
+                    lambda: orjson.dumps(self._object([{"text": sse.SLOT}], None)))
+            if self._text is not None:
+                return self._framed(self._text.fill(orjson.dumps(parts[0]["text"])))
+        return self._frame(self._object(parts, finish))
 
     def encode(self, events: Sequence[chat_pb2.StreamEvent]) -> bytes:
         """The batch's parts as one chunk (none when it carried no content)."""

@@ -46,11 +46,11 @@ class ChatCompletionsFormat:
         return Decoded(decode_request(body), previous_id=conversation or "", store=store)
 
     def encode_response(self, turn: Turn, reply: Reply) -> dict[str, Any]:
-        return encode_response(turn, model=reply.model, response_id=reply.response_id,
+        return encode_response(turn, model=reply.shown_model, response_id=reply.response_id,
                                created=reply.created)
 
     def stream_encoder(self, reply: Reply) -> StreamEncoder:
-        return StreamEncoder(reply.model, reply.response_id, reply.created,
+        return StreamEncoder(reply.shown_model, reply.response_id, reply.created,
                              reply.decoded.request)
 
     def error_body(self, err: GatewayError) -> tuple[int, dict[str, Any]]:

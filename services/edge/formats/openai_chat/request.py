@@ -22,7 +22,8 @@ from switchyard.edge.formats.fields import (
 # Top-level fields the canonical ChatRequest names; everything else rides in extra_json.
 _NAMED = frozenset({"model", "messages", "tools", "tool_choice", "parallel_tool_calls",
                     "max_tokens", "max_completion_tokens", "temperature", "top_p", "stop",
-                    "stream", "stream_options", "reasoning_effort", "user"})
+                    "stream", "stream_options", "reasoning_effort", "user", "response_format",
+                    "prompt_cache_key"})
 _MESSAGE_NAMED = frozenset({"role", "content", "name", "tool_calls", "tool_call_id",
                             "reasoning_content"})
 _ROLES = {"system": chat_pb2.ROLE_SYSTEM, "developer": chat_pb2.ROLE_DEVELOPER,
@@ -70,12 +71,11 @@ def decode_request(body: dict[str, Any]) -> chat_pb2.ChatRequest:
     extra = unknown_fields(body, _NAMED)
 
     model = body.get("model")
-    if model is None:
-        raise _missing("model")
-    if not isinstance(model, str):
-        raise _bad_type("model", "a string", model)
-    check_model(model)
-    req.model = model
+    if model is not None:   # absent: the `default: true` entry answers (as for "")
+        if not isinstance(model, str):
+            raise _bad_type("model", "a string", model)
+        check_model(model)
+        req.model = model
 
     messages = body.get("messages")
     if messages is None:
@@ -118,6 +118,13 @@ def decode_request(body: dict[str, Any]) -> chat_pb2.ChatRequest:
         if not isinstance(user, str):
             raise _bad_type("user", "a string", user)
         req.user = user
+    cache_key = body.get("prompt_cache_key")
+    if cache_key is not None:
+        if not isinstance(cache_key, str):
+            raise _bad_type("prompt_cache_key", "a string", cache_key)
+        req.prompt_cache_key = cache_key
+    _decode_response_format(body.get("response_format"), req)
+    _decode_thinking(body.get("thinking"), req)
 
     for name in _EXTRA_INTS:
         v = body.get(name)
@@ -137,6 +144,46 @@ def decode_request(body: dict[str, Any]) -> chat_pb2.ChatRequest:
                                       f"{hi:g}, but got {v} instead.", name)
     req.extra_json = dumps_extra(extra)
     return req
+
+
+def _decode_response_format(fmt: Any, req: chat_pb2.ChatRequest) -> None:
+    """`response_format` -> the canonical one (every upstream codec reads it from there)."""
+    if fmt is None:
+        return
+    if not isinstance(fmt, dict):
+        raise _bad_type("response_format", "an object", fmt)
+    kind = fmt.get("type")
+    if kind not in ("text", "json_object", "json_schema"):
+        raise invalid_request(f"Invalid value for 'response_format.type': '{echo(str(kind))}'. "
+                              "Supported values are: 'text', 'json_object' and 'json_schema'.",
+                              "response_format.type")
+    if kind == "json_schema":
+        spec = fmt.get("json_schema")
+        if not isinstance(spec, dict):
+            raise _missing("response_format.json_schema")
+        name = spec.get("name")
+        if not isinstance(name, str) or not name:
+            raise _missing("response_format.json_schema.name")
+        schema = spec.get("schema")
+        if schema is not None and not isinstance(schema, dict):
+            raise _bad_type("response_format.json_schema.schema", "an object", schema)
+    req.response_format_json = orjson.dumps(fmt)   # "text" too: same-format routes send it
+
+
+def _decode_thinking(thinking: Any, req: chat_pb2.ChatRequest) -> None:
+    """Anthropic-style `thinking` sent as an extra body field (LiteLLM and others accept it):
+    canonical reasoning for upstreams of other formats; it stays in extra_json too, for
+    OpenAI-compatible servers that take it as it is."""
+    if not isinstance(thinking, dict):
+        return
+    kind = thinking.get("type")
+    budget = thinking.get("budget_tokens")
+    if kind == "enabled":
+        req.reasoning.enabled = True
+        if isinstance(budget, int) and is_int(budget) and budget > 0:
+            req.reasoning.budget_tokens = budget
+    elif kind == "adaptive":
+        req.reasoning.enabled = True
 
 
 def _decode_sampling(body: dict[str, Any], req: chat_pb2.ChatRequest,

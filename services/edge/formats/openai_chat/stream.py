@@ -4,6 +4,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
+
 from switchyard.common.canonical import mappings
 from switchyard.common.canonical.aggregate import Turn, merge_usage
 from switchyard.common.proto import chat_pb2
@@ -25,6 +27,9 @@ class StreamEncoder:
         self._tool_count: dict[int, int] = {}           # choice -> tool calls seen
         self._roled: set[int] = set()                   # choices whose role chunk was sent
         self._usage_sent = False
+        # Per-token chunks from templates, by (choice, delta key, tool index); rebuilt
+        # when `start` changes the chunks' common fields.
+        self._templates: dict[tuple[int, str, int], sse.Template | None] = {}
 
     def _chunk(self, choice: int, delta: dict[str, Any], finish: str | None = None) -> bytes:
         obj = dict(self._base)
@@ -33,6 +38,24 @@ class StreamEncoder:
         if self._include_usage:
             obj["usage"] = None
         return sse.data_frame(obj)
+
+    def _piece(self, choice: int, key: str, value: str, tool_index: int = -1) -> bytes:
+        """The chunk whose delta is `{key: value}` (a tool call's arguments when
+        `tool_index` >= 0): the same bytes as `_chunk`, from a template."""
+        slot = (choice, key, tool_index)
+        if slot not in self._templates:
+            self._templates[slot] = sse.template(
+                lambda: self._chunk(choice, self._delta_of(key, sse.SLOT, tool_index)))
+        tpl = self._templates[slot]
+        if tpl is None:   # a placeholder inside an upstream value: no template
+            return self._chunk(choice, self._delta_of(key, value, tool_index))
+        return tpl.fill(orjson.dumps(value))
+
+    @staticmethod
+    def _delta_of(key: str, value: str, tool_index: int) -> dict[str, Any]:
+        if tool_index < 0:
+            return {key: value}
+        return {"tool_calls": [{"index": tool_index, "function": {"arguments": value}}]}
 
     def _role(self, choice: int, out: list[bytes]) -> None:
         if choice not in self._roled:
@@ -50,6 +73,7 @@ class StreamEncoder:
                 self._block_start(ev.block_start, out)
             elif kind == "start":
                 self._base.update(start_extras(ev.start))
+                self._templates.clear()
                 self._usage.MergeFrom(ev.start.usage)
                 self._role(0, out)
             elif kind == "finish":
@@ -84,12 +108,11 @@ class StreamEncoder:
         choice, tool_index = self._blocks.get(d.index, (0, -1))
         which = d.WhichOneof("delta")
         if which == "text":
-            out.append(self._chunk(choice, {"content": d.text}))
+            out.append(self._piece(choice, "content", d.text))
         elif which == "reasoning":
-            out.append(self._chunk(choice, {"reasoning_content": d.reasoning}))
+            out.append(self._piece(choice, "reasoning_content", d.reasoning))
         elif which == "arguments_json" and tool_index >= 0:
-            out.append(self._chunk(choice, {"tool_calls": [{
-                "index": tool_index, "function": {"arguments": d.arguments_json}}]}))
+            out.append(self._piece(choice, "arguments", d.arguments_json, tool_index))
         # signature deltas have no place in Chat Completions
 
     def error(self, err: chat_pb2.Error) -> bytes:

@@ -12,6 +12,7 @@ from switchyard.edge import ids
 from switchyard.edge.formats.base import Decoded, Reply
 from switchyard.edge.formats.fields import check_response_id
 from switchyard.edge.formats.openai_responses.context import ResponsesContext
+from switchyard.edge.formats.openai_responses.conversation import ItemsConversation
 from switchyard.edge.formats.openai_responses.request import decode_request
 from switchyard.edge.formats.openai_responses.response import encode_response, error_body
 from switchyard.edge.formats.openai_responses.stream import StreamEncoder
@@ -40,14 +41,16 @@ class ResponsesFormat:
         return Decoded(req, previous_id=ctx.previous_response_id or "", store=ctx.store,
                        unstored_lead=1 if ctx.instructions is not None else 0,
                        input_items_json=orjson.dumps(ctx.input_items) if ctx.store else b"",
-                       context=ctx)
+                       context=ctx, dropped=ctx.dropped,
+                       conversation=ItemsConversation(ctx.conversation, ctx.input_items)
+                       if ctx.conversation else None)
 
     def encode_response(self, turn: Turn, reply: Reply) -> dict[str, Any]:
-        return encode_response(turn, model=reply.model, response_id=reply.response_id,
+        return encode_response(turn, model=reply.shown_model, response_id=reply.response_id,
                                created=reply.created, ctx=_context(reply))
 
     def stream_encoder(self, reply: Reply) -> StreamEncoder:
-        return StreamEncoder(reply.model, reply.response_id, reply.created,
+        return StreamEncoder(reply.shown_model, reply.response_id, reply.created,
                              reply.decoded.request, _context(reply))
 
     def error_body(self, err: GatewayError) -> tuple[int, dict[str, Any]]:

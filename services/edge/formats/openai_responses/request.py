@@ -3,16 +3,24 @@ ResponsesContext (state, echo fields, normalised input items)."""
 from __future__ import annotations
 
 import os
+import re
 from typing import Any, TypeGuard
 
 import orjson
 
-from switchyard.common.canonical import mappings
 from switchyard.common.data_urls import is_data_url, split_data_url
-from switchyard.common.errors import echo, invalid_request
+from switchyard.common.errors import GatewayError, echo, invalid_request
 from switchyard.common.proto import chat_pb2
-from switchyard.edge.formats.fields import check_model
+from switchyard.edge.formats.fields import MAX_ID_CHARS, check_model, check_name
 from switchyard.edge.formats.openai_responses.context import REDACTED, ResponsesContext
+from switchyard.edge.formats.openai_responses.tools import (
+    CUSTOM_INPUT,
+    TOOL_SEARCH,
+    DecodedTools,
+    canonical_name,
+    decode_tool_choice,
+    decode_tools,
+)
 
 _INPUT_ROLES = {"user": chat_pb2.ROLE_USER, "system": chat_pb2.ROLE_SYSTEM,
                 "developer": chat_pb2.ROLE_DEVELOPER, "assistant": chat_pb2.ROLE_ASSISTANT}
@@ -21,7 +29,18 @@ _NAMED = frozenset({
     "model", "input", "instructions", "previous_response_id", "store", "metadata", "tools",
     "tool_choice", "temperature", "top_p", "max_output_tokens", "parallel_tool_calls",
     "reasoning", "user", "stream", "stream_options", "text", "include", "truncation",
-    "background", "conversation", "prompt"})
+    "background", "conversation", "prompt", "prompt_cache_key"})
+# Input items of tools the API runs itself: no upstream here can take them, so they are
+# dropped (and reported) while the rest of the conversation goes on.
+_HOSTED_ITEMS = frozenset({
+    "web_search_call", "file_search_call", "computer_call", "computer_call_output",
+    "code_interpreter_call", "image_generation_call", "local_shell_call",
+    "local_shell_call_output", "shell_call", "shell_call_output", "apply_patch_call",
+    "apply_patch_call_output", "mcp_call", "mcp_list_tools", "mcp_approval_request",
+    "mcp_approval_response"})
+
+# OpenAI's conversation ids: `conv_` and letters, digits, `_` or `-` (the gateway mints hex).
+_CONVERSATION_ID = re.compile(r"conv_[A-Za-z0-9_-]+")
 
 
 def _new_id(prefix: str) -> str:
@@ -52,12 +71,24 @@ def decode_request(body: dict[str, Any]) -> tuple[chat_pb2.ChatRequest, Response
         ctx.instructions = instructions
         req.messages.append(_text_message(chat_pb2.ROLE_SYSTEM, instructions))
 
+    tools = DecodedTools()
+    if body.get("tools") is not None:
+        decode_tools(body["tools"], "tools", tools)
+    ctx.tools = list(tools.echo)
     items = _normalise_input(body.get("input"))
     ctx.input_items = items
-    req.messages.extend(_items_to_messages(items))
-
-    _decode_tools(body, req, ctx)
+    req.messages.extend(_items_to_messages(items, tools, ctx.dropped))
+    req.tools.extend(tools.tools)
+    ctx.tool_map = tools.map
+    if body.get("tool_choice") is not None:
+        decode_tool_choice(body["tool_choice"], req, tools, ctx.dropped)
+        ctx.tool_choice = body["tool_choice"]
     _decode_sampling(body, req, ctx)
+    cache_key = body.get("prompt_cache_key")
+    if cache_key is not None:
+        if not isinstance(cache_key, str):
+            raise invalid_request("prompt_cache_key must be a string", "prompt_cache_key")
+        req.prompt_cache_key = cache_key
     extra = {k: v for k, v in body.items() if k not in _NAMED}
     text = body.get("text")
     if text is not None:
@@ -85,10 +116,9 @@ def _reject_unsupported(body: dict[str, Any]) -> None:
     if body.get("background"):
         raise invalid_request("background responses are not supported by this gateway",
                               "background")
-    for name in ("conversation", "prompt"):
-        if body.get(name) is not None:
-            raise invalid_request(f"'{name}' is not supported by this gateway; use "
-                                  "previous_response_id and instructions", name)
+    if body.get("prompt") is not None:
+        raise invalid_request("'prompt' is not supported by this gateway; use instructions",
+                              "prompt")
 
 
 def _decode_state(body: dict[str, Any], ctx: ResponsesContext) -> None:
@@ -97,6 +127,13 @@ def _decode_state(body: dict[str, Any], ctx: ResponsesContext) -> None:
         raise invalid_request("previous_response_id must be a non-empty string",
                               "previous_response_id")
     ctx.previous_response_id = prev
+    conversation = body.get("conversation")
+    if conversation is not None:
+        ctx.conversation = _conversation_id(conversation)
+        if prev is not None:
+            raise GatewayError(400, "Mutually exclusive parameters: Ensure you are only "
+                               "providing one of: 'previous_response_id' or 'conversation'.",
+                               type="invalid_request", code="mutually_exclusive_parameters")
     store = body.get("store", True)
     if store is None:
         store = True
@@ -105,13 +142,37 @@ def _decode_state(body: dict[str, Any], ctx: ResponsesContext) -> None:
     ctx.store = store
     metadata = body.get("metadata")
     if metadata is not None:
-        if not isinstance(metadata, dict) or len(metadata) > 16:
-            raise invalid_request("metadata must be an object of at most 16 keys", "metadata")
-        for k, v in metadata.items():
-            if not isinstance(v, str) or len(k) > 64 or len(v) > 512:
-                raise invalid_request("metadata values must be strings (keys ≤ 64, values ≤ "
-                                      "512 characters)", f"metadata.{k}")
-        ctx.metadata = metadata
+        ctx.metadata = check_metadata(metadata)
+
+
+def check_metadata(metadata: Any) -> dict[str, str]:
+    """OpenAI's `metadata`: at most 16 string pairs (keys ≤ 64, values ≤ 512 characters)."""
+    if not isinstance(metadata, dict) or len(metadata) > 16:
+        raise invalid_request("metadata must be an object of at most 16 keys", "metadata")
+    for k, v in metadata.items():
+        if not isinstance(v, str) or len(k) > 64 or len(v) > 512:
+            raise invalid_request("metadata values must be strings (keys ≤ 64, values ≤ "
+                                  "512 characters)", f"metadata.{k}")
+    return metadata
+
+
+def check_conversation_id(value: str, param: str) -> None:
+    """A conversation id worth looking up (`conv_...`), else a 400 as OpenAI gives it."""
+    check_name(value, param, MAX_ID_CHARS)
+    if _CONVERSATION_ID.fullmatch(value) is None:
+        raise invalid_request(f"Invalid '{param}': '{echo(value)}'. Expected an ID that "
+                              "begins with 'conv'.", param)
+
+
+def _conversation_id(value: Any) -> str:
+    """`conversation`: the id, or an object naming it (`{"id": ...}`)."""
+    if isinstance(value, dict):
+        value = value.get("id")
+    if not isinstance(value, str):
+        raise invalid_request("conversation must be a conversation id or an object with "
+                              "its 'id'", "conversation")
+    check_conversation_id(value, "conversation")
+    return value
 
 
 def _decode_sampling(body: dict[str, Any], req: chat_pb2.ChatRequest,
@@ -143,7 +204,7 @@ def _decode_sampling(body: dict[str, Any], req: chat_pb2.ChatRequest,
             raise invalid_request("reasoning must be an object", "reasoning")
         effort = reasoning.get("effort")
         if effort is not None and effort not in ("none", "minimal", "low", "medium", "high",
-                                                 "xhigh"):
+                                                 "xhigh", "max"):
             raise invalid_request(f"unknown reasoning.effort '{echo(str(effort))}'",
                                   "reasoning.effort")
         if effort and effort != "none":
@@ -161,73 +222,19 @@ def _decode_sampling(body: dict[str, Any], req: chat_pb2.ChatRequest,
     req.stream = bool(stream)
 
 
-def _decode_tools(body: dict[str, Any], req: chat_pb2.ChatRequest, ctx: ResponsesContext) -> None:
-    tools = body.get("tools")
-    if tools is not None:
-        if not isinstance(tools, list):
-            raise invalid_request("tools must be an array", "tools")
-        for i, tool in enumerate(tools):
-            req.tools.append(_decode_tool(tool, f"tools[{i}]"))
-            ctx.tools.append(_echo_tool(tool))
-    choice = body.get("tool_choice")
-    if choice is None:
-        return
-    if isinstance(choice, str):
-        if choice not in mappings.OPENAI_TOOL_CHOICE:
-            raise invalid_request("tool_choice must be 'auto', 'none', 'required' or "
-                                  "{type: function, name}", "tool_choice")
-        req.tool_choice.mode = mappings.OPENAI_TOOL_CHOICE[choice]
-    elif isinstance(choice, dict) and choice.get("type") == "function":
-        name = choice.get("name")
-        if not isinstance(name, str) or not name:
-            raise invalid_request("tool_choice.name is required", "tool_choice.name")
-        req.tool_choice.mode = chat_pb2.ToolChoice.MODE_NAMED
-        req.tool_choice.name = name
-    elif isinstance(choice, dict):
-        raise invalid_request(f"tool_choice type '{echo(str(choice.get('type')))}' is not "
-                              "supported by this gateway", "tool_choice")
-    else:
-        raise invalid_request("tool_choice must be a string or an object", "tool_choice")
-    ctx.tool_choice = choice
-
-
-def _decode_tool(tool: Any, param: str) -> chat_pb2.Tool:
-    if not isinstance(tool, dict):
-        raise invalid_request("each tool must be an object", param)
-    kind = tool.get("type")
-    if kind != "function":
-        raise invalid_request(f"tool type '{echo(str(kind))}' is not supported by this "
-                              "gateway; only function tools are", f"{param}.type")
-    name = tool.get("name")
-    if not isinstance(name, str) or not name:
-        raise invalid_request("Missing required parameter: function tools take a top-level "
-                              "'name' in the Responses API", f"{param}.name")
-    out = chat_pb2.Tool(name=name, type="function")
-    description = tool.get("description")
-    if description is not None:
-        if not isinstance(description, str):
-            raise invalid_request("description must be a string", f"{param}.description")
-        out.description = description
-    params = tool.get("parameters")
-    if params is not None:
-        if not isinstance(params, dict):
-            raise invalid_request("parameters must be a JSON Schema object",
-                                  f"{param}.parameters")
-        out.parameters_json = orjson.dumps(params).decode()
-    extra = {k: v for k, v in tool.items()
-             if k not in ("type", "name", "description", "parameters")}
-    if extra:
-        out.extra_json = orjson.dumps(extra)
-    return out
-
-
-def _echo_tool(tool: dict[str, Any]) -> dict[str, Any]:
-    """A function tool as the API echoes it (strict defaults to true in the Responses API)."""
-    return {"type": "function", "name": tool["name"], "description": tool.get("description"),
-            "parameters": tool.get("parameters"), "strict": tool.get("strict", True)}
-
-
 # ---- input items -------------------------------------------------------------------------
+def normalise_items(raw: Any, param: str) -> list[dict[str, Any]]:
+    """An array of input items (a conversation's items), normalised as `input` items are."""
+    if not isinstance(raw, list):
+        raise invalid_request(f"{param} must be an array of items", param)
+    return [_normalise_item(item, f"{param}[{i}]") for i, item in enumerate(raw)]
+
+
+def items_to_history(items: list[dict[str, Any]], dropped: list[str]) -> list[chat_pb2.Message]:
+    """Normalised items (a stored conversation) → canonical messages, oldest first."""
+    return _items_to_messages(items, DecodedTools(), dropped)
+
+
 def _normalise_input(raw: Any) -> list[dict[str, Any]]:
     """`input` (string or items) → Responses items with ids, as input_items returns them."""
     if raw is None:
@@ -249,18 +256,22 @@ def _normalise_item(item: Any, param: str) -> dict[str, Any]:
     if kind == "message":
         return _normalise_message(item, param)
     if kind == "function_call":
-        for key in ("call_id", "name"):
-            if not isinstance(item.get(key), str) or not item[key]:
-                raise invalid_request(f"function_call items need '{key}'", f"{param}.{key}")
+        out = _call_item(item, param, "fc", ("call_id", "name"))
         args = item.get("arguments", "")
         if not isinstance(args, str):
             raise invalid_request("arguments must be a JSON string", f"{param}.arguments")
-        return {"id": item.get("id") or _new_id("fc"), "type": "function_call",
-                "call_id": item["call_id"], "name": item["name"], "arguments": args,
-                "status": item.get("status") or "completed"}
-    if kind == "function_call_output":
+        out["arguments"] = args
+        return out
+    if kind == "custom_tool_call":
+        out = _call_item(item, param, "ctc", ("call_id", "name"))
+        if not isinstance(item.get("input"), str):
+            raise invalid_request("custom_tool_call items need a string 'input'",
+                                  f"{param}.input")
+        out["input"] = item["input"]
+        return out
+    if kind in ("function_call_output", "custom_tool_call_output"):
         if not isinstance(item.get("call_id"), str) or not item["call_id"]:
-            raise invalid_request("function_call_output items need 'call_id'", f"{param}.call_id")
+            raise invalid_request(f"{kind} items need 'call_id'", f"{param}.call_id")
         output = item.get("output")
         if isinstance(output, list):
             output = [_normalise_part(p, f"{param}.output[{j}]", "user")
@@ -268,7 +279,7 @@ def _normalise_item(item: Any, param: str) -> dict[str, Any]:
         elif not isinstance(output, str):
             raise invalid_request("output must be a string or an array of content parts",
                                   f"{param}.output")
-        return {"id": item.get("id") or _new_id("fco"), "type": "function_call_output",
+        return {"id": item.get("id") or _new_id("fco"), "type": kind,
                 "call_id": item["call_id"], "output": output,
                 "status": item.get("status") or "completed"}
     if kind == "reasoning":
@@ -280,11 +291,31 @@ def _normalise_item(item: Any, param: str) -> dict[str, Any]:
             if item.get(key) is not None:
                 out[key] = item[key]
         return out
+    if isinstance(kind, str) and (kind in ("tool_search_call", "tool_search_output",
+                                           "additional_tools") or kind in _HOSTED_ITEMS):
+        # Kept as sent (input_items returns them); `_items_to_messages` decides their fate.
+        return {**item, "id": item.get("id") or _new_id("ti")}
     if kind == "item_reference":
         raise invalid_request("item_reference input items are not supported by this gateway; "
                               "use previous_response_id", f"{param}.type")
     raise invalid_request(f"input item type '{echo(str(kind))}' is not supported by this gateway",
                           f"{param}.type")
+
+
+def _call_item(item: dict[str, Any], param: str, prefix: str,
+               keys: tuple[str, ...]) -> dict[str, Any]:
+    """The shared part of a call item: id, type, required names, namespace, status."""
+    for key in keys:
+        if not isinstance(item.get(key), str) or not item[key]:
+            raise invalid_request(f"{item['type']} items need '{key}'", f"{param}.{key}")
+    out = {"id": item.get("id") or _new_id(prefix), "type": item["type"],
+           **{k: item[k] for k in keys}, "status": item.get("status") or "completed"}
+    namespace = item.get("namespace")
+    if namespace is not None:
+        if not isinstance(namespace, str):
+            raise invalid_request("namespace must be a string", f"{param}.namespace")
+        out["namespace"] = namespace
+    return out
 
 
 def _normalise_message(item: dict[str, Any], param: str) -> dict[str, Any]:
@@ -337,8 +368,10 @@ def _normalise_part(part: Any, param: str, role: str) -> dict[str, Any]:
                           f"{param}.type")
 
 
-def _items_to_messages(items: list[dict[str, Any]]) -> list[chat_pb2.Message]:
-    """Normalised items → canonical messages; one assistant turn's items share a message."""
+def _items_to_messages(items: list[dict[str, Any]], tools: DecodedTools,
+                       dropped: list[str]) -> list[chat_pb2.Message]:
+    """Normalised items → canonical messages; one assistant turn's items share a message.
+    Tools that items load (tool search, additional_tools) are added to `tools`."""
     out: list[chat_pb2.Message] = []
     for item in items:
         last = out[-1] if out else None
@@ -351,19 +384,28 @@ def _items_to_messages(items: list[dict[str, Any]]) -> list[chat_pb2.Message]:
                 last.parts.extend(parts)
             else:
                 out.append(chat_pb2.Message(role=role, parts=parts))
-        elif kind == "function_call":
-            part = chat_pb2.ContentPart(tool_call=chat_pb2.ToolCallPart(
-                id=item["call_id"], name=item["name"], arguments_json=item["arguments"]))
-            if last is not None and last.role == chat_pb2.ROLE_ASSISTANT:
-                last.parts.append(part)
-            else:
-                out.append(chat_pb2.Message(role=chat_pb2.ROLE_ASSISTANT, parts=[part]))
-        elif kind == "function_call_output":
-            part = _tool_result(item)
-            if _only(last, chat_pb2.ROLE_USER, "tool_result"):
-                last.parts.append(part)
-            else:
-                out.append(chat_pb2.Message(role=chat_pb2.ROLE_USER, parts=[part]))
+            continue
+        if kind in _HOSTED_ITEMS or (kind.startswith("tool_search")
+                                     and item.get("execution", "server") != "client"):
+            _drop(dropped, f"input[{kind}]")   # run by the API itself: no upstream here can
+            continue
+        if kind == "additional_tools":
+            decode_tools(item.get("tools"), "input.additional_tools.tools", tools)
+            continue
+        if kind in ("function_call", "custom_tool_call", "tool_search_call"):
+            _add_assistant(out, chat_pb2.ContentPart(tool_call=_call_part(item)))
+        elif kind in ("function_call_output", "custom_tool_call_output"):
+            _add_result(out, _tool_result(item))
+        elif kind == "tool_search_output":
+            loaded = DecodedTools()
+            decode_tools(item.get("tools") or [], "input.tool_search_output.tools", loaded)
+            for tool in loaded.tools:
+                tools.add(tool, loaded.map.origins.get(tool.name))
+            names = ", ".join(t.name or t.type for t in loaded.tools) or "none"
+            result = chat_pb2.ToolResultPart(tool_call_id=str(item.get("call_id") or
+                                                              item["id"]))
+            result.content.add().text.text = f"Tools loaded: {names}."
+            _add_result(out, chat_pb2.ContentPart(tool_result=result))
         elif kind == "reasoning":
             part = _reasoning_to_canonical(item)
             if _only(last, chat_pb2.ROLE_ASSISTANT, "reasoning"):
@@ -371,6 +413,44 @@ def _items_to_messages(items: list[dict[str, Any]]) -> list[chat_pb2.Message]:
             else:
                 out.append(chat_pb2.Message(role=chat_pb2.ROLE_ASSISTANT, parts=[part]))
     return out
+
+
+def _drop(dropped: list[str], name: str) -> None:
+    if name not in dropped:
+        dropped.append(name)
+
+
+def _call_part(item: dict[str, Any]) -> chat_pb2.ToolCallPart:
+    """A call item (function, custom or client tool search) as the canonical tool call."""
+    kind = item["type"]
+    if kind == "tool_search_call":
+        args = item.get("arguments")
+        return chat_pb2.ToolCallPart(id=str(item.get("call_id") or item["id"]),
+                                     name=TOOL_SEARCH,
+                                     arguments_json=orjson.dumps(args or {}).decode())
+    if kind == "custom_tool_call":
+        name = canonical_name("custom", item["name"], item.get("namespace") or "")
+        args_json = orjson.dumps({CUSTOM_INPUT: item["input"]}).decode()
+    else:
+        name = canonical_name("function", item["name"], item.get("namespace") or "")
+        args_json = item["arguments"]
+    return chat_pb2.ToolCallPart(id=item["call_id"], name=name, arguments_json=args_json)
+
+
+def _add_assistant(out: list[chat_pb2.Message], part: chat_pb2.ContentPart) -> None:
+    last = out[-1] if out else None
+    if last is not None and last.role == chat_pb2.ROLE_ASSISTANT:
+        last.parts.append(part)
+    else:
+        out.append(chat_pb2.Message(role=chat_pb2.ROLE_ASSISTANT, parts=[part]))
+
+
+def _add_result(out: list[chat_pb2.Message], part: chat_pb2.ContentPart) -> None:
+    last = out[-1] if out else None
+    if _only(last, chat_pb2.ROLE_USER, "tool_result"):
+        last.parts.append(part)
+    else:
+        out.append(chat_pb2.Message(role=chat_pb2.ROLE_USER, parts=[part]))
 
 
 def _only(msg: chat_pb2.Message | None, role: int, kind: str) -> TypeGuard[chat_pb2.Message]:

@@ -10,6 +10,7 @@ from switchyard.common.errors import echo, invalid_request
 from switchyard.common.proto import chat_pb2
 from switchyard.edge.formats.errors import openai_error_body as error_body
 from switchyard.edge.formats.openai_responses.context import REDACTED, ResponsesContext
+from switchyard.edge.formats.openai_responses.tools import ToolMap, call_item, item_prefix
 
 __all__ = ["encode_response", "error_body", "input_items_page"]
 
@@ -26,9 +27,10 @@ def output_id(prefix: str, response_id: str, n: int) -> str:
     return f"{prefix}_{response_id.removeprefix('resp_')}{n:03d}"
 
 
-def skeleton(*, model: str, response_id: str, created: int,
-             ctx: ResponsesContext) -> dict[str, Any]:
-    """The Responses object without output: everything echoed from the request."""
+def skeleton(*, model: str, response_id: str, created: int, ctx: ResponsesContext,
+             dropped: list[str] | None = None) -> dict[str, Any]:
+    """The Responses object without output: everything echoed from the request (`text` as
+    applied: `dropped` is what the route reported dropped)."""
     return {
         "id": response_id, "object": "response", "created_at": created,
         "status": "in_progress", "background": False, "error": None,
@@ -38,24 +40,27 @@ def skeleton(*, model: str, response_id: str, created: int,
         "previous_response_id": ctx.previous_response_id, "reasoning": ctx.reasoning,
         "store": ctx.store,
         "temperature": 1.0 if ctx.temperature is None else ctx.temperature,
-        "text": ctx.text, "tool_choice": ctx.tool_choice, "tools": ctx.tools,
+        "text": ctx.applied_text(dropped), "tool_choice": ctx.tool_choice, "tools": ctx.tools,
         "top_p": 1.0 if ctx.top_p is None else ctx.top_p, "truncation": ctx.truncation,
         "usage": None, "user": ctx.user, "metadata": ctx.metadata or {},
+        # Only a turn of a Conversations API conversation names it.
+        **({"conversation": {"id": ctx.conversation}} if ctx.conversation else {}),
     }
 
 
-def output_item(part: chat_pb2.ContentPart, response_id: str, n: int) -> dict[str, Any] | None:
-    """One canonical part → one finished Responses output item (None: no counterpart)."""
+def output_item(part: chat_pb2.ContentPart, response_id: str, n: int,
+                tools: ToolMap | None = None) -> dict[str, Any] | None:
+    """One canonical part → one finished Responses output item (None: no counterpart); a
+    tool call becomes the item of the tool the client defined (`tools`)."""
     kind = part.WhichOneof("kind")
     if kind == "text":
         return {"id": output_id("msg", response_id, n), "type": "message", "status": "completed",
                 "role": "assistant", "content": [
                     {"type": "output_text", "text": part.text.text, "annotations": []}]}
     if kind == "tool_call":
-        tc = part.tool_call
-        return {"id": output_id("fc", response_id, n), "type": "function_call",
-                "status": "completed", "call_id": tc.id, "name": tc.name,
-                "arguments": tc.arguments_json or "{}"}
+        origin = (tools or ToolMap()).origin(part.tool_call.name)
+        return call_item(part.tool_call, origin, output_id(item_prefix(origin), response_id, n),
+                         "completed")
     if kind == "reasoning":
         r = part.reasoning
         item: dict[str, Any] = {"id": output_id("rs", response_id, n), "type": "reasoning",
@@ -68,10 +73,10 @@ def output_item(part: chat_pb2.ContentPart, response_id: str, n: int) -> dict[st
     return None
 
 
-def _outputs(choice: Choice, response_id: str) -> list[dict[str, Any]]:
+def _outputs(choice: Choice, response_id: str, tools: ToolMap) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     for part in choice.parts:
-        item = output_item(part, response_id, len(items))
+        item = output_item(part, response_id, len(items), tools)
         if item is not None:
             items.append(item)
     return items
@@ -88,9 +93,10 @@ def failure(err: chat_pb2.Error) -> dict[str, Any]:
 def encode_response(turn: Turn, *, model: str, response_id: str, created: int,
                     ctx: ResponsesContext) -> dict[str, Any]:
     """A whole turn → the Responses object exactly as POST /v1/responses returns it."""
-    out = skeleton(model=model, response_id=response_id, created=created, ctx=ctx)
+    out = skeleton(model=model, response_id=response_id, created=created, ctx=ctx,
+                   dropped=list(turn.start.dropped_params))
     choice = turn.choices[0] if turn.choices else Choice()
-    out["output"] = _outputs(choice, response_id)
+    out["output"] = _outputs(choice, response_id, ctx.tool_map)
     out["usage"] = mappings.usage_to_responses(turn.usage)
     if turn.error is not None:
         out["status"], out["error"] = "failed", failure(turn.error)

@@ -3,8 +3,10 @@ events); the terminal event waits for the app to store the response."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from switchyard.common.canonical import mappings
 from switchyard.common.canonical.aggregate import Turn, TurnBuilder
@@ -19,18 +21,36 @@ from switchyard.edge.formats.openai_responses.response import (
     output_item,
     skeleton,
 )
+from switchyard.edge.formats.openai_responses.tools import (
+    TOOL_SEARCH,
+    call_item,
+    custom_input,
+    item_prefix,
+)
+from switchyard.edge.formats.openai_responses.unwrap import InputStream
+
+# The fields around `delta` in the per-token events (key order as the API sends them).
+_TEXT_BEFORE = {"content_index": 0}
+_TEXT_AFTER: dict[str, Any] = {"logprobs": []}
+_SUMMARY_BEFORE = {"summary_index": 0}
 
 
 @dataclass
 class _Open:
-    """One output item being streamed."""
+    """One output item being streamed (`kind`: text, reasoning, tool_call, custom or
+    tool_search; a custom tool's input is decoded from its arguments as they come)."""
     kind: str
     item_id: str
     output_index: int
     base: dict[str, Any]
-    text: str = ""
+    pieces: list[str] = field(default_factory=list)   # joined once, at the end (not `+=`)
     part_open: bool = False
     done: bool = False
+    custom: InputStream | None = None
+
+    @property
+    def text(self) -> str:
+        return "".join(self.pieces)
 
 
 class StreamEncoder:
@@ -49,6 +69,9 @@ class StreamEncoder:
         self._count = 0
         self._builder = TurnBuilder()
         self._final: dict[str, Any] | None = None
+        self._dropped: list[str] = []   # what the route dropped (start event)
+        # Per-token delta events from templates, by (event type, output index).
+        self._templates: dict[tuple[str, int], sse.Template | None] = {}
 
     # -- public ----------------------------------------------------------------------------
     def encode(self, events: Iterable[chat_pb2.StreamEvent]) -> bytes:
@@ -61,6 +84,8 @@ class StreamEncoder:
             if kind == "error":
                 out.append(self.error(ev.error))
                 break
+            if kind == "start":
+                self._dropped = list(ev.start.dropped_params)
             if not self._started:
                 out.extend(self._start())
             self._builder.feed(ev)
@@ -131,9 +156,27 @@ class StreamEncoder:
         self._seq += 1
         return sse.event_frame(kind, ev)
 
+    def _token(self, kind: str, item: _Open, delta: str, before: dict[str, Any] | None = None,
+               after: dict[str, Any] | None = None) -> bytes:
+        """`_event(kind, item_id=, output_index=, **before, delta=delta, **after)`: the same
+        bytes, from a template with the sequence number and the delta as its slots."""
+        slot = (kind, item.output_index)
+        if slot not in self._templates:
+            self._templates[slot] = sse.template(lambda: sse.event_frame(kind, {
+                "type": kind, "sequence_number": sse.SLOTS[0], "item_id": item.item_id,
+                "output_index": item.output_index, **(before or {}), "delta": sse.SLOTS[1],
+                **(after or {})}), slots=2)
+        tpl = self._templates[slot]
+        if tpl is None:   # a placeholder inside a value: whole frames
+            return self._event(kind, item_id=item.item_id, output_index=item.output_index,
+                               **(before or {}), delta=delta, **(after or {}))
+        seq = self._seq
+        self._seq += 1
+        return tpl.fill2(b"%d" % seq, orjson.dumps(delta))
+
     def _snapshot(self, status: str) -> dict[str, Any]:
         snap = skeleton(model=self.model, response_id=self.response_id, created=self.created,
-                         ctx=self.ctx)
+                        ctx=self.ctx, dropped=self._dropped)
         snap["status"] = status
         return snap
 
@@ -155,20 +198,28 @@ class StreamEncoder:
             base = {"id": output_id("msg", self.response_id, n), "type": "message",
                     "status": "in_progress", "role": "assistant", "content": []}
         elif kind == "tool_call":
-            base = {"id": output_id("fc", self.response_id, n), "type": "function_call",
-                    "status": "in_progress", "call_id": bs.part.tool_call.id,
-                    "name": bs.part.tool_call.name, "arguments": ""}
+            origin = self.ctx.tool_map.origin(bs.part.tool_call.name)
+            call = chat_pb2.ToolCallPart(id=bs.part.tool_call.id, name=bs.part.tool_call.name)
+            base = call_item(call, origin, output_id(item_prefix(origin), self.response_id, n),
+                             "in_progress")
+            if origin.kind == "custom":
+                kind, base["input"] = "custom", ""
+            elif origin.kind == TOOL_SEARCH:
+                kind = TOOL_SEARCH
+            else:
+                base["arguments"] = ""
         else:
             base = {"id": output_id("rs", self.response_id, n), "type": "reasoning",
                     "summary": []}
-        item = _Open(kind=kind, item_id=base["id"], output_index=n, base=base)
+        item = _Open(kind=kind, item_id=base["id"], output_index=n, base=base,
+                     custom=InputStream() if kind == "custom" else None)
         self._items[bs.index] = item
         out = [self._event("response.output_item.added", output_index=n, item=dict(base))]
         if kind == "text":
             out.append(self._part_event("response.content_part.added", item, ""))
             item.part_open = True
-        initial = {"text": bs.part.text.text, "tool_call": bs.part.tool_call.arguments_json,
-                   "reasoning": bs.part.reasoning.text}[kind]
+        initial = bs.part.reasoning.text if kind == "reasoning" else (
+            bs.part.text.text if kind == "text" else bs.part.tool_call.arguments_json)
         if initial:
             out.extend(self._append(item, initial))
         return out
@@ -184,6 +235,7 @@ class StreamEncoder:
             return []
         which = d.WhichOneof("delta")
         if (item.kind, which) in (("text", "text"), ("tool_call", "arguments_json"),
+                                  ("custom", "arguments_json"), (TOOL_SEARCH, "arguments_json"),
                                   ("reasoning", "reasoning")):
             return self._append(item, getattr(d, which))
         return []  # signature deltas: folded by the TurnBuilder, sent in output_item.done
@@ -191,20 +243,26 @@ class StreamEncoder:
     def _append(self, item: _Open, chunk: str) -> list[bytes]:
         if not chunk:
             return []
-        item.text += chunk
-        where = {"item_id": item.item_id, "output_index": item.output_index}
+        item.pieces.append(chunk)
         if item.kind == "text":
-            return [self._event("response.output_text.delta", **where, content_index=0,
-                                delta=chunk, logprobs=[])]
+            return [self._token("response.output_text.delta", item, chunk, _TEXT_BEFORE,
+                                _TEXT_AFTER)]
         if item.kind == "tool_call":
-            return [self._event("response.function_call_arguments.delta", **where, delta=chunk)]
+            return [self._token("response.function_call_arguments.delta", item, chunk)]
+        if item.custom is not None:
+            piece = item.custom.feed(chunk)
+            return [self._token("response.custom_tool_call_input.delta", item,
+                                piece)] if piece else []
+        if item.kind == TOOL_SEARCH:
+            return []   # its arguments are an object, sent whole with output_item.done
         out = []
+        where = {"item_id": item.item_id, "output_index": item.output_index}
         if not item.part_open:
             item.part_open = True
             out.append(self._event("response.reasoning_summary_part.added", **where,
                                    summary_index=0, part={"type": "summary_text", "text": ""}))
-        out.append(self._event("response.reasoning_summary_text.delta", **where,
-                               summary_index=0, delta=chunk))
+        out.append(self._token("response.reasoning_summary_text.delta", item, chunk,
+                               _SUMMARY_BEFORE))
         return out
 
     def _block_stop(self, index: int) -> list[bytes]:
@@ -214,17 +272,26 @@ class StreamEncoder:
         item.done = True
         where = {"item_id": item.item_id, "output_index": item.output_index}
         out = []
+        text = item.text
         if item.kind == "text":
             out.append(self._event("response.output_text.done", **where, content_index=0,
-                                   text=item.text, logprobs=[]))
-            out.append(self._part_event("response.content_part.done", item, item.text))
+                                   text=text, logprobs=[]))
+            out.append(self._part_event("response.content_part.done", item, text))
         elif item.kind == "tool_call":
             out.append(self._event("response.function_call_arguments.done", **where,
-                                   arguments=item.text or "{}"))
+                                   arguments=text or "{}"))
+        elif item.custom is not None:
+            full = custom_input(text)
+            rest = full[len(item.custom.text):] if full.startswith(item.custom.text) else ""
+            if rest:   # arguments of another shape than {"input": ...}: sent at the end
+                out.append(self._event("response.custom_tool_call_input.delta", **where,
+                                       delta=rest))
+            out.append(self._event("response.custom_tool_call_input.done", **where,
+                                   input=full))
         elif item.part_open:
-            part = {"type": "summary_text", "text": item.text}
+            part = {"type": "summary_text", "text": text}
             out.append(self._event("response.reasoning_summary_text.done", **where,
-                                   summary_index=0, text=item.text))
+                                   summary_index=0, text=text))
             out.append(self._event("response.reasoning_summary_part.done", **where,
                                    summary_index=0, part=part))
         out.append(self._event("response.output_item.done", output_index=item.output_index,
@@ -237,7 +304,8 @@ class StreamEncoder:
         parts = [p for p in choice.parts
                  if p.WhichOneof("kind") in ("text", "tool_call", "reasoning")]
         if item.output_index < len(parts):
-            final = output_item(parts[item.output_index], self.response_id, item.output_index)
+            final = output_item(parts[item.output_index], self.response_id, item.output_index,
+                                self.ctx.tool_map)
             if final is not None:
                 if not item.done and "status" in final:
                     final["status"] = "incomplete"
