@@ -38,6 +38,20 @@ _MEDIA_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
 _TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,128}$")
 _SERVER_TOOL = re.compile(r"^[a-z_]+_\d{8}$")
 _THINKING_DOCS = "https://docs.claude.com/en/docs/build-with-claude/extended-thinking"
+# The beta under which `messages` may hold `{"role": "system"}` turns (Claude Code sends it).
+MID_CONVERSATION_BETA = "mid-conversation-tool-changes-2026-07-01"
+# The beta under which a message may carry its own `output_config` {effort} (Claude Code sends
+# it for current models; without it the field is "Extra inputs are not permitted").
+PER_TURN_BETA = "per-turn-control-2026-07-01"
+# `context_management.edits` strategies (beta context-management-2025-06-27).
+_EDITS = ("clear_tool_uses_20250919", "clear_thinking_20251015", "compact_20260112")
+_EFFORTS = ("low", "medium", "high", "xhigh", "max")
+_DISPLAY = ("summarized", "omitted")
+# Keywords constrained decoding cannot enforce: the API refuses them in output_config.format.
+_UNSUPPORTED_SCHEMA = frozenset({"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
+                                 "multipleOf", "minLength", "maxLength", "maxItems",
+                                 "uniqueItems", "patternProperties", "minProperties",
+                                 "maxProperties"})
 
 
 def _extra(path: str):
@@ -118,15 +132,18 @@ def _check_block(i: int, j: int, role: str, b: Any) -> None:
             raise _required(f"{p}.redacted_thinking.data")
 
 
-def _check_message(i: int, m: Any, last: bool) -> None:
+def _check_message(i: int, m: Any, last: bool, betas: frozenset[str] = frozenset()) -> None:
     if not isinstance(m, dict):
         raise anthropic_invalid(f"messages.{i}: Input should be a valid dictionary")
+    role = m.get("role")
+    if role == "system" and MID_CONVERSATION_BETA in betas:
+        _check_system_message(i, m, betas)
+        return
     for k in m:
         if k not in ("role", "content"):
             raise _extra(f"messages.{i}.{k}")
     if "role" not in m:
         raise _required(f"messages.{i}.role")
-    role = m["role"]
     if role not in ("user", "assistant"):
         raise anthropic_invalid(f"messages.{i}.role: Input should be 'user' or 'assistant'")
     if "content" not in m:
@@ -140,6 +157,196 @@ def _check_message(i: int, m: Any, last: bool) -> None:
     if isinstance(content, list):
         for j, b in enumerate(content):
             _check_block(i, j, role, b)
+
+
+def _check_turn_config(i: int, config: Any) -> None:
+    """A system turn's own `output_config` (per-turn control beta): that turn's effort."""
+    if not isinstance(config, dict):
+        raise anthropic_invalid(f"messages.{i}.output_config: Input should be a valid dictionary")
+    for k in config:
+        if k != "effort":
+            raise _extra(f"messages.{i}.output_config.{k}")
+    if config.get("effort") is not None and config["effort"] not in _EFFORTS:
+        raise anthropic_invalid(f"messages.{i}.output_config.effort: Input should be 'low', "
+                                "'medium', 'high', 'xhigh' or 'max'")
+
+
+_MAX_BREAKPOINTS = 4
+
+
+def _check_cache_breakpoints(body: dict) -> None:
+    """At most four `cache_control` breakpoints across tools, system and message blocks (an
+    agent client already spends three; one more added on the way is the limit)."""
+    system = body.get("system")
+    found = sum(1 for t in body.get("tools") or [] if isinstance(t, dict) and t.get("cache_control"))
+    found += sum(1 for b in system if isinstance(b, dict) and b.get("cache_control")) \
+        if isinstance(system, list) else 0
+    for m in body["messages"]:
+        found += sum(1 for b in _blocks(m) if b.get("cache_control"))
+    if found > _MAX_BREAKPOINTS:
+        raise anthropic_invalid(f"A maximum of {_MAX_BREAKPOINTS} blocks with cache_control may "
+                                f"be provided. Found {found}.")
+
+
+def _check_context_management(body: dict) -> None:
+    """`context_management.edits`: a list of known strategies."""
+    cm = body.get("context_management")
+    if cm is None:
+        return
+    if not isinstance(cm, dict):
+        raise anthropic_invalid("context_management: Input should be a valid dictionary")
+    for k in cm:
+        if k != "edits":
+            raise _extra(f"context_management.{k}")
+    edits = cm.get("edits")
+    if edits is None:
+        return
+    if not isinstance(edits, list):
+        raise anthropic_invalid("context_management.edits: Input should be a valid list")
+    for j, edit in enumerate(edits):
+        t = edit.get("type") if isinstance(edit, dict) else None
+        if t not in _EDITS:
+            raise anthropic_invalid(f"context_management.edits.{j}: Input tag '{t}' found using "
+                                    "'type' does not match any of the expected tags: "
+                                    + ", ".join(f"'{e}'" for e in _EDITS))
+
+
+def _check_system_message(i: int, m: dict, betas: frozenset[str] = frozenset()) -> None:
+    """A mid-conversation system turn (beta): text and tool changes, never first; its own
+    `output_config` under the per-turn beta, and `clear_at`."""
+    for k in m:
+        if k == "output_config" and PER_TURN_BETA in betas:
+            _check_turn_config(i, m[k])
+        elif k == "clear_at":
+            if m[k] not in (None, "next_user_message", "never"):
+                raise anthropic_invalid(f"messages.{i}.clear_at: Input should be "
+                                        "'next_user_message' or 'never'")
+        elif k not in ("role", "content"):
+            raise _extra(f"messages.{i}.{k}")
+    if i == 0:
+        raise anthropic_invalid('messages: first message must use the "user" role')
+    if "content" not in m and isinstance(m.get("output_config"), dict):
+        return  # a turn that only sets its effort
+    content = m.get("content")
+    if isinstance(content, str):
+        if not content:
+            raise anthropic_invalid(f"messages.{i}: system messages must have non-empty content")
+        return
+    if not isinstance(content, list) or not content:
+        raise anthropic_invalid(f"messages.{i}.content: Input should be a valid list")
+    for j, b in enumerate(content):
+        if isinstance(b, dict) and b.get("type") in _TOOL_CHANGES:
+            _check_tool_change(i, j, b)
+            continue
+        if not isinstance(b, dict) or b.get("type") != "text":
+            raise anthropic_invalid(f"messages.{i}.content.{j}: system messages may only hold "
+                                    "text blocks")
+        _check_block(i, j, "system", b)
+
+
+_TOOL_CHANGES = ("tool_addition", "tool_removal")
+
+
+def _check_tool_change(i: int, j: int, b: dict) -> None:
+    """`tool_addition` / `tool_removal` in a system turn: a reference to a tool by name."""
+    p = f"messages.{i}.content.{j}.{b['type']}"
+    for k in b:
+        if k not in ("type", "tool", "cache_control"):
+            raise _extra(f"{p}.{k}")
+    tool = b.get("tool")
+    if not isinstance(tool, dict):
+        raise _required(f"{p}.tool")
+    if tool.get("type") == "tool_reference":
+        if not isinstance(tool.get("name"), str):
+            raise _required(f"{p}.tool.tool_reference.name")
+    elif tool.get("type") not in ("mcp_tool_reference", "mcp_toolset_reference",
+                                  "tool_definition"):
+        raise anthropic_invalid(f"{p}.tool: Input tag '{tool.get('type')}' found using 'type' "
+                                "does not match any of the expected tags: 'tool_reference', "
+                                "'mcp_tool_reference', 'mcp_toolset_reference', "
+                                "'tool_definition'")
+
+
+def offered_tools(body: dict) -> dict[str, dict | None]:
+    """The tools the model can call at the end of the conversation: those in `tools` without
+    `defer_loading`, plus tools a system turn added (or a tool search referenced), less those
+    a later system turn removed. Name -> input schema (None for server tools)."""
+    declared = {t["name"]: t for t in body.get("tools") or []
+                if isinstance(t, dict) and isinstance(t.get("name"), str)}
+    offered = {n: t.get("input_schema") for n, t in declared.items() if not t.get("defer_loading")}
+    for m in body.get("messages") or []:
+        for b in _blocks(m) if isinstance(m, dict) else []:
+            t = b.get("type") if isinstance(b, dict) else None
+            ref = b.get("tool") if t in _TOOL_CHANGES else None
+            name = ref.get("name") if isinstance(ref, dict) else None
+            if t == "tool_result" and isinstance(b.get("content"), list):
+                for c in b["content"]:  # tool search results load deferred tools by reference
+                    if isinstance(c, dict) and c.get("type") == "tool_reference" and \
+                            c.get("tool_name") in declared:
+                        offered[c["tool_name"]] = declared[c["tool_name"]].get("input_schema")
+            elif t == "tool_addition" and name in declared:
+                offered[name] = declared[name].get("input_schema")
+            elif t == "tool_removal" and name is not None:
+                offered.pop(name, None)
+    return offered
+
+
+def _walk_schema(schema: Any, path: str) -> None:
+    """Structured outputs' schema rules: objects closed, no constraints it cannot enforce."""
+    if isinstance(schema, list):
+        for k, v in enumerate(schema):
+            _walk_schema(v, f"{path}.{k}")
+        return
+    if not isinstance(schema, dict):
+        return
+    for k in schema:
+        if k in _UNSUPPORTED_SCHEMA:
+            raise anthropic_invalid(f"{path}: JSON schema keyword '{k}' is not supported in "
+                                    "structured outputs")
+    if schema.get("type") == "object" and schema.get("additionalProperties") is not False:
+        raise anthropic_invalid(f"{path}: For 'object' type, 'additionalProperties' must be "
+                                "explicitly set to false")
+    for key in ("properties", "$defs", "definitions"):
+        if isinstance(schema.get(key), dict):
+            for name, sub in schema[key].items():
+                _walk_schema(sub, f"{path}.{key}.{name}")
+    for key in ("items", "anyOf", "allOf", "oneOf"):
+        if key in schema:
+            _walk_schema(schema[key], f"{path}.{key}")
+
+
+def _check_format(fmt: Any, path: str) -> None:
+    if not isinstance(fmt, dict):
+        raise anthropic_invalid(f"{path}: Input should be a valid dictionary")
+    if fmt.get("type") != "json_schema":
+        raise anthropic_invalid(f"{path}: Input tag '{fmt.get('type')}' found using 'type' does not "
+                                "match any of the expected tags: 'json_schema'")
+    for k in fmt:
+        if k not in ("type", "schema"):
+            raise _extra(f"{path}.json_schema.{k}")
+    if not isinstance(fmt.get("schema"), dict):
+        raise _required(f"{path}.json_schema.schema")
+    _walk_schema(fmt["schema"], f"{path}.schema")
+
+
+def _check_output(body: dict, betas: frozenset[str]) -> None:
+    """`output_config` {format, effort} and the beta's `output_format`."""
+    config = body.get("output_config")
+    if config is not None:
+        if not isinstance(config, dict):
+            raise anthropic_invalid("output_config: Input should be a valid dictionary")
+        for k in config:
+            if k not in ("format", "effort"):
+                raise _extra(f"output_config.{k}")
+        if config.get("effort") is not None and config["effort"] not in _EFFORTS:
+            raise anthropic_invalid("output_config.effort: Input should be 'low', 'medium', "
+                                    "'high', 'xhigh' or 'max'")
+        if config.get("format") is not None:
+            _check_format(config["format"], "output_config.format")
+    if body.get("output_format") is not None:
+        if isinstance(config, dict) and config.get("format") is not None:
+            raise anthropic_invalid("Both output_format and output_config.format were provided")
+        _check_format(body["output_format"], "output_format")
 
 
 def _blocks(m: dict) -> list[dict]:
@@ -251,6 +458,15 @@ def _check_thinking(body: dict, count_only: bool) -> bool:
                                 "expected tags: 'enabled', 'disabled', 'adaptive'")
     if th["type"] == "disabled":
         return False
+    for k in th:
+        if k not in ("type", "budget_tokens", "display"):
+            raise _extra(f"thinking.{th['type']}.{k}")
+    if th.get("display") is not None and th["display"] not in _DISPLAY:
+        raise anthropic_invalid(f"thinking.{th['type']}.display: Input should be 'summarized' "
+                                "or 'omitted'")
+    choice = body.get("tool_choice")
+    if isinstance(choice, dict) and choice.get("type") in ("any", "tool"):
+        raise anthropic_invalid("Thinking may not be enabled when tool_choice forces tool use.")
     if th["type"] == "enabled":
         budget = th.get("budget_tokens")
         if budget is None:
@@ -316,8 +532,10 @@ def _check_scalars(body: dict, count_only: bool) -> None:
         raise anthropic_invalid("stream: Input should be a valid boolean")
 
 
-def check_anthropic(body: Any, *, count_only: bool = False) -> None:
-    """Raise `ApiError` (400, Anthropic's wording) if the request would be refused upstream."""
+def check_anthropic(body: Any, *, count_only: bool = False,
+                    betas: frozenset[str] = frozenset()) -> None:
+    """Raise `ApiError` (400, Anthropic's wording) if the request would be refused upstream
+    (`betas`: the request's `anthropic-beta` values)."""
     if not isinstance(body, dict):
         raise anthropic_invalid("There was an issue with the request body: the body must be a JSON object")
     for k in body:
@@ -334,13 +552,18 @@ def check_anthropic(body: Any, *, count_only: bool = False) -> None:
     if not messages:
         raise anthropic_invalid("messages: at least one message is required")
     for i, m in enumerate(messages):
-        _check_message(i, m, i == len(messages) - 1)
+        _check_message(i, m, i == len(messages) - 1, betas)
     if messages[0]["role"] != "user":
         raise anthropic_invalid('messages: first message must use the "user" role')
+    # Tool pairing and thinking rules read the conversation without its system turns.
+    messages = [m for m in messages if m["role"] != "system"]
     _check_tool_pairing(messages)
     _check_tools(body)
+    _check_output(body, betas)
     if _check_thinking(body, count_only):
         _check_thinking_turn(messages)
+    _check_context_management(body)
+    _check_cache_breakpoints(body)
 
 
 def input_tokens(body: dict) -> int:
@@ -360,10 +583,22 @@ def anthropic_info(body: dict) -> RequestInfo:
             if last_user:
                 break
     th = body.get("thinking")
-    return RequestInfo(
+    info = RequestInfo(
         last_user_text=last_user,
         max_tokens=body.get("max_tokens") if _is_int(body.get("max_tokens")) else None,
         stop=list(body.get("stop_sequences") or []),
         thinking=isinstance(th, dict) and th.get("type") in ("enabled", "adaptive"),
         input_tokens=input_tokens(body),
+        offered_tools=offered_tools(body),
+        thinking_omitted=isinstance(th, dict) and th.get("display") == "omitted",
     )
+    fmt = (body.get("output_config") or {}).get("format") or body.get("output_format")
+    choice = body.get("tool_choice") or {}
+    if fmt:
+        info.json_mode, info.json_schema = "text", fmt["schema"]
+    elif choice.get("type") == "tool":
+        tool = next((t for t in body.get("tools") or [] if t.get("name") == choice["name"]), None)
+        if tool is not None:
+            info.json_mode, info.json_tool = "tool", tool["name"]
+            info.json_schema = tool.get("input_schema")
+    return info

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import orjson
 
 from tests.emulator.plan import Plan, Usage
-from tests.emulator.text import fragments, sign_thinking, text_chunks
+from tests.emulator.text import fragments, sign_omitted, sign_thinking, text_chunks
 
 
 @dataclass
@@ -34,7 +34,9 @@ def _input(arguments: str) -> dict:
 def _blocks(plan: Plan) -> list[dict]:
     """The content blocks in order: thinking, text (or refusal text), tool_use."""
     out: list[dict] = []
-    if plan.thinking:
+    if plan.thinking and plan.thinking_omitted:  # `display: omitted`: empty text, still signed
+        out.append({"type": "thinking", "thinking": "", "signature": sign_omitted(plan.thinking)})
+    elif plan.thinking:
         out.append({"type": "thinking", "thinking": plan.thinking, "signature": sign_thinking(plan.thinking)})
     text = plan.text or plan.refusal or ""
     if text:

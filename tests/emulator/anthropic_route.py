@@ -43,6 +43,12 @@ def check_auth(request: web.Request, cfg: EmulatorConfig) -> None:
                               type="invalid_request_error")
 
 
+def betas(request: web.Request) -> frozenset[str]:
+    """The `anthropic-beta` values the request names (comma-separated, any number of headers)."""
+    return frozenset(v.strip() for h in request.headers.getall("anthropic-beta", [])
+                     for v in h.split(",") if v.strip())
+
+
 def error_response(ex: Exchange, e: ApiError) -> web.Response:
     """Anthropic errors carry the request id in the body and in the `request-id` header."""
     body = e.body
@@ -74,7 +80,7 @@ async def handle_messages(request: web.Request, state: EmulatorState, body: Any)
     try:
         check_auth(request, cfg)
         if not cfg.fast or not isinstance(body, dict):
-            check_anthropic(body)
+            check_anthropic(body, betas=betas(request))
         step = with_key(state.next_step(ex.model) or {}, presented_key(request))
         ctx = anthropic_render.AnthropicContext(id=state.new_id("msg_"), model=ex.model,
                                                 chunks=step.get("chunks", cfg.chunks))
@@ -101,7 +107,7 @@ async def handle_count_tokens(request: web.Request, state: EmulatorState, body: 
     ex = open_exchange(request, state, body, "anthropic_count_tokens", _model(body), "request-id")
     try:
         check_auth(request, state.config)
-        check_anthropic(body, count_only=True)
+        check_anthropic(body, count_only=True, betas=betas(request))
         return json_response(ex, 200, {"input_tokens": input_tokens(body)})
     except ApiError as e:
         return error_response(ex, e)

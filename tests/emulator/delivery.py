@@ -92,6 +92,7 @@ class Renderer:
     error_frame: Callable[[dict], bytes]       # step -> in-stream error frame
     scripted_error: Callable[[dict, int], ApiError]  # (step, default status) -> HTTP error
     stream_error_status: int                   # status for error_event_after_chunks off-stream
+    media_type: str = "text/event-stream; charset=utf-8"   # of a stream (Bedrock's is binary)
 
 
 async def deliver(ex: Exchange, step: dict, plan: Callable[[], Plan], r: Renderer) -> web.StreamResponse:
@@ -111,12 +112,12 @@ async def deliver(ex: Exchange, step: dict, plan: Callable[[], Plan], r: Rendere
         return json_response(ex, 200, r.body(plan()))
     frames = r.frames(plan())
     resp = web.StreamResponse(status=200, headers={
-        **ex.headers, "Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"})
+        **ex.headers, "Content-Type": r.media_type, "Cache-Control": "no-cache"})
     ex.set_status(200)
     last = len(frames) - 1
     abort_at = min(step["abort_after_chunks"], last) if "abort_after_chunks" in step else -1
     error_at = min(step["error_event_after_chunks"], last) if "error_event_after_chunks" in step else -1
-    gap = float(step.get("chunk_delay", 0))
+    gap = float(step.get("chunk_delay", ex.state.config.chunk_delay_ms / 1000.0))
     try:
         await resp.prepare(ex.request)
         if ex.state.config.fast and abort_at < 0 and error_at < 0 and not gap:

@@ -346,10 +346,21 @@ def gemini_info(body: dict) -> RequestInfo:
                 break
     gen = body.get("generationConfig") or {}
     th = gen.get("thinkingConfig") or {}
+    json_out = gen.get("responseMimeType") == "application/json"
+    schema = gen.get("responseJsonSchema")   # responseSchema (OpenAPI subset): not checked
     return RequestInfo(last_user_text=last_user, max_tokens=gen.get("maxOutputTokens"),
                        stop=list(gen.get("stopSequences") or []),
                        thinking=bool(th.get("includeThoughts")), input_tokens=input_tokens(body),
-                       n=int(gen.get("candidateCount") or 1))
+                       n=int(gen.get("candidateCount") or 1),
+                       json_mode="text" if json_out else None,
+                       json_schema=schema if json_out and isinstance(schema, dict) else None,
+                       offered_tools=_offered(body))
+
+
+def _offered(body: dict) -> dict[str, dict | None]:
+    """Declared functions -> their JSON schema (`parameters` is OpenAPI's dialect: unchecked)."""
+    return {d["name"]: d.get("parametersJsonSchema") for t in body.get("tools") or []
+            for d in t.get("functionDeclarations") or [] if isinstance(d.get("name"), str)}
 
 
 __all__ = ["ApiError", "SKIP_SIGNATURES", "call_signature", "check_count", "check_gemini",

@@ -242,6 +242,86 @@ def _check_scalars(body: dict) -> None:
                                  "array_above_max_length")
 
 
+_SCHEMA_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+_FORMAT_TYPES = ("text", "json_object", "json_schema")
+_JSON_SCHEMA_KEYS = frozenset({"name", "schema", "strict", "description"})
+_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
+
+
+def _mentions_json(messages: list) -> bool:
+    return any("json" in _text_of(m.get("content")).lower() for m in messages
+               if isinstance(m, dict))
+
+
+def _check_response_format(body: dict) -> None:
+    """`response_format` as the API takes it (json_object needs "json" in the messages)."""
+    fmt = body.get("response_format")
+    if fmt is None:
+        return
+    if not isinstance(fmt, dict):
+        raise _bad_type("response_format", "an object", fmt)
+    if "type" not in fmt:
+        raise _missing("response_format.type")
+    if fmt["type"] not in _FORMAT_TYPES:
+        raise _bad_value("response_format.type", fmt["type"], _FORMAT_TYPES)
+    extra = set(fmt) - {"type", "json_schema"} if fmt["type"] == "json_schema" else set(fmt) - {"type"}
+    if extra:
+        raise openai_invalid(f"Unrecognized request argument supplied: response_format.{sorted(extra)[0]}",
+                             f"response_format.{sorted(extra)[0]}", "unknown_parameter")
+    if fmt["type"] == "json_object" and not _mentions_json(body["messages"]):
+        raise openai_invalid("'messages' must contain the word 'json' in some form, to use "
+                             "'response_format' of type 'json_object'.", "messages")
+    if fmt["type"] != "json_schema":
+        return
+    spec = fmt.get("json_schema")
+    if spec is None:
+        raise _missing("response_format.json_schema")
+    if not isinstance(spec, dict):
+        raise _bad_type("response_format.json_schema", "an object", spec)
+    for k in spec:
+        if k not in _JSON_SCHEMA_KEYS:
+            raise openai_invalid(f"Unrecognized request argument supplied: response_format.json_schema.{k}",
+                                 f"response_format.json_schema.{k}", "unknown_parameter")
+    if "name" not in spec:
+        raise _missing("response_format.json_schema.name")
+    if not isinstance(spec["name"], str) or not _SCHEMA_NAME.match(spec["name"]):
+        raise openai_invalid("Invalid 'response_format.json_schema.name': string does not match pattern. "
+                             "Expected a string that matches the pattern '^[a-zA-Z0-9_-]+$'.",
+                             "response_format.json_schema.name", "invalid_value")
+    if spec.get("schema") is not None and not isinstance(spec["schema"], dict):
+        raise _bad_type("response_format.json_schema.schema", "an object", spec["schema"])
+    if spec.get("strict") is not None and not isinstance(spec["strict"], bool):
+        raise _bad_type("response_format.json_schema.strict", "a boolean", spec["strict"])
+
+
+# Responses API parameters (what Codex sends) that Chat Completions does not know: the API
+# refuses each as an unrecognized argument, so one leaking through a translation fails here.
+_RESPONSES_ONLY = ("input", "instructions", "include", "text", "reasoning", "client_metadata",
+                   "previous_response_id", "max_output_tokens", "truncation", "conversation",
+                   "background", "max_tool_calls", "prompt", "context_management")
+_VERBOSITY = ("low", "medium", "high")
+
+
+def _check_agent_fields(body: dict) -> None:
+    """reasoning_effort, prompt_cache_key, verbosity, parallel_tool_calls, store: the values
+    the API accepts; Responses-only parameters are unrecognized."""
+    for k in _RESPONSES_ONLY:
+        if k in body:
+            raise openai_invalid(f"Unrecognized request argument supplied: {k}")
+    effort = body.get("reasoning_effort")
+    if effort is not None and effort not in _EFFORTS:
+        raise _bad_value("reasoning_effort", effort, _EFFORTS)
+    verbosity = body.get("verbosity")
+    if verbosity is not None and verbosity not in _VERBOSITY:
+        raise _bad_value("verbosity", verbosity, _VERBOSITY)
+    for k in ("parallel_tool_calls", "store"):
+        if body.get(k) is not None and not isinstance(body[k], bool):
+            raise _bad_type(k, "a boolean", body[k])
+    key = body.get("prompt_cache_key")
+    if key is not None and not isinstance(key, str):
+        raise _bad_type("prompt_cache_key", "a string", key)
+
+
 def check_openai(body: Any, *, azure: bool = False) -> None:
     """Raise `ApiError` (400, OpenAI's wording) if the request would be refused upstream."""
     if not isinstance(body, dict):
@@ -264,6 +344,8 @@ def check_openai(body: Any, *, azure: bool = False) -> None:
     _check_tool_pairing(messages)
     _check_tools(body)
     _check_scalars(body)
+    _check_response_format(body)
+    _check_agent_fields(body)
 
 
 def _text_of(content: Any) -> str:
@@ -281,10 +363,16 @@ def openai_info(body: dict) -> RequestInfo:
                       if isinstance(m, dict) and m.get("role") == "user"), "")
     stop = body.get("stop")
     limit = body.get("max_completion_tokens") or body.get("max_tokens")
+    fmt = body.get("response_format") or {}
+    mode = "text" if fmt.get("type") in ("json_object", "json_schema") else None
     return RequestInfo(
         last_user_text=last_user,
         max_tokens=limit if isinstance(limit, int) else None,
         stop=[stop] if isinstance(stop, str) else list(stop or []),
         input_tokens=max(count_json_tokens(messages) + count_json_tokens(body.get("tools") or []), 1),
         n=body.get("n") or 1,
+        json_mode=mode, json_schema=(fmt.get("json_schema") or {}).get("schema") if mode else None,
+        offered_tools={t["function"]["name"]: t["function"].get("parameters")
+                       for t in body.get("tools") or [] if isinstance(t, dict)
+                       and isinstance(t.get("function"), dict) and "name" in t["function"]},
     )

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import jsonschema
 import orjson
 
 from tests.emulator.text import count_tokens, truncate_tokens
@@ -23,6 +24,17 @@ class RequestInfo:
     thinking: bool = False
     input_tokens: int = 1
     n: int = 1
+    # Structured output the request asked for: "text" (the reply's text is the JSON: OpenAI
+    # response_format, Anthropic output_config.format, Gemini responseMimeType) or "tool"
+    # (Anthropic tool_choice forcing `json_tool`, whose input is the answer); None: not asked.
+    json_mode: str | None = None
+    json_schema: dict | None = None
+    json_tool: str = ""
+    # The tools the request offered, name -> JSON schema of the arguments (None: a server or
+    # built-in tool without one); what an `offered` scripted call is checked against.
+    offered_tools: dict[str, dict | None] = field(default_factory=dict)
+    # Anthropic `thinking.display: omitted`: thinking blocks come back empty, signed.
+    thinking_omitted: bool = False
 
 
 @dataclass
@@ -54,6 +66,7 @@ class Plan:
     usage: Usage = field(default_factory=Usage)
     finish_reason: str | None = None  # OpenAI override from a script
     stop_reason: str | None = None    # Anthropic override from a script
+    thinking_omitted: bool = False    # render thinking as an empty, signed block (Anthropic)
 
 
 def count_json_tokens(value: Any) -> int:
@@ -101,9 +114,76 @@ def _usage(plan: Plan, info: RequestInfo, override: dict | None) -> Usage:
     return u
 
 
+NOT_ASKED = "I was not asked for JSON output."
+
+
+def structured_reply(info: RequestInfo, reply: dict, new_tool_id: Callable[[], str]) -> dict:
+    """A scripted `json` reply as the model would give it: the JSON as the text, or as the
+    input of the forced tool; plain prose when the request asked for no structured output,
+    and an explanation instead of the JSON when it does not match the requested schema (a
+    test that scripted it then fails to parse the reply, loudly)."""
+    value = reply["json"]
+    rest = {k: v for k, v in reply.items() if k != "json"}
+    if info.json_mode is None:
+        return {**rest, "text": NOT_ASKED}
+    if info.json_schema is not None:
+        errors = sorted(jsonschema.Draft202012Validator(info.json_schema).iter_errors(value),
+                        key=str)
+        if errors:
+            return {**rest, "text": f"scripted JSON does not match the requested schema: "
+                                    f"{errors[0].message}"}
+    if info.json_mode == "tool":
+        return {**rest, "tool_calls": [{"id": new_tool_id(), "name": info.json_tool,
+                                        "arguments": value}]}
+    return {**rest, "text": orjson.dumps(value).decode()}
+
+
+def _fits(schema: dict, value: Any) -> str | None:
+    """Why `value` does not validate against `schema` (a tool's parameters), or None."""
+    try:
+        cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+        errors = sorted(cls(schema).iter_errors(value), key=str)
+    except jsonschema.SchemaError as e:
+        return f"the tool's schema is not valid: {e.message}"
+    return errors[0].message if errors else None
+
+
+def offered_calls(info: RequestInfo, calls: list[dict]) -> tuple[list[dict], str | None]:
+    """Scripted calls with `offered` resolved to a tool the request offered, as a model only
+    calls those; else the explanation the reply says instead (the test then fails loudly)."""
+    out = []
+    for call in calls:
+        if not call.get("offered"):
+            out.append(call)
+            continue
+        names = call["name"] if isinstance(call["name"], list) else [call["name"]]
+        name = next((n for n in names if n in info.offered_tools), None)
+        if name is None:
+            return [], (f"scripted call of {' or '.join(names)}: the request offered no such "
+                        f"tool (offered: {', '.join(sorted(info.offered_tools)) or 'none'})")
+        args = call.get("arguments", {})
+        schema = info.offered_tools[name]
+        if schema is not None:
+            try:
+                value = orjson.loads(args) if isinstance(args, str) else args
+            except orjson.JSONDecodeError:
+                return [], f"scripted arguments for {name} are not JSON: {args!r}"
+            why = _fits(schema, value)
+            if why is not None:
+                return [], f"scripted arguments for {name} do not fit its schema: {why}"
+        out.append({k: v for k, v in call.items() if k != "offered"} | {"name": name})
+    return out, None
+
+
 def make_plan(info: RequestInfo, reply: dict | None, new_tool_id: Callable[[], str]) -> Plan:
     """The reply for a request: the default echo, or the scripted reply, limits applied."""
     reply = reply or {}
+    if "json" in reply:
+        reply = structured_reply(info, reply, new_tool_id)
+    if reply.get("tool_calls"):
+        calls, refused = offered_calls(info, reply["tool_calls"])
+        reply = {**reply, "tool_calls": calls} if refused is None else \
+            {**reply, "tool_calls": [], "text": refused}
     calls = reply.get("tool_calls") or []
     refusal = reply.get("refusal")
     if "text" in reply:
@@ -112,7 +192,8 @@ def make_plan(info: RequestInfo, reply: dict | None, new_tool_id: Callable[[], s
         text = ""
     else:
         text = f"Echo: {info.last_user_text}"
-    plan = Plan(finish_reason=reply.get("finish_reason"), stop_reason=reply.get("stop_reason"))
+    plan = Plan(finish_reason=reply.get("finish_reason"), stop_reason=reply.get("stop_reason"),
+                thinking_omitted=info.thinking_omitted)
     if reply.get("thinking"):
         plan.thinking = reply["thinking"]
     elif info.thinking:

@@ -13,18 +13,22 @@ from tests.emulator.state import EmulatorConfig, EmulatorState
 
 
 class Emulator:
-    """An upstream OpenAI/Anthropic/Gemini emulator on a free port, served from its own thread.
+    """An upstream OpenAI/Anthropic/Gemini/Bedrock emulator on a free port, in its own thread.
 
     `emu = Emulator(); emu.start(); emu.url; emu.stop()`, or `with Emulator() as emu: ...`.
     """
 
     def __init__(self, *, openai_keys: Iterable[str] = (), anthropic_keys: Iterable[str] = (),
-                 gemini_keys: Iterable[str] = (), fast: bool = False, latency_ms: float = 0.0,
+                 gemini_keys: Iterable[str] = (), bedrock_api_keys: Iterable[str] = (),
+                 bedrock_credentials: Iterable[tuple[str, str, str | None]] = (),
+                 bedrock_region: str = "us-east-1", fast: bool = False, latency_ms: float = 0.0,
                  chunks: int | None = None,
                  host: str = "127.0.0.1", port: int = 0) -> None:
         self.state = EmulatorState(EmulatorConfig(
             openai_keys=frozenset(openai_keys), anthropic_keys=frozenset(anthropic_keys),
-            gemini_keys=frozenset(gemini_keys), fast=fast, latency_ms=latency_ms, chunks=chunks))
+            gemini_keys=frozenset(gemini_keys), bedrock_api_keys=frozenset(bedrock_api_keys),
+            bedrock_credentials=tuple(bedrock_credentials), bedrock_region=bedrock_region,
+            fast=fast, latency_ms=latency_ms, chunks=chunks))
         self.host = host
         self.port = port
         self._loop: asyncio.AbstractEventLoop | None = None

@@ -3,15 +3,19 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import unquote
 
 import orjson
 from aiohttp import web
 
 from tests.emulator.anthropic_route import handle_count_tokens, handle_messages
+from tests.emulator.bedrock_route import PATH as BEDROCK_PATH
+from tests.emulator.bedrock_route import handle_bedrock
 from tests.emulator.control import add_control_routes
 from tests.emulator.gemini_route import PATH as GEMINI_PATH
 from tests.emulator.gemini_route import handle_gemini
 from tests.emulator.openai_route import handle_openai
+from tests.emulator.responses_upstream_route import handle_responses
 from tests.emulator.state import EmulatorState
 
 _AZURE_PATH = re.compile(r"/openai/deployments/([^/]+)/chat/completions$")
@@ -21,7 +25,10 @@ _CREATED = 1_700_000_000
 
 async def _read_json(request: web.Request) -> Any:
     """The parsed body, or a non-dict marker the validators reject in the provider's words."""
-    raw = await request.read()
+    return _parse(await request.read())
+
+
+def _parse(raw: bytes) -> Any:
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -83,6 +90,13 @@ def build_app(state: EmulatorState) -> web.Application:
                 return await handle_count_tokens(request, state, await _read_json(request))
             if path.endswith("/messages"):
                 return await handle_messages(request, state, await _read_json(request))
+            if path.endswith("/responses"):
+                return await handle_responses(request, state, await _read_json(request))
+            b = BEDROCK_PATH.search(request.raw_path.split("?", 1)[0].rstrip("/"))
+            if b:   # the raw path: SigV4 signs it as sent, and model ids hold ':' or %2F
+                raw = await request.read()
+                return await handle_bedrock(request, state, raw, _parse(raw),
+                                            unquote(b.group(1)), b.group(2))
         elif request.method == "GET" and path.endswith("/models"):
             return _models(request, state)
         return _not_found(request)

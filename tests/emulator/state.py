@@ -24,9 +24,15 @@ class EmulatorConfig:
     openai_keys: frozenset[str] = frozenset()
     anthropic_keys: frozenset[str] = frozenset()
     gemini_keys: frozenset[str] = frozenset()
+    # Bedrock: API keys (bearer), SigV4 credentials as (access key id, secret, session token
+    # or None) — empty: any well-formed signature —, and the region signatures must name.
+    bedrock_api_keys: frozenset[str] = frozenset()
+    bedrock_credentials: tuple[tuple[str, str, str | None], ...] = ()
+    bedrock_region: str = "us-east-1"
     fast: bool = False
     latency_ms: float = 0.0
     chunks: int | None = None
+    chunk_delay_ms: float = 0.0   # pause after every stream frame: one network read each
     models: tuple[str, ...] = field(default=DEFAULT_MODELS)
 
 

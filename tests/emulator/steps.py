@@ -20,11 +20,17 @@ STEP_KEYS = frozenset({
 })
 REPLY_KEYS = frozenset({
     "text", "tool_calls", "thinking", "refusal", "usage",
+    "json",           # a JSON value to answer with, as structured output the request asked for
+                      # (checked against the request's schema; see plan.structured_reply)
     "stop_reason",    # Anthropic stop_reason override (e.g. "pause_turn")
     "finish_reason",  # OpenAI finish_reason override (e.g. "content_filter"); an upper-case
                       # value is Gemini's finishReason (e.g. "RECITATION")
 })
-TOOL_CALL_KEYS = frozenset({"id", "name", "arguments"})
+TOOL_CALL_KEYS = frozenset({
+    "id", "name", "arguments",
+    "offered",   # true: call a tool the request offered, as a model would: `name` (or the first
+                 # offered of a list of names) must be one, and `arguments` must fit its schema
+})
 ERROR_KEYS = frozenset({"message", "type", "code", "param", "retry_delay"})
 KEY_PLACEHOLDER = "{key}"
 KEYED_ERROR_FIELDS = ("message", "code", "param")   # where `{key}` is replaced
@@ -74,5 +80,14 @@ def validate_step(step: Any) -> dict:
             raise ValueError(f"unknown reply keys {sorted(unknown)}; known: {sorted(REPLY_KEYS)}")
         for call in reply.get("tool_calls") or []:
             if not isinstance(call, dict) or "name" not in call or set(call) - TOOL_CALL_KEYS:
-                raise ValueError(f"a tool call needs name (and optional id, arguments): {call!r}")
+                raise ValueError(f"a tool call needs name (and optional id, arguments, "
+                                 f"offered): {call!r}")
+            names = call["name"]
+            if call.get("offered") and isinstance(names, list):
+                if not names or not all(isinstance(n, str) for n in names):
+                    raise ValueError(f"an offered call's name is a string or a list of them: "
+                                     f"{call!r}")
+            elif not isinstance(names, str):
+                raise ValueError(f"a tool call's name is a string (a list needs offered): "
+                                 f"{call!r}")
     return step

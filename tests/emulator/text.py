@@ -57,8 +57,30 @@ def sign_thinking(thinking: str) -> str:
     return "Eq" + base64.b64encode(mac * 3).decode()
 
 
+def sign_omitted(thinking: str) -> str:
+    """The signature of a thinking block sent back empty (Anthropic `display: omitted`). It
+    stands for the hidden text, so it carries its digest and is accepted with `thinking` ""."""
+    digest = hashlib.sha256(thinking.encode()).digest()[:16]
+    mac = hmac.new(_SIGNING_KEY, b"omitted:" + digest, hashlib.sha256).digest()
+    return "Eo" + base64.b64encode(digest + mac).decode()
+
+
+def _verify_omitted(thinking: str, signature: str) -> bool:
+    try:
+        raw = base64.b64decode(signature[2:], validate=True)
+    except ValueError:
+        return False
+    digest, mac = raw[:16], raw[16:]
+    good = hmac.new(_SIGNING_KEY, b"omitted:" + digest, hashlib.sha256).digest()
+    return hmac.compare_digest(good, mac) and (
+        thinking == "" or hashlib.sha256(thinking.encode()).digest()[:16] == digest)
+
+
 def verify_thinking(thinking: str, signature: str) -> bool:
-    """True when `signature` is exactly what `sign_thinking` issued for `thinking`."""
+    """True when `signature` is what `sign_thinking` issued for `thinking`, or what
+    `sign_omitted` issued for a block whose text was omitted (sent back empty)."""
+    if signature.startswith("Eo"):
+        return _verify_omitted(thinking, signature)
     return hmac.compare_digest(sign_thinking(thinking), signature)
 
 

@@ -167,10 +167,9 @@ def test_tools_and_tool_choice():
 def test_parameters_without_counterpart_are_named_in_dropped():
     got, dropped = enc(openai_req(frequency_penalty=0.1, presence_penalty=0.1,
                                   logit_bias={"1": 2}, logprobs=True, top_logprobs=1, seed=3,
-                                  n=1, response_format={"type": "json_object"},
-                                  max_completion_tokens=100))
+                                  n=1, max_completion_tokens=100))
     assert set(dropped) == {"frequency_penalty", "presence_penalty", "logit_bias", "logprobs",
-                            "top_logprobs", "seed", "n", "response_format"}
+                            "top_logprobs", "seed", "n"}
     for name in dropped:
         assert name not in got
     assert "max_completion_tokens" not in got and got["max_tokens"] == 100
@@ -190,6 +189,19 @@ def test_signed_reasoning_goes_back_byte_for_byte():
         {"type": "redacted_thinking", "data": "RD=="},
         {"type": "tool_use", "id": "t1", "name": "f", "input": {}}]
 
+
+
+def test_openai_encrypted_reasoning_is_not_sent_to_anthropic():
+    """A conversation moving from an OpenAI Responses upstream: its encrypted blob is not an
+    Anthropic signature, and Anthropic would refuse the request over it."""
+    req = chat_pb2.ChatRequest(source_format=chat_pb2.WIRE_FORMAT_OPENAI_RESPONSES, messages=[
+        chat_pb2.Message(role=chat_pb2.ROLE_USER, parts=[chat_pb2.ContentPart(text=chat_pb2.TextPart(text="q"))]),
+        chat_pb2.Message(role=chat_pb2.ROLE_ASSISTANT, parts=[
+            chat_pb2.ContentPart(reasoning=chat_pb2.ReasoningPart(
+                text="t", signature="openai-encrypted:gAAAA")),
+            chat_pb2.ContentPart(text=chat_pb2.TextPart(text="a"))])])
+    got, _ = enc(req)
+    assert got["messages"][1]["content"] in ("a", [{"type": "text", "text": "a"}])
 
 # ---- headers -------------------------------------------------------------------------------
 def test_headers_version_beta_and_auth():

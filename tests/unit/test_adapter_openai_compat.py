@@ -45,8 +45,9 @@ def anthropic_req(**body) -> chat_pb2.ChatRequest:
     return anthropic_messages.decode_request(base)
 
 
-def enc(req: chat_pb2.ChatRequest, e: ProviderEntry | None = None) -> tuple[dict, list[str]]:
-    raw, dropped = oc.encode_request(req, e or entry(), "gpt-4o")
+def enc(req: chat_pb2.ChatRequest, e: ProviderEntry | None = None,
+        model: str = "gpt-4o") -> tuple[dict, list[str]]:
+    raw, dropped = oc.encode_request(req, e or entry(), model)
     assert isinstance(raw, bytes)
     return orjson.loads(raw), dropped
 
@@ -54,7 +55,7 @@ def enc(req: chat_pb2.ChatRequest, e: ProviderEntry | None = None) -> tuple[dict
 # ---- encode: Anthropic client -> OpenAI-compatible upstream ------------------------------
 def test_cross_format_full_translation_and_dropped_list():
     body = orjson.loads((FIX / "anthropic_request_roundtrip.json").read_bytes())
-    got, dropped = enc(anthropic_messages.decode_request(body))
+    got, dropped = enc(anthropic_messages.decode_request(body), model="o4-mini")
     msgs = got["messages"]
     # system blocks stay as system messages, in order, no cache_control
     assert msgs[0] == {"role": "system",
@@ -91,6 +92,14 @@ def test_cross_format_full_translation_and_dropped_list():
     assert got["stream"] is True and got["stream_options"] == {"include_usage": True}
     assert "metadata" not in got and "service_tier" not in got and "container" not in got
     assert set(dropped) == {"tools[web_search]", "tools[bash]", "service_tier", "container"}
+
+
+def test_translated_effort_is_dropped_for_openai_models_without_reasoning():
+    req = anthropic_req(max_tokens=4000, thinking={"type": "enabled", "budget_tokens": 2048})
+    got, dropped = enc(req, model="gpt-4o")
+    assert "reasoning_effort" not in got and dropped == ["reasoning_effort"]
+    got, dropped = enc(req, entry("vllm"), model="gpt-4o")   # a server of its own: sent
+    assert got["reasoning_effort"] == "low" and dropped == []
 
 
 def test_developer_role_kept_for_openai_mapped_to_system_elsewhere():

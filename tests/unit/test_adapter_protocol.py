@@ -28,7 +28,8 @@ def test_codec_satisfies_the_protocol(interface):
 
 def test_table_holds_one_codec_per_wire():
     wires = [codec.WIRE for codec in adapters.BY_INTERFACE.values()]
-    assert sorted(adapters.BY_INTERFACE) == ["anthropic", "gemini", "openai"]
+    assert sorted(adapters.BY_INTERFACE) == ["anthropic", "bedrock", "gemini", "openai",
+                                             "openai_responses"]
     assert len(set(wires)) == len(wires)
 
 

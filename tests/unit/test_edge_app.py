@@ -48,6 +48,8 @@ class FakeRoutes:
 class FakeState:
     def __init__(self) -> None:
         self.rows: dict[tuple[str, str], state_pb2.StoredResponse] = {}
+        self.convs: dict[tuple[str, str],
+                         tuple[state_pb2.Conversation, dict[str, bytes]]] = {}
 
     async def put(self, resp: state_pb2.StoredResponse) -> None:
         self.rows[(resp.tenant, resp.id)] = resp
@@ -69,6 +71,65 @@ class FakeState:
 
     async def delete(self, tenant: str, id: str) -> bool:
         return self.rows.pop((tenant, id), None) is not None
+
+    # Conversations: the StateClient's contract over a dict (conversation, id -> item JSON).
+    async def create_conversation(self, tenant: str, metadata_json: bytes,
+                                  items: list[state_pb2.ConversationItem]
+                                  ) -> state_pb2.Conversation:
+        conv = state_pb2.Conversation(id=f"conv_{len(self.convs):048x}", tenant=tenant,
+                                      metadata_json=metadata_json, created_at=1)
+        self.convs[(tenant, conv.id)] = (conv, {})
+        await self.append_items(tenant, conv.id, items)
+        return await self.get_conversation(tenant, conv.id)
+
+    def _conv(self, tenant: str, id: str) -> tuple[state_pb2.Conversation, dict[str, bytes]]:
+        try:
+            return self.convs[(tenant, id)]
+        except KeyError:
+            raise GatewayError(404, f"Conversation with id '{id}' not found.",
+                               type="not_found") from None
+
+    async def get_conversation(self, tenant: str, id: str) -> state_pb2.Conversation:
+        conv, items = self._conv(tenant, id)
+        conv.item_count = len(items)
+        return conv
+
+    async def update_conversation(self, tenant: str, id: str,
+                                  metadata_json: bytes) -> state_pb2.Conversation:
+        self._conv(tenant, id)[0].metadata_json = metadata_json
+        return await self.get_conversation(tenant, id)
+
+    async def delete_conversation(self, tenant: str, id: str) -> None:
+        self._conv(tenant, id)
+        del self.convs[(tenant, id)]
+
+    async def append_items(self, tenant: str, id: str,
+                           items: list[state_pb2.ConversationItem]) -> None:
+        stored = self._conv(tenant, id)[1]
+        stored.update((i.id, i.item_json) for i in items)
+
+    async def list_items(self, tenant: str, id: str, *, after: str = "", limit: int = 0,
+                         descending: bool = False) -> state_pb2.ConversationItems:
+        stored = self._conv(tenant, id)[1]
+        order = list(reversed(stored)) if descending else list(stored)
+        order = order[order.index(after) + 1:] if after else order
+        page = order[:limit] if limit else order
+        return state_pb2.ConversationItems(
+            items=[state_pb2.ConversationItem(id=i, item_json=stored[i]) for i in page],
+            has_more=len(page) < len(order))
+
+    async def get_item(self, tenant: str, id: str,
+                       item_id: str) -> state_pb2.ConversationItem:
+        stored = self._conv(tenant, id)[1]
+        if item_id not in stored:
+            raise GatewayError(404, f"Item with id '{item_id}' not found.", type="not_found")
+        return state_pb2.ConversationItem(id=item_id, item_json=stored[item_id])
+
+    async def delete_item(self, tenant: str, id: str,
+                          item_id: str) -> state_pb2.Conversation:
+        await self.get_item(tenant, id, item_id)
+        del self._conv(tenant, id)[1][item_id]
+        return await self.get_conversation(tenant, id)
 
 
 class FakeCall:

@@ -94,8 +94,7 @@ def test_empty_tool_input_and_tool_result_without_content():
 
 
 BAD = [
-    ({"max_tokens": 10, "messages": MIN["messages"]}, "model"),
-    (with_(model=None), "model"),
+    (with_(model=["m"]), "model"),
     (with_(model=7), "model"),
     ({"model": "m", "messages": MIN["messages"]}, "max_tokens"),
     (with_(max_tokens=0), "max_tokens"),
@@ -106,7 +105,15 @@ BAD = [
     ({"model": "m", "max_tokens": 5}, "messages"),
     (with_(messages={"role": "user"}), "messages"),
     (with_(messages=[]), "messages"),
-    (with_(messages=[{"role": "system", "content": "x"}]), "messages.0.role"),
+    (with_(messages=[{"role": "tool", "content": "x"}]), "messages.0.role"),
+    (with_(messages=[{"role": "user", "content": "x"}, {"role": "system", "content": [
+        {"type": "image", "source": {"type": "url", "url": "https://x"}}]}]),
+     "messages.1.content.0.type"),
+    (with_(output_config={"format": {"type": "json_object"}}), "output_config.format.type"),
+    (with_(output_config={"format": {"type": "json_schema"}}), "output_config.format.schema"),
+    (with_(output_config={"effort": "huge"}), "output_config.effort"),
+    (with_(output_config="high"), "output_config"),
+    (with_(output_format={"type": "json_schema", "schema": []}), "output_format.schema"),
     (with_(messages=[{"content": "x"}]), "messages.0.role"),
     (with_(messages=[{"role": "user"}]), "messages.0.content"),
     (with_(messages=[{"role": "user", "content": 3}]), "messages.0.content"),

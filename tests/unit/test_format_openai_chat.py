@@ -95,8 +95,13 @@ def test_empty_model_string_is_allowed_for_the_default_route():
 
 # ---- decode: validation ----------------------------------------------------------------
 BAD = [
-    ({"messages": MIN["messages"]}, "model"),
     (with_(model=3), "model"),
+    (with_(response_format="json"), "response_format"),
+    (with_(response_format={"type": "xml"}), "response_format.type"),
+    (with_(response_format={"type": "json_schema"}), "response_format.json_schema"),
+    (with_(response_format={"type": "json_schema", "json_schema": {"schema": {}}}),
+     "response_format.json_schema.name"),
+    (with_(prompt_cache_key=5), "prompt_cache_key"),
     ({"model": "m"}, "messages"),
     (with_(messages=[]), "messages"),
     (with_(messages="hi"), "messages"),

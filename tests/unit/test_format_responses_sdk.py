@@ -169,8 +169,8 @@ def test_decode_rejection_reaches_the_sdk_as_bad_request():
         raise AssertionError("expected a 400")
     with pytest.raises(openai.BadRequestError) as info:
         client_for(handler).responses.create(model="gpt-x", input="hi",
-                                             tools=[{"type": "web_search"}])
-    assert "not supported by this gateway" in info.value.message
+                                             tools=[{"type": "function"}])
+    assert "'name'" in info.value.message
 
 
 def test_input_items_list_auto_paginates():
