@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Install the agent CLIs the e2e tests drive (tests/e2e/test_cli_clients.py) into .clients/:
+# pinned @openai/codex and @anthropic-ai/claude-code from the npm registry. A second run with
+# both already at the pinned versions does nothing. Called from scripts/test.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CODEX_VERSION="0.171.0"
+CLAUDE_VERSION="2.1.332"
+DIR=".clients"
+
+installed() {  # the version in .clients/node_modules/<pkg>/package.json, or nothing
+  node -p "require('./$DIR/node_modules/$1/package.json').version" 2>/dev/null || true
+}
+
+# claude's bin/claude.exe is a placeholder until install.cjs copies the native binary over it;
+# `--version` answers only once that has happened.
+claude_ready() {
+  [ "$(installed @anthropic-ai/claude-code)" = "$CLAUDE_VERSION" ] &&
+    "$DIR/node_modules/.bin/claude" --version 2>/dev/null | grep -q "^$CLAUDE_VERSION"
+}
+
+if ! command -v npm >/dev/null; then
+  echo "install_clients.sh: npm not found; the CLI tests need node and npm" >&2
+  exit 1
+fi
+
+if [ "$(installed @openai/codex)" != "$CODEX_VERSION" ] || ! claude_ready; then
+  mkdir -p "$DIR"
+  [ -f "$DIR/package.json" ] || echo '{"name": "switchyard-test-clients", "private": true}' \
+    > "$DIR/package.json"
+  npm install --prefix "$DIR" --no-audit --no-fund --loglevel=error --save-exact \
+    "@openai/codex@$CODEX_VERSION" "@anthropic-ai/claude-code@$CLAUDE_VERSION"
+  # npm 11 skips install scripts not allowed by name, claude-code's postinstall among them.
+  (cd "$DIR/node_modules/@anthropic-ai/claude-code" && node install.cjs)
+fi
+
+claude_ready || { echo "install_clients.sh: claude did not install" >&2; exit 1; }
+"$DIR/node_modules/.bin/codex" --version >/dev/null
