@@ -13,6 +13,7 @@ import time
 import aiohttp
 import orjson
 
+from bench import streams
 from bench.scenarios import SCENARIOS, SOAK, HttpRequest, build_request
 from bench.stats import percentile, result
 
@@ -28,6 +29,7 @@ class Recorder:
         self.latency: list[float] = []
         self.ttft: list[float] = []
         self.gaps: list[float] = []
+        self.tokens = 0   # content tokens received, all streams together
         self.first_error = ""
 
     def fail(self, why: str) -> None:
@@ -36,28 +38,8 @@ class Recorder:
             self.first_error = why[:300]
 
 
-def _token_events(buf: bytearray) -> tuple[int, bool]:
-    """Consume complete SSE events from `buf`: (content tokens seen, stream finished)."""
-    tokens, finished = 0, False
-    while (end := buf.find(b"\n\n")) >= 0:
-        event = bytes(buf[:end])
-        del buf[:end + 2]
-        for line in event.split(b"\n"):
-            if not line.startswith(b"data:"):
-                continue
-            data = line[5:].strip()
-            if data == b"[DONE]":
-                finished = True
-                continue
-            obj = orjson.loads(data)
-            choices = obj.get("choices") or ()
-            if choices and (choices[0].get("delta") or {}).get("content"):
-                tokens += 1
-    return tokens, finished
-
-
 async def _one(session: aiohttp.ClientSession, url: str, req: HttpRequest, stream: bool,
-               rec: Recorder) -> None:
+               rec: Recorder, wire: str = "chat") -> None:
     t0 = time.perf_counter()
     try:
         async with session.post(url, data=req.body, headers=req.headers) as resp:
@@ -67,11 +49,11 @@ async def _one(session: aiohttp.ClientSession, url: str, req: HttpRequest, strea
             if not stream:
                 await resp.read()
             else:
-                buf, last, finished = bytearray(), 0.0, False
+                count, last, finished = streams.counter(wire), 0.0, False
                 async for chunk in resp.content.iter_any():
                     now = time.perf_counter()
-                    buf += chunk
-                    tokens, done = _token_events(buf)
+                    tokens, done = count(chunk)
+                    rec.tokens += tokens
                     finished = finished or done
                     for _ in range(tokens):
                         if not last:
@@ -91,26 +73,28 @@ async def _one(session: aiohttp.ClientSession, url: str, req: HttpRequest, strea
 
 
 async def run(base: str, req: HttpRequest, concurrency: int, seconds: float,
-              stream: bool) -> dict:
-    """Keep `concurrency` requests in flight for `seconds`; return the measurement."""
+              stream: bool, wire: str = "chat") -> dict:
+    """Keep `concurrency` requests in flight for `seconds`; return the measurement. `wire`:
+    the stream grammar the target answers in (bench/streams.py)."""
     rec = Recorder()
     url = base.rstrip("/") + req.path
     connector = aiohttp.TCPConnector(limit=concurrency, limit_per_host=concurrency)
-    timeout = aiohttp.ClientTimeout(total=30)
+    timeout = aiohttp.ClientTimeout(total=60)   # a slow stream lasts ~10 s
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         start = time.perf_counter()
         deadline = start + seconds
 
         async def worker() -> None:
             while time.perf_counter() < deadline:
-                await _one(session, url, req, stream, rec)
+                await _one(session, url, req, stream, rec, wire)
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         elapsed = time.perf_counter() - start
     extra: dict = {"first_error": rec.first_error}
     if stream:
         extra.update(ttft_p50_ms=percentile(rec.ttft, 50), ttft_p99_ms=percentile(rec.ttft, 99),
-                     gap_p50_ms=percentile(rec.gaps, 50), gap_p99_ms=percentile(rec.gaps, 99))
+                     gap_p50_ms=percentile(rec.gaps, 50), gap_p99_ms=percentile(rec.gaps, 99),
+                     chunks_per_s=rec.tokens / elapsed if elapsed > 0 else 0.0)
     return result(rec.ok, rec.errors, elapsed, percentile(rec.latency, 50),
                   percentile(rec.latency, 99), **extra)
 
@@ -133,8 +117,9 @@ def main(argv: list[str] | None = None) -> int:
         uvloop.install()
     except ImportError:
         pass
+    wire = streams.wire_of(scenario.client, scenario.upstream, a.target)
     out = asyncio.run(run(a.base, req, a.concurrency or scenario.concurrency, a.seconds,
-                          scenario.stream))
+                          scenario.stream, wire))
     sys.stdout.write(orjson.dumps(out).decode() + "\n")
     return 0
 

@@ -11,8 +11,28 @@ import time
 import urllib.error
 import urllib.request
 
+from bench.scenarios import GATEWAY_KEY
+from bench.streams import BEDROCK_MODEL_ID, MODELS
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 LITELLM_VENV = ROOT / "bench" / ".venv-litellm"
+# Bedrock entries sign with these (the emulator, given no credentials, checks the shape).
+BEDROCK_AKID = "AKIABENCHEMULATED001"
+BEDROCK_SECRET = "bench/emulated+secret/key000000001"
+
+
+def baseline_path(tree: pathlib.Path) -> pathlib.Path:
+    """A directory where `import switchyard` finds `tree`'s services/ (another checkout, e.g.
+    a `git worktree` of the commit before a change): bench/out/baseline-<hash>/switchyard."""
+    tree = tree.resolve()
+    if (tree / "switchyard" / "__init__.py").exists():
+        return tree
+    home = ROOT / "bench" / "out" / f"baseline-{abs(hash(str(tree))) % 10**8}"
+    home.mkdir(parents=True, exist_ok=True)
+    link = home / "switchyard"
+    if not link.exists():
+        link.symlink_to(tree / "services")
+    return home
 
 
 def free_port() -> int:
@@ -73,18 +93,49 @@ def rss_mb(pids: list[int]) -> float:
     return total_kb / 1024.0
 
 
+def pss_mb(pids: list[int]) -> float:
+    """Summed proportional set size in MB: shared pages (the same libraries mapped by every
+    service) counted once across the processes instead of once per process."""
+    total_kb = 0
+    for pid in pids:
+        try:
+            for line in pathlib.Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total_kb += int(line.split()[1])
+                    break
+        except OSError:
+            continue
+    return total_kb / 1024.0
+
+
+def process_rss(pids: list[int]) -> dict[str, float]:
+    """RSS in MB by process name (`switchyard serve edge` -> "edge")."""
+    out: dict[str, float] = {}
+    for pid in pids:
+        try:
+            cmdline = pathlib.Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        # setproctitle may have joined the arguments with spaces
+        words = cmdline.replace(b"\0", b" ").decode(errors="replace").split()
+        key = words[words.index("serve") + 1] if "serve" in words else \
+            pathlib.Path(words[0]).name if words else str(pid)
+        out[key] = out.get(key, 0.0) + rss_mb([pid])
+    return out
+
+
 class Proc:
     """One started process (its own session, so stopping it never touches the bench)."""
 
     def __init__(self, name: str, cmd: list[str], log: pathlib.Path,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, cwd: pathlib.Path | None = None) -> None:
         self.name = name
         self.log_path = log
         self._log = open(log, "ab")
         full = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         full.pop("DATABASE_URL", None)   # LiteLLM runs without a database
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT,
-                                     env=full, start_new_session=True)
+        self.proc = subprocess.Popen(cmd, cwd=cwd or ROOT, stdout=self._log,
+                                     stderr=subprocess.STDOUT, env=full, start_new_session=True)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -116,23 +167,35 @@ class Proc:
 
 
 def start_emulator(workdir: pathlib.Path, core: int | None, latency_ms: float,
-                   chunks: int) -> tuple[Proc, str]:
+                   chunks: int, chunk_delay_ms: float = 0.0,
+                   name: str = "emulator") -> tuple[Proc, str]:
+    """The emulator in fast mode; `chunk_delay_ms` paces its streams (a pause after every
+    frame, so each reaches the gateway in its own read, as tokens arrive)."""
     port = free_port()
     cmd = [*pin(core), sys.executable, "-m", "tests.emulator", "--host", "127.0.0.1",
-           "--port", str(port), "--fast", "--latency-ms", str(latency_ms), "--chunks", str(chunks)]
-    p = Proc("emulator", cmd, workdir / "emulator.log")
+           "--port", str(port), "--fast", "--latency-ms", str(latency_ms), "--chunks", str(chunks),
+           "--chunk-delay-ms", str(chunk_delay_ms)]
+    p = Proc(name, cmd, workdir / f"{name}.log")
     url = f"http://127.0.0.1:{port}"
     p.wait_until(lambda: http_ok(f"{url}/v1/models"), 30)
     return p, url
 
 
-def switchyard_config(emulator_url: str, port: int, tracing_endpoint: str = "") -> str:
-    """One OpenAI provider (the emulator); memory state; no chat storage (Responses store);
-    with `tracing_endpoint`, every request traced (100 %) to that OTLP/gRPC receiver."""
-    r, pr, st = free_port(), free_port(), free_port()
+def switchyard_config(emulator_url: str, port: int, tracing_endpoint: str = "",
+                      extra: str = "", *, slow_url: str = "", auth: bool = False) -> str:
+    """The emulator as every upstream family (OpenAI the default; bench/streams.py names
+    the models), `slow-gpt` on the slow emulator at `slow_url`; memory state; no chat
+    storage (Responses store); the backends on `switchyard up`'s private Unix sockets (the
+    default: no `services:`). With `tracing_endpoint`, every request traced (100 %) to that
+    OTLP/gRPC receiver; with `auth`, client keys on (only GATEWAY_KEY); `extra` appended
+    (e.g. routing_preferences, which need version v0.4.0)."""
     tracing = (f"tracing: {{random_sampling: 100, opentracing_grpc_endpoint: "
                f"{tracing_endpoint}}}\n") if tracing_endpoint else ""
-    return tracing + f"""version: v0.3.0
+    keys = f"auth:\n  keys:\n    - {{key: {GATEWAY_KEY}, tenant: bench}}\n" if auth else ""
+    slow = (f"  - model: openai/{MODELS['slow']}\n    access_key: sk-bench-upstream\n"
+            f"    base_url: {slow_url}\n") if slow_url else ""
+    version = "v0.4.0" if extra else "v0.3.0"
+    return tracing + keys + extra + f"""version: {version}
 listeners:
   - {{type: model, name: model_listener, address: 127.0.0.1, port: {port}, timeout: 30s}}
 model_providers:
@@ -140,20 +203,40 @@ model_providers:
     access_key: sk-bench-upstream
     base_url: {emulator_url}
     default: true
-services:
-  router: 127.0.0.1:{r}
-  providers: 127.0.0.1:{pr}
-  state: 127.0.0.1:{st}
+  - model: anthropic/{MODELS['anthropic']}
+    access_key: sk-bench-upstream
+    base_url: {emulator_url}
+  - model: gemini/{MODELS['gemini']}
+    access_key: sk-bench-upstream
+    base_url: {emulator_url}/v1beta
+  - model: amazon_bedrock/{BEDROCK_MODEL_ID}
+    access_key: {BEDROCK_AKID}
+    secret_key: {BEDROCK_SECRET}
+    region: us-east-1
+    base_url: {emulator_url}
+  - model: openai/{MODELS['responses']}
+    access_key: sk-bench-upstream
+    base_url: {emulator_url}
+{slow}model_aliases:
+  {MODELS['bedrock']}: {{target: amazon_bedrock/{BEDROCK_MODEL_ID}}}
 """
 
 
 def start_switchyard(workdir: pathlib.Path, core: int | None, emulator_url: str,
-                     tracing_endpoint: str = "", name: str = "switchyard") -> tuple[Proc, str]:
+                     tracing_endpoint: str = "", name: str = "switchyard",
+                     extra: str = "", *, slow_url: str = "", auth: bool = False,
+                     tree: pathlib.Path | None = None) -> tuple[Proc, str]:
+    """`switchyard up` with `switchyard_config`; `tree`: another checkout's package instead
+    of this one (the `baseline` target of a before/after comparison)."""
     port = free_port()
     cfg = workdir / f"{name}.yaml"
-    cfg.write_text(switchyard_config(emulator_url, port, tracing_endpoint))
+    cfg.write_text(switchyard_config(emulator_url, port, tracing_endpoint, extra,
+                                     slow_url=slow_url, auth=auth))
     cmd = [*pin(core), sys.executable, "-m", "switchyard", "up", "--config", str(cfg)]
-    p = Proc(name, cmd, workdir / f"{name}.log")
+    env = None
+    if tree is not None:   # that tree's `switchyard` first on the path (a link to services/)
+        env = {"PYTHONPATH": str(baseline_path(tree))}
+    p = Proc(name, cmd, workdir / f"{name}.log", env, cwd=tree)
     url = f"http://127.0.0.1:{port}"
     p.wait_until(lambda: "gateway listening on" in p.log() and http_ok(f"{url}/healthz"), 90)
     return p, url
@@ -164,14 +247,35 @@ def switchyard_pids(p: Proc) -> list[int]:
     return [pid for c in children(p.proc.pid) for pid in tree(c)]
 
 
-def litellm_config(emulator_url: str) -> str:
-    return f"""model_list:
-  - model_name: gpt-4o-mini
-    litellm_params:
-      model: openai/gpt-4o-mini
-      api_base: {emulator_url}/v1
-      api_key: sk-bench-upstream
-litellm_settings:
+def litellm_config(emulator_url: str, slow_url: str = "", auth: bool = False) -> str:
+    """The same models as `switchyard_config`, each through LiteLLM's own provider; with
+    `auth`, GATEWAY_KEY as the master key (LiteLLM's client auth without a database)."""
+    def entry(name: str, params: str) -> str:
+        return f"  - model_name: {name}\n    litellm_params:\n{params}"
+    models = [
+        entry("gpt-4o-mini", f"      model: openai/gpt-4o-mini\n      api_base: {emulator_url}/v1\n"
+                             f"      api_key: sk-bench-upstream\n"),
+        entry(MODELS["anthropic"], f"      model: anthropic/{MODELS['anthropic']}\n"
+                                   f"      api_base: {emulator_url}\n"
+                                   f"      api_key: sk-bench-upstream\n"),
+        entry(MODELS["gemini"], f"      model: gemini/{MODELS['gemini']}\n"
+                                f"      api_base: {emulator_url}/v1beta\n"
+                                f"      api_key: sk-bench-upstream\n"),
+        entry(MODELS["bedrock"], f"      model: bedrock/converse/{BEDROCK_MODEL_ID}\n"
+                                 f"      aws_access_key_id: {BEDROCK_AKID}\n"
+                                 f"      aws_secret_access_key: {BEDROCK_SECRET}\n"
+                                 f"      aws_region_name: us-east-1\n"
+                                 f"      aws_bedrock_runtime_endpoint: {emulator_url}\n"),
+        entry(MODELS["responses"], f"      model: openai/{MODELS['responses']}\n"
+                                   f"      api_base: {emulator_url}/v1\n"
+                                   f"      api_key: sk-bench-upstream\n"),
+    ]
+    if slow_url:
+        models.append(entry(MODELS["slow"], f"      model: openai/{MODELS['slow']}\n"
+                                            f"      api_base: {slow_url}/v1\n"
+                                            f"      api_key: sk-bench-upstream\n"))
+    general = f"general_settings:\n  master_key: {GATEWAY_KEY}\n" if auth else ""
+    return "model_list:\n" + "".join(models) + general + """litellm_settings:
   telemetry: false
   drop_params: true
 """
@@ -188,12 +292,13 @@ def ensure_litellm() -> pathlib.Path:
     return exe
 
 
-def start_litellm(workdir: pathlib.Path, core: int | None,
-                  emulator_url: str) -> tuple[Proc, str]:
+def start_litellm(workdir: pathlib.Path, core: int | None, emulator_url: str, *,
+                  slow_url: str = "", auth: bool = False,
+                  name: str = "litellm") -> tuple[Proc, str]:
     exe = ensure_litellm()
     port = free_port()
-    cfg = workdir / "litellm.yaml"
-    cfg.write_text(litellm_config(emulator_url))
+    cfg = workdir / f"{name}.yaml"
+    cfg.write_text(litellm_config(emulator_url, slow_url, auth))
     cmd = [*pin(core), str(exe), "--config", str(cfg), "--host", "127.0.0.1",
            "--port", str(port), "--num_workers", "1"]
     # Local cost map and no telemetry: the proxy must not reach beyond 127.0.0.1. No client
@@ -204,7 +309,7 @@ def start_litellm(workdir: pathlib.Path, core: int | None,
            # Anthropic clients -> the OpenAI upstream's chat completions, as Switchyard does
            # (LiteLLM's default for OpenAI models is the upstream's /v1/responses).
            "LITELLM_USE_CHAT_COMPLETIONS_URL_FOR_ANTHROPIC_MESSAGES": "true"}
-    p = Proc("litellm", cmd, workdir / "litellm.log", env)
+    p = Proc(name, cmd, workdir / f"{name}.log", env)
     url = f"http://127.0.0.1:{port}"
     p.wait_until(lambda: http_ok(f"{url}/health/liveliness"), 180)
     return p, url

@@ -6,6 +6,7 @@ interleaved scenario by scenario on this machine, and print one table.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import pathlib
 import statistics
@@ -13,16 +14,42 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 
 import orjson
 
-from bench import procs, report
-from bench.scenarios import SCENARIOS, SOAK, TARGETS, Scenario, build_request, seed_request
+from bench import machine, procs, report
+from bench.scenarios import (
+    ROUTING,
+    SCENARIOS,
+    SOAK,
+    TARGETS,
+    Scenario,
+    build_request,
+    seed_request,
+)
 from bench.wrk import run_wrk
 
 GATEWAY_CORE, LOAD_CORE = 0, 1
 PROBE_REQUESTS = 50
 TRACED = "switchyard-tracing"
+ROUTED = "switchyard-routed"
+AUTHED, LITE_AUTHED = "switchyard-auth", "litellm-auth"
+BASELINE = "baseline"   # --baseline TREE: Switchyard from another checkout, same config
+# Targets that differ from `switchyard`/`litellm` in one setting run only these scenarios
+# (all of them with --variants-everywhere); the routed gateway only its own.
+VARIANT_SCENARIOS = ("chat-c1", "chat-c64", "stream-c16")
+VARIANTS = (TRACED, AUTHED, LITE_AUTHED)
+DEFAULT_TARGETS = ("direct", "switchyard", AUTHED, "litellm", LITE_AUTHED, ROUTED)
+
+
+def runs_on(target: str, scenario: str, everywhere: bool) -> bool:
+    """Whether `target` is measured in `scenario`."""
+    if target == ROUTED:
+        return scenario == "routing-c1"
+    if target in VARIANTS:
+        return everywhere or scenario in VARIANT_SCENARIOS
+    return True
 
 
 def measure(target: str, url: str, scenario: Scenario, seconds: float, driver: str,
@@ -39,6 +66,32 @@ def measure(target: str, url: str, scenario: Scenario, seconds: float, driver: s
     if out.returncode != 0:
         raise RuntimeError(f"driver failed: {out.stderr[-2000:]}")
     return orjson.loads(out.stdout.strip().splitlines()[-1])
+
+
+def merge(slices: list[dict]) -> dict:
+    """One row from alternating slices: counts summed, percentiles the slices' medians."""
+    seconds = sum(r["seconds"] for r in slices)
+    requests = sum(r["requests"] for r in slices)
+    return {**slices[0], "requests": requests, "errors": sum(r["errors"] for r in slices),
+            "seconds": seconds, "rps": requests / seconds if seconds > 0 else 0.0,
+            "p50_ms": statistics.median(r["p50_ms"] for r in slices),
+            "p99_ms": statistics.median(r["p99_ms"] for r in slices)}
+
+
+def measure_tracing(urls: dict[str, str], scenario: Scenario, seconds: float, slices: int,
+                    driver: str, load_core: int | None) -> tuple[dict, dict]:
+    """Switchyard without and with tracing in `slices` alternating slices (ABBA...), so both
+    see the same machine state; the tracing row carries the median paired p50 difference."""
+    got: dict[str, list[dict]] = {"switchyard": [], TRACED: []}
+    for i in range(slices):
+        pair = ("switchyard", TRACED) if i % 2 == 0 else (TRACED, "switchyard")
+        for target in pair:
+            got[target].append(measure(target, urls[target], scenario, seconds / slices,
+                                       driver, load_core))
+    plain, traced = merge(got["switchyard"]), merge(got[TRACED])
+    traced["tracing_paired_p50_ms"] = statistics.median(
+        t["p50_ms"] - p["p50_ms"] for p, t in zip(got["switchyard"], got[TRACED]))
+    return plain, traced
 
 
 def post(url: str, req, timeout: float = 10.0) -> tuple[dict, dict]:
@@ -78,12 +131,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
     p.add_argument("--scenarios", default=",".join(SCENARIOS),
                    help=f"comma-separated, from: {', '.join(SCENARIOS)}")
-    p.add_argument("--targets", default=",".join(TARGETS), help="direct,switchyard,litellm")
+    p.add_argument("--targets", default=",".join(DEFAULT_TARGETS),
+                   help=f"comma-separated, from: {', '.join((*TARGETS, BASELINE))}; "
+                        f"{', '.join(VARIANTS)} run only {', '.join(VARIANT_SCENARIOS)}")
     p.add_argument("--seconds", type=float, default=10.0, help="per measurement")
     p.add_argument("--warmup", type=float, default=2.0, help="seconds of unmeasured load first")
     p.add_argument("--soak-minutes", type=int, default=0, help="chat at c=16, RSS each minute")
     p.add_argument("--latency-ms", type=float, default=0.0, help="emulator's fixed delay")
     p.add_argument("--chunks", type=int, default=20, help="stream chunks per reply")
+    p.add_argument("--chunk-delay-ms", type=float, default=2.0,
+                   help="pause after every stream frame (paced streams; 0: one write)")
+    p.add_argument("--slow-chunk-delay-ms", type=float, default=500.0,
+                   help="the slow emulator's pause (slow-* scenarios)")
+    p.add_argument("--auth", action="store_true",
+                   help=f"add {AUTHED} and, with litellm, {LITE_AUTHED} (client keys on)")
+    p.add_argument("--variants-everywhere", action="store_true",
+                   help="measure the variant targets in every scenario")
+    p.add_argument("--baseline", default="",
+                   help="another checkout (e.g. a git worktree of the commit before a "
+                        "change): target `baseline`, its Switchyard with the same config")
     p.add_argument("--driver", choices=("wrk", "python"), default="wrk",
                    help="load generator for non-streaming scenarios")
     p.add_argument("--no-pin", action="store_true", help="do not pin with taskset")
@@ -92,11 +158,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--tracing", action="store_true",
                    help="also measure switchyard with tracing at 100%% to an OTLP receiver "
                         "(target switchyard-tracing, right after switchyard)")
+    p.add_argument("--tracing-slices", type=int, default=1,
+                   help="with --tracing: measure switchyard and switchyard-tracing in this "
+                        "many alternating slices of --seconds (less noise on a busy machine)")
     a = p.parse_args(argv)
     a.scenarios = [s for s in a.scenarios.split(",") if s]
     a.targets = [t for t in a.targets.split(",") if t]
+    if a.auth:
+        a.targets += [t for t in (AUTHED, LITE_AUTHED) if t not in a.targets
+                      and (t == AUTHED or "litellm" in a.targets)]
+    if a.baseline and BASELINE not in a.targets:
+        a.targets.insert(a.targets.index("switchyard") + 1 if "switchyard" in a.targets else 0,
+                         BASELINE)
     bad = [s for s in a.scenarios if s not in SCENARIOS] + [t for t in a.targets
-                                                            if t not in TARGETS]
+                                                            if t not in (*TARGETS, BASELINE)]
     if bad:
         p.error(f"unknown scenario/target: {', '.join(bad)}")
     return a
@@ -112,51 +187,115 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict] = []
     soak: list[dict] = []
     try:
-        emulator, emu_url = procs.start_emulator(workdir, load_core, a.latency_ms, a.chunks)
+        emulator, emu_url = procs.start_emulator(workdir, load_core, a.latency_ms, a.chunks,
+                                                 a.chunk_delay_ms)
         started.append(emulator)
+        slow_url = ""
+        direct_pids: dict[str, Callable[[], list[int]]] = {}   # by scenario.upstream
+        if any(SCENARIOS[s].upstream == "slow" for s in a.scenarios):
+            slow, slow_url = procs.start_emulator(workdir, load_core, a.latency_ms, a.chunks,
+                                                  a.slow_chunk_delay_ms, name="emulator-slow")
+            started.append(slow)
+            direct_pids["slow"] = functools.partial(procs.tree, slow.proc.pid)
         urls = {"direct": emu_url}
-        pids = {}
-        if "switchyard" in a.targets:
-            sy, urls["switchyard"] = procs.start_switchyard(workdir, gw_core, emu_url)
-            started.append(sy)
-            pids["switchyard"] = lambda: procs.switchyard_pids(sy)
+        pids: dict[str, Callable[[], list[int]]] = {
+            "direct": lambda: procs.tree(emulator.proc.pid)}
+        launchers: dict[str, procs.Proc] = {}
+        for target, extra in (("switchyard", {}), (AUTHED, {"auth": True}),
+                              (BASELINE, {"tree": pathlib.Path(a.baseline or ".")})):
+            if target in a.targets:
+                gw, urls[target] = procs.start_switchyard(workdir, gw_core, emu_url, name=target,
+                                                          slow_url=slow_url, **extra)
+                started.append(gw)
+                launchers[target] = gw
+                pids[target] = functools.partial(procs.switchyard_pids, gw)
         if a.tracing:
             # A real sink: the spans are exported and decoded, as with a collector.
             from tests.support.otlp import OTLPReceiver
 
             receiver = OTLPReceiver().start()
             traced, urls[TRACED] = procs.start_switchyard(
-                workdir, gw_core, emu_url, receiver.endpoint, name=TRACED)
+                workdir, gw_core, emu_url, receiver.endpoint, name=TRACED, slow_url=slow_url)
             started.append(traced)
+            launchers[TRACED] = traced
             pids[TRACED] = lambda: procs.switchyard_pids(traced)
             if TRACED not in a.targets:
                 i = a.targets.index("switchyard") + 1 if "switchyard" in a.targets else 0
                 a.targets.insert(i, TRACED)
-        if "litellm" in a.targets:
-            lite, urls["litellm"] = procs.start_litellm(workdir, gw_core, emu_url)
-            started.append(lite)
-            pids["litellm"] = lambda: procs.tree(lite.proc.pid)
+        if ROUTED in a.targets:   # the same gateway with routing_preferences (routing-c1)
+            routed, urls[ROUTED] = procs.start_switchyard(workdir, gw_core, emu_url,
+                                                          name=ROUTED, extra=ROUTING)
+            started.append(routed)
+            pids[ROUTED] = lambda: procs.switchyard_pids(routed)
+        for target in ("litellm", LITE_AUTHED):
+            if target in a.targets:
+                lite, urls[target] = procs.start_litellm(workdir, gw_core, emu_url, name=target,
+                                                         slow_url=slow_url,
+                                                         auth=target == LITE_AUTHED)
+                started.append(lite)
+                pids[target] = functools.partial(procs.tree, lite.proc.pid)
+        # Idle memory, before any load: the processes under test, and `switchyard up`'s own.
+        idle = {t: {"rss_mb": procs.rss_mb(pids[t]()), "pss_mb": procs.pss_mb(pids[t]()),
+                    "launcher_rss_mb": procs.rss_mb([launchers[t].proc.pid])
+                    if t in launchers else None,
+                    "processes": procs.process_rss(pids[t]())}
+                for t in a.targets if t in pids and t != "direct"}
+        for t, m in idle.items():
+            print(f"bench: {t} idle RSS {m['rss_mb']:.0f} MB (PSS {m['pss_mb']:.0f} MB)"
+                  + (f", launcher {m['launcher_rss_mb']:.0f} MB"
+                     if m["launcher_rss_mb"] is not None else ""), flush=True)
+        state_before = machine.state(str(procs.LITELLM_VENV / "bin" / "python")
+                                     if "litellm" in a.targets else None)
         seeds = {t: seed(urls[t]) for t in a.targets if t != "direct"
                  and any(SCENARIOS[s].kind == "responses" for s in a.scenarios)}
+        direct_url = {"slow": slow_url}   # scenario.upstream -> the emulator it runs on
         for name in a.scenarios:
             scenario = SCENARIOS[name]
+            sliced = (a.tracing and a.tracing_slices > 1 and "switchyard" in a.targets
+                      and scenario.kind != "responses" and not scenario.stream)
+            paired: dict[str, dict] = {}
             for target in a.targets:
+                if not runs_on(target, name, a.variants_everywhere):
+                    continue
+                url = direct_url.get(scenario.upstream, "") if target == "direct" else ""
+                url = url or urls[target]
                 prev = seeds.get(target, "")
-                if a.warmup > 0:
-                    measure(target, urls[target], scenario, a.warmup, a.driver, load_core, prev)
-                row = measure(target, urls[target], scenario, a.seconds, a.driver, load_core, prev)
-                row.update(target=target, scenario=name)
-                if target in pids:
+                if a.warmup > 0 and not (sliced and target == TRACED):   # warmed up below
+                    measure(target, url, scenario, a.warmup, a.driver, load_core, prev)
+                if sliced and target in ("switchyard", TRACED):
+                    if not paired:
+                        if a.warmup > 0:
+                            measure(TRACED, urls[TRACED], scenario, a.warmup, a.driver,
+                                    load_core)
+                        paired["switchyard"], paired[TRACED] = measure_tracing(
+                            urls, scenario, a.seconds, a.tracing_slices, a.driver, load_core)
+                    row = paired[target]
+                else:
+                    watched = (direct_pids.get(scenario.upstream, pids["direct"])
+                               if target == "direct" else pids.get(target))
+                    with machine.Window(watched, gw_core) as cpu:
+                        row = measure(target, url, scenario, a.seconds, a.driver,
+                                      load_core, prev)
+                    cpu.fill(row, row["requests"])
+                row.update(target=target, scenario=name, loadavg=os.getloadavg()[0])
+                if target in pids and target != "direct":
                     row["rss_mb"] = procs.rss_mb(pids[target]())
-                if target in ("switchyard", TRACED) and not scenario.stream:
+                if target in ("switchyard", TRACED, ROUTED, AUTHED, BASELINE) \
+                        and not scenario.stream:
                     row["overhead_hdr_p50_ms"] = overhead_probe(urls[target], scenario, prev)
                 rows.append(row)
                 print(f"bench: {target:<10} {name:<14} {row['rps']:8.0f} req/s  "
                       f"p50 {row['p50_ms']:.2f} ms  errors {row['errors']}"
-                      + (f"  ({row['first_error']})" if row.get("first_error") else ""),
+                      + (f"  TTFT p50 {row['ttft_p50_ms']:.2f} ms  {row['chunks_per_s']:.0f} "
+                         f"chunks/s" if "chunks_per_s" in row else "")
+                      + (f"  CPU {row['cpu_pct']:.0f}%" if "cpu_pct" in row else "")
+                      + (f"  ({row['first_error']})" if row.get("first_error") else "")
+                      + (f"  tracing +p50 {row['tracing_paired_p50_ms']:.2f} ms (median of "
+                         f"{a.tracing_slices} paired slices)"
+                         if "tracing_paired_p50_ms" in row else ""),
                       flush=True)
         for minute in range(1, a.soak_minutes + 1):
-            for target in (t for t in a.targets if t in pids):
+            for target in (t for t in a.targets if t in pids and t != "direct"):
                 s = measure(target, urls[target], SOAK, 60.0, a.driver, load_core)
                 s.update(target=target, minute=minute, rss_mb=procs.rss_mb(pids[target]()))
                 soak.append(s)
@@ -166,11 +305,19 @@ def main(argv: list[str] | None = None) -> int:
         for p in reversed(started):
             p.stop()
     report.derive(rows)
+    for r in rows:
+        if r.get("routing_added_p50_ms") is not None:
+            print(f"bench: routing adds {r['routing_added_p50_ms']:.2f} ms at p50 to "
+                  f"{r['scenario']} (routed {r['p50_ms']:.2f} ms vs unrouted)", flush=True)
+    state = {"before": state_before, "after": machine.state(), "pinned": pinned,
+             "seconds": a.seconds, "warmup": a.warmup, "chunks": a.chunks,
+             "chunk_delay_ms": a.chunk_delay_ms, "slow_chunk_delay_ms": a.slow_chunk_delay_ms}
     print()
-    print(report.render(rows, soak, a.markdown))
+    print(report.render(rows, soak, a.markdown, idle=idle, state=state))
     if a.json:
         pathlib.Path(a.json).write_bytes(orjson.dumps({"rows": rows, "soak": soak,
-                                                       "pinned": pinned},
+                                                       "pinned": pinned, "idle": idle,
+                                                       "machine": state},
                                                       option=orjson.OPT_INDENT_2))
     return 0
 

@@ -53,10 +53,12 @@ def private_runtime_dir() -> str:
     return tempfile.mkdtemp(prefix="switchyard-", dir=base)
 
 
-def service_command(service: str, config_path: str) -> list[str]:
+def service_command(service: str, config_path: str, allow_unsupported: bool = False
+                    ) -> list[str]:
     """This interpreter and this copy of the package, whatever else is installed; the child
     names itself `switchyard serve <service>` (setproctitle) so `ps` says which is which."""
-    return [sys.executable, "-m", "switchyard", "serve", service, "--config", config_path]
+    return [sys.executable, "-m", "switchyard", "serve", service, "--config", config_path,
+            *(["--allow-unsupported"] if allow_unsupported else [])]
 
 
 def service_env(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -88,13 +90,16 @@ def die_with_launcher() -> None:
 
 
 class Launcher:
-    def __init__(self, config: Config, config_path: str) -> None:
+    def __init__(self, config: Config, config_path: str, allow_unsupported: bool = False
+                 ) -> None:
         self.config = config
         self.config_path = config_path
+        self.allow_unsupported = allow_unsupported   # handed to the children (`serve`)
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.started: dict[str, float] = {}
         self.restarts: dict[str, int] = {}
         self.stopping = False
+        self.reload_requested = False
         self.instance = secrets.token_urlsafe(16)
         self.runtime_dir: str | None = None
         self.addresses: dict[str, str] = {s: getattr(config.services, s) for s in BACKENDS}
@@ -129,7 +134,8 @@ class Launcher:
     def _spawn(self, service: str) -> None:
         # Own process group: Ctrl-C reaches the launcher only; it stops the children in order.
         self.procs[service] = subprocess.Popen(
-            service_command(service, self.config_path), env=self._env(), process_group=0)
+            service_command(service, self.config_path, self.allow_unsupported),
+            env=self._env(), process_group=0)
         self.started[service] = time.monotonic()
 
     def _edge_url(self) -> str:
@@ -179,13 +185,18 @@ class Launcher:
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:  # noqa: ARG002
         self.stopping = True
 
+    def _on_reload(self, signum: int, frame: FrameType | None) -> None:  # noqa: ARG002
+        self.reload_requested = True   # passed on by the supervision loop
+
     def run(self) -> int:
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGHUP, self._on_reload)
         try:
             if (taken := self._port_taken()) is not None:
-                self._fail(taken)
+                self._fail(taken)   # one line, naming the config file
                 return 1
+            self._announce_config()
             self._prepare()
             for service in START_ORDER:
                 self._spawn(service)
@@ -202,6 +213,14 @@ class Launcher:
         finally:
             self._stop_all()
 
+    def _announce_config(self) -> None:
+        """Which file (and `.env`) this gateway runs, and what of it is not served."""
+        env_file = self.config.env_file
+        self._say(f"config {self.config_path}" + (f" (variables also from {env_file})"
+                                                  if env_file else ""))
+        for notice in self.config.notices:
+            self._say(notice.line)
+
     def _start_failure(self, service: str) -> str:
         code = self.procs[service].poll()
         if code is None:
@@ -214,6 +233,8 @@ class Launcher:
         next_start: dict[str, float] = {}
         while not self.stopping:
             now = time.monotonic()
+            if self.reload_requested:
+                self._pass_reload()
             for service, proc in list(self.procs.items()):
                 if proc.poll() is None:
                     continue
@@ -234,6 +255,15 @@ class Launcher:
                     self._say(f"{service} restarted (pid {self.procs[service].pid})")
             time.sleep(0.2)  # supervision tick
         return 0
+
+    def _pass_reload(self) -> None:
+        """SIGHUP: every running service reloads the config file now (config/reload.py)."""
+        self.reload_requested = False
+        running = [s for s in START_ORDER if s in self.procs and self.procs[s].poll() is None]
+        self._say(f"reload requested: asking {', '.join(running)} to apply "
+                  f"{self.config_path}")
+        for service in running:
+            self.procs[service].send_signal(signal.SIGHUP)
 
     def _stop_all(self) -> None:
         self.stopping = True

@@ -41,6 +41,21 @@ COST_UNKNOWN = Counter("switchyard_cost_unknown_total",
 TIME_TO_FIRST_TOKEN = Histogram("switchyard_time_to_first_token_seconds",
                                 "Streaming requests: time from arrival to the first content "
                                 "sent", ["format", "provider"], buckets=_SLOW)
+# The model listener's filters (edge/filters/): one observation per call, stream chunks
+# included. `outcome`: ok, rejected (the filter's 4xx), failed, failed_open, cancelled.
+FILTER_SECONDS = Histogram("switchyard_filter_seconds",
+                           "Calls to the listener's input and output filters",
+                           ["filter", "phase", "outcome"],
+                           buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                    0.25, 0.5, 1, 2.5, 5, 10, 30))
+# Preference-aligned routing (edge/preferences.py): one per routed request; `route` is the
+# route's name or none, `reason` why (matched, below_threshold, pinned, timeout, ...).
+ROUTING_DECISIONS = Counter("switchyard_routing_decisions_total",
+                            "Routing decisions by route, router and reason",
+                            ["route", "router", "reason"])
+ROUTING_SKIPS = Counter("switchyard_routing_skips_total",
+                        "Routed requests that replayed their turn's decision instead "
+                        "(routing.route_on_user_only)", ["reason"])
 # Every gRPC service (grpc_server.Observe): calls by method and status code, and latency.
 GRPC_HANDLED = Counter("switchyard_grpc_server_handled_total",
                        "gRPC calls handled, by method and status code", ["method", "code"])

@@ -5,7 +5,7 @@ import asyncio
 from contextlib import asynccontextmanager
 
 import orjson
-from fastapi import FastAPI
+from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -13,12 +13,20 @@ from starlette.responses import Response
 from switchyard.common.config.model import Config
 from switchyard.common.errors import GatewayError
 from switchyard.common.telemetry import request_log, tracer
-from switchyard.edge import observe
+from switchyard.edge import filters, observe, preferences, probes
 from switchyard.edge.clients.backends import Backends
 from switchyard.edge.clients.base import EdgeBackends
 from switchyard.edge.formats import format_for_path
 from switchyard.edge.guard import Guard
-from switchyard.edge.routes import chat, gemini, messages, models, responses
+from switchyard.edge.routes import (
+    chat,
+    conversations,
+    gemini,
+    messages,
+    models,
+    responses,
+    routing,
+)
 
 # The three POST endpoints that carry the traffic, dispatched without the framework's layers.
 HOT_ROUTES = {"/v1/chat/completions": chat.create_chat_completion,
@@ -29,9 +37,9 @@ HOT_ROUTES = {"/v1/chat/completions": chat.create_chat_completion,
 class HotPaths:
     """Sends the hot POST routes straight to their handlers — skipping FastAPI's middleware
     stack and router, a sixth of the edge's CPU per request — and everything else (other
-    routes, lifespan) to the FastAPI app. Handlers are `guarded`: they never raise."""
+    routes, lifespan) to the Starlette app. Handlers are `guarded`: they never raise."""
 
-    def __init__(self, app: FastAPI) -> None:
+    def __init__(self, app: Starlette) -> None:
         self.app = app
 
     async def __call__(self, scope, receive, send) -> None:
@@ -48,11 +56,12 @@ class HotPaths:
 
 
 def create_app(config: Config, backends: EdgeBackends | None = None) -> Guard:
-    """The edge as an ASGI app: the guard, then the hot routes, then the FastAPI app (plain
-    Starlette endpoints, no per-request pydantic models)."""
+    """The edge as an ASGI app: the guard, then the hot routes, then the Starlette app (plain
+    endpoints, no per-request validation models). Starlette rather than FastAPI, which
+    would add ~15 MB (pydantic and its own layers) to the edge for nothing it uses."""
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI):
+    async def lifespan(app: Starlette):
         # Tracing first: the backends' channels carry `traceparent` only when it is on.
         tracer.setup(config.tracing, "edge")
         request_log.setup(config.request_log)
@@ -64,13 +73,16 @@ def create_app(config: Config, backends: EdgeBackends | None = None) -> Guard:
             yield
         finally:
             await app.state.accounting.close()
+            if app.state.filters is not None:
+                await app.state.filters.close()
             await be.close()
             await asyncio.to_thread(tracer.shutdown)   # send the last spans
 
-    app = FastAPI(title="Switchyard", lifespan=lifespan, docs_url=None, redoc_url=None,
-                  openapi_url=None)
+    app = Starlette(lifespan=lifespan)
     app.state.config = config
     app.state.accounting = observe.Accounting(config)
+    app.state.filters = filters.from_config(config.filters)   # None: no filter on the path
+    app.state.routing = preferences.from_config(config)      # None: the config routes nothing
     # Chat completions are stored (for metadata.response_id) only when the config asks for
     # state storage; the Responses API always is.
     app.state.config_has_state = bool(config.raw.get("state_storage"))
@@ -78,18 +90,38 @@ def create_app(config: Config, backends: EdgeBackends | None = None) -> Guard:
     app.add_route("/v1/messages", messages.create_message, methods=["POST"])
     app.add_route("/v1/messages/count_tokens", messages.count_tokens, methods=["POST"])
     app.add_route("/v1/responses", responses.create_response, methods=["POST"])
+    app.router.add_websocket_route("/v1/responses", responses.websocket_upgrade)  # 426
     app.add_route("/v1/responses/{response_id}", responses.get_response, methods=["GET"])
     app.add_route("/v1/responses/{response_id}", responses.delete_response, methods=["DELETE"])
     app.add_route("/v1/responses/{response_id}/input_items", responses.list_input_items,
                   methods=["GET"])
+    add_conversation_routes(app)
     app.add_route("/v1/models", gemini.list_models_v1, methods=["GET"])
     app.add_route("/v1/models/{model_id:path}", gemini.get_model_v1, methods=["GET"])
     app.add_route("/v1beta/models", gemini.list_models, methods=["GET"])
     app.add_route("/v1beta/models/{model_id:path}", gemini.get_model, methods=["GET"])
-    app.add_route("/healthz", models.healthz, methods=["GET"])
+    for path, handler in routing.ROUTES.items():   # Plano's decision-only endpoints
+        app.add_route(path, handler, methods=["POST"])
+    app.add_route("/healthz", probes.healthz, methods=["GET"])
+    app.add_route("/readyz", probes.readyz, methods=["GET"])
     app.add_route("/metrics", models.prometheus_metrics, methods=["GET"])
     app.add_exception_handler(HTTPException, _http_error)
     return Guard(HotPaths(app), security=config.security)
+
+
+def add_conversation_routes(app: Starlette) -> None:
+    """OpenAI's Conversations API (routes/conversations.py)."""
+    one, items = "/v1/conversations/{conversation_id}", "/v1/conversations/{conversation_id}/items"
+    for path, handler, method in (
+            ("/v1/conversations", conversations.create_conversation, "POST"),
+            (one, conversations.get_conversation, "GET"),
+            (one, conversations.update_conversation, "POST"),
+            (one, conversations.delete_conversation, "DELETE"),
+            (items, conversations.create_items, "POST"),
+            (items, conversations.list_items, "GET"),
+            (items + "/{item_id}", conversations.get_item, "GET"),
+            (items + "/{item_id}", conversations.delete_item, "DELETE")):
+        app.add_route(path, handler, methods=[method])
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

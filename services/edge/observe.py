@@ -90,8 +90,10 @@ def begin(request: Request, route: str, fmt: str) -> Observed | None:
 def _server_span(request: Request) -> Span:
     headers = request.headers
     settings = tracer.SETTINGS.span_attributes
-    attributes: dict[str, Any] = {"http.request.method": request.method,
-                                  "url.path": request.url.path,
+    # The scope's path escaped as `request.url.path` does, without building the whole URL
+    # (host header parsing and all: a third of this span's cost).
+    path = request.scope["path"].replace("?", "%3F").replace("#", "%23").replace("\\", "%5C")
+    attributes: dict[str, Any] = {"http.request.method": request.method, "url.path": path,
                                   genai.OPERATION: "chat"}
     attributes.update(settings.static)
     if settings.header_prefixes:
@@ -155,8 +157,8 @@ def _close(obs: Observed, status: int) -> None:
     latency_ms = (time.perf_counter() - obs.arrived) * 1000.0
     span = obs.span
     if span is not None:
-        span.set_attribute("http.response.status_code", status)
-        span.set_attribute(genai.OVERHEAD_MS, round(obs.overhead_ms, 3))
+        span.set_attributes({"http.response.status_code": status,
+                             genai.OVERHEAD_MS: round(obs.overhead_ms, 3)})
         if obs.error:
             span.set_attribute("error.type", obs.error)
         # A client's 4xx is not the server's failure (HTTP conventions); a 5xx or an error
@@ -207,11 +209,9 @@ def admitted(request: Request, request_id: str, req: chat_pb2.ChatRequest, tenan
     if span is None:
         return
     span.update_name(f"chat {req.model}")
-    span.set_attribute(genai.REQUEST_MODEL, req.model)
-    span.set_attribute(genai.REQUEST_STREAM, req.stream)
-    span.set_attribute(genai.TENANT, tenant)
-    span.set_attribute(genai.REQUEST_ID, request_id)
-    span.set_attribute(genai.CLIENT_FORMAT, obs.fmt)
+    span.set_attributes({genai.REQUEST_MODEL: req.model, genai.REQUEST_STREAM: req.stream,
+                         genai.TENANT: tenant, genai.REQUEST_ID: request_id,
+                         genai.CLIENT_FORMAT: obs.fmt})
     if req.HasField("max_tokens"):
         span.set_attribute(genai.REQUEST_MAX_TOKENS, req.max_tokens)
     if req.HasField("temperature"):
@@ -231,16 +231,18 @@ def started(request: Request, start: chat_pb2.StreamStart) -> None:
     if span is None:
         return
     entry = _accounting(request).entries.get(start.provider)
+    attributes: dict[str, Any] = {}
     if entry is not None:
-        span.set_attribute(genai.PROVIDER, genai.provider_name(entry.provider))
-        span.set_attribute(genai.ROUTE, f"{obs.fmt}→{entry.interface}")
-    span.set_attribute(genai.UPSTREAM_ENTRY, start.provider)
-    span.set_attribute(genai.RESPONSE_MODEL, start.model)
+        attributes[genai.PROVIDER] = genai.provider_name(entry.provider)
+        attributes[genai.ROUTE] = f"{obs.fmt}→{entry.interface}"
+    attributes[genai.UPSTREAM_ENTRY] = start.provider
+    attributes[genai.RESPONSE_MODEL] = start.model
     if start.id:
-        span.set_attribute(genai.RESPONSE_ID, start.id)
-    span.set_attribute(genai.ATTEMPTS, obs.attempts)
+        attributes[genai.RESPONSE_ID] = start.id
+    attributes[genai.ATTEMPTS] = obs.attempts
     if start.dropped_params:
-        span.set_attribute(genai.DROPPED_PARAMS, list(start.dropped_params))
+        attributes[genai.DROPPED_PARAMS] = list(start.dropped_params)
+    span.set_attributes(attributes)   # one call: on the request path each one is a cost
 
 
 def turn_done(request: Request, tenant: str, start: chat_pb2.StreamStart,
@@ -301,6 +303,47 @@ async def state_call(name: str, call: Awaitable[T]) -> T:
             attributes={"rpc.system": "grpc", "rpc.service": "switchyard.v1.State",
                         "rpc.method": name}):
         return await call
+
+
+# ---- the listener's filters (services/edge/filters/) -------------------------------------
+
+@contextlib.contextmanager
+def filter_span(filter_id: str, filter_type: str, phase: str) -> Iterator[Span | None]:
+    """A filter call as a CLIENT child span of the request (tracing on), else nothing. A
+    refusal is the filter's verdict, not an exception to record: the outcome says it."""
+    if not tracer.ENABLED:
+        yield None
+        return
+    with tracer.TRACER.start_as_current_span(
+            f"filter {filter_id}", kind=SpanKind.CLIENT, record_exception=False,
+            set_status_on_exception=False,
+            attributes={"switchyard.filter.id": filter_id, "switchyard.filter.type": filter_type,
+                        "switchyard.filter.phase": phase}) as span:
+        yield span
+
+
+def filter_done(span: Span | None, filter_id: str, phase: str, outcome: str, seconds: float,
+                status: int) -> None:
+    """A filter call ended (`outcome` ok, rejected, failed, failed_open or cancelled): the
+    histogram always, the span's outcome when there is one."""
+    metrics.FILTER_SECONDS.labels(filter_id, phase, outcome).observe(seconds)
+    if span is None:
+        return
+    span.set_attribute("switchyard.filter.outcome", outcome)
+    if status:
+        span.set_attribute("http.response.status_code", status)
+    if outcome == "failed":
+        span.set_status(Status(StatusCode.ERROR, outcome))
+
+
+def filter_stream_done(request: Request, ms: float, calls: int) -> None:
+    """A streamed reply's chunks went through the output filters: their calls are not spans
+    of their own (one per chunk would drown the trace) but totals on the request's span."""
+    obs = observed(request)
+    if obs is None or obs.span is None or not calls:
+        return
+    obs.span.set_attribute("switchyard.filter.stream_ms", round(ms, 3))
+    obs.span.set_attribute("switchyard.filter.stream_calls", calls)
 
 
 def _messages_json(messages: Sequence[chat_pb2.Message]) -> str:

@@ -5,24 +5,35 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from switchyard.common.canonical.aggregate import Turn, TurnBuilder, turn_message
 from switchyard.common.errors import GatewayError
 from switchyard.common.proto import chat_pb2, providers_pb2, router_pb2, state_pb2
 from switchyard.common.telemetry import propagation, tracer
-from switchyard.edge import ids, observe
+from switchyard.edge import ids, limits, observe, preferences
 from switchyard.edge.clients.base import EdgeBackends, Generation
 from switchyard.edge.clients.providers import EOF
-from switchyard.edge.formats.base import ClientFormat, Decoded, Reply, StreamEncoder
+from switchyard.edge.formats.base import (
+    ClientFormat,
+    ConversationLink,
+    Decoded,
+    Reply,
+    StreamEncoder,
+)
 from switchyard.edge.guard import Slot, authorize_model
+from switchyard.edge.sse_response import EventStreamResponse
+
+if TYPE_CHECKING:   # the filter chains are loaded only when the config has filters
+    from switchyard.edge.filters import FilterRun, Filters
 
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 SSE_MEDIA_TYPE = "text/event-stream"
@@ -45,6 +56,12 @@ def backends(request: Request) -> EdgeBackends:
     return be
 
 
+def filter_chains(request: Request) -> Filters | None:
+    """The listener's filter chains (None without any: the flow then makes no filter call)."""
+    found: Filters | None = getattr(request.app.state, "filters", None)
+    return found
+
+
 def tenant_of(request: Request) -> str:
     """The caller's tenant (gateway auth sets it; "default" without auth)."""
     tenant: str = getattr(request.state, "tenant", DEFAULT_TENANT)
@@ -62,6 +79,9 @@ class Exchange:
     request_id: str = ""
     headers: dict[str, str] = field(default_factory=dict)
     upstream_ms: float = 0.0
+    filters: FilterRun | None = None   # this request's filter calls (None: the listener has none)
+    dropped: list[str] = field(default_factory=list)  # what the client decoder dropped
+    routing: preferences.Decision | None = None  # preference-aligned routing, when routed
 
     def __post_init__(self) -> None:
         state = self.request.state
@@ -85,7 +105,7 @@ class Exchange:
         status, body = self.fmt.error_body(err)
         headers = dict(self.headers)
         if err.retry_after:
-            headers["retry-after"] = str(max(1, round(err.retry_after)))
+            headers["retry-after"] = str(max(1, math.ceil(err.retry_after)))   # never early
         return Response(orjson.dumps(body), status_code=status, headers=headers,
                         media_type="application/json")
 
@@ -94,16 +114,24 @@ class Exchange:
         return Response(orjson.dumps(body), headers=self.headers, media_type="application/json")
 
     def overhead_ms(self) -> float:
-        return max(0.0, (time.perf_counter() - self.started) * 1000 - self.upstream_ms)
+        """Time in the gateway less the upstream's and the filters' (which it also puts in
+        `x-switchyard-filter-ms`)."""
+        spent = (time.perf_counter() - self.started) * 1000 - self.upstream_ms
+        if self.filters is not None:
+            self.headers["x-switchyard-filter-ms"] = f"{self.filters.ms:.2f}"
+            spent -= self.filters.ms
+        return max(0.0, spent)
 
     def note_start(self, start: chat_pb2.StreamStart) -> None:
         self.upstream_ms = start.upstream_ms
         observe.started(self.request, start)
+        preferences.observed_start(self.request, start)
         if start.provider:
             self.headers["x-switchyard-upstream"] = start.provider
         self.headers["x-switchyard-attempts"] = str(start.attempts or 1)
-        if start.dropped_params:
-            self.headers["x-switchyard-dropped-params"] = ",".join(start.dropped_params)
+        dropped = list(dict.fromkeys([*self.dropped, *start.dropped_params]))
+        if dropped:
+            self.headers["x-switchyard-dropped-params"] = ",".join(dropped)
 
 
 # ---- the flow -----------------------------------------------------------------------------
@@ -112,13 +140,47 @@ async def admit(ex: Exchange, prepare: BodyHook | None = None
                 ) -> tuple[Decoded, router_pb2.RoutePlan]:
     """Read and decode the body, check the key may use the model, resolve it to a plan.
     Every endpoint that names a model goes through here (`prepare` adjusts the raw body)."""
-    body = await read_json(ex.request)
+    chains = filter_chains(ex.request)
+    if chains is not None:   # the listener's filters: this request's calls to them
+        ex.filters = chains.bind(ex.request, ex.request_id, tenant_of(ex.request))
+    body = await read_json(ex.request, ex.filters)
     if prepare is not None:
         prepare(body)
+    inline = preferences.take_preferences(body)   # the request's own routes, never upstream
     decoded = ex.fmt.decode(body)
+    ex.dropped = decoded.dropped
     authorize_model(ex.request.state, decoded.request.model)
-    plan = await backends(ex.request).routes.resolve(decoded.request.model)
+    routed = await route_request(ex, decoded, inline)
+    if routed is not None:
+        return decoded, routed
+    try:
+        plan = await backends(ex.request).routes.resolve(decoded.request.model)
+    except GatewayError as exc:
+        if exc.http_status == 404 and not decoded.request.model:
+            # No model and no `default: true` entry: the client's omission, not a lookup miss.
+            raise GatewayError(400, "Missing required parameter: 'model' (this gateway has "
+                               "no default model)", param="model") from None
+        raise
     return decoded, plan
+
+
+async def route_request(ex: Exchange, decoded: Decoded,
+                        inline: list[router_pb2.RoutePreference] | None
+                        ) -> router_pb2.RoutePlan | None:
+    """Preference-aligned routing (edge/preferences.py): the plan of the route's candidate
+    pool, the request now naming its first model; None to resolve the model as asked."""
+    if inline is None and preferences.enabled(ex.request) is None:
+        return None   # a config without routing: nothing more on the hot path
+    decision = await preferences.decide(ex.request, decoded.request, tenant_of(ex.request),
+                                        ex.request_id, inline)
+    if decision is None:
+        return None
+    ex.routing = decision
+    preferences.record(ex.request, ex.headers, decision)
+    if decision.route is None or decision.plan is None:
+        return None
+    decoded.request.model = decision.models[0]
+    return decision.plan
 
 
 async def serve_turn(request: Request, fmt: ClientFormat,
@@ -128,34 +190,55 @@ async def serve_turn(request: Request, fmt: ClientFormat,
     be = backends(request)
     ex = Exchange(request, fmt, fmt.new_id())
     decoded, plan = await admit(ex, prepare)
+    await limits.admit(request, decoded.request, plan)   # counts, reserves tokens: or 429
     req = decoded.request
     turn_input = list(req.messages[decoded.unstored_lead:])
     tenant = tenant_of(request)
     observe.admitted(request, ex.request_id, req, tenant)
+    conversation = decoded.conversation
     if decoded.previous_id:
         with_history(req, await observe.state_call(
             "GetHistory", be.state.history(tenant, decoded.previous_id)))
+    elif conversation is not None:   # the Conversations API: its items are the history
+        with_history(req, await conversation_history(be, tenant, conversation, ex.dropped))
     reply = Reply(model=req.model, response_id=ex.response_id, created=int(time.time()),
                   decoded=decoded)
     storing = decoded.store and (fmt.always_stores or request.app.state.config_has_state)
+    keeping = storing or conversation is not None
 
     async def store(turn: Turn, body: dict[str, Any]) -> None:
-        await observe.state_call(
-            "Put", be.state.put(stored_record(ex, reply, tenant, turn_input, turn, body)))
+        writes = []
+        if storing:
+            writes.append(observe.state_call(
+                "Put", be.state.put(stored_record(ex, reply, tenant, turn_input, turn, body))))
+        if conversation is not None:   # the turn's input and output items, in that order
+            writes.append(observe.state_call("AppendItems", be.state.append_items(
+                tenant, conversation.id, [state_pb2.ConversationItem(id=i, item_json=j)
+                                          for i, j in conversation.turn_items(body)])))
+        # One write (the usual case) is awaited as it is: no task for a lone coroutine.
+        await (writes[0] if len(writes) == 1 else asyncio.gather(*writes))
 
     if req.stream:
         call, first = await open_generation(be, ex, req, plan)
+        reply.upstream_model = first[0].start.model
         encoder = fmt.stream_encoder(reply)
 
         async def store_streamed(turn: Turn) -> None:
-            await store(turn, encoder.reply_body(turn))
+            body = encoder.reply_body(turn)
+            if ex.filters is not None and ex.filters.has_output:   # what a later GET returns
+                body = await ex.filters.reply_body(body)
+            await store(turn, body)
 
-        return stream_response(ex, call, first, encoder, store_streamed if storing else None)
+        return stream_response(ex, call, first, encoder, store_streamed if keeping else None)
     turn = await complete(be, ex, req, plan)
+    reply.upstream_model = turn.start.model
     observe.turn_done(request, tenant, turn.start, turn.usage,
                       [c.stop_reason for c in turn.choices])
+    limits.record_usage(request, turn.usage)
     body = fmt.encode_response(turn, reply)
-    if storing:
+    if ex.filters is not None and ex.filters.has_output:
+        body = await ex.filters.reply_body(body)
+    if keeping:
         await store(turn, body)
     return ex.json_response(body)
 
@@ -166,12 +249,20 @@ async def serve_count(request: Request, fmt: ClientFormat, prepare: BodyHook,
     own count where it has one, else an estimate (`x-switchyard-estimated`) → `{field: n}`."""
     ex = Exchange(request, fmt, "")
     decoded, plan = await admit(ex, prepare)
+    await limits.admit(request, decoded.request, plan, reserve=False)   # a request, no tokens
     reply = await backends(request).count_tokens(generate_request(ex, decoded.request, plan),
                                                  timeout=plan.timeout_s or 30.0)
     if reply.estimated:
         ex.headers["x-switchyard-estimated"] = "true"
     return Response(orjson.dumps({field: reply.input_tokens}), headers=ex.headers,
                     media_type="application/json")
+
+
+async def conversation_history(be: EdgeBackends, tenant: str, conversation: ConversationLink,
+                               dropped: list[str]) -> list[chat_pb2.Message]:
+    """All of a conversation's items, oldest first, as history (404 when it is unknown)."""
+    page = await observe.state_call("ListItems", be.state.list_items(tenant, conversation.id))
+    return conversation.history([item.item_json for item in page.items], dropped)
 
 
 def stored_record(ex: Exchange, reply: Reply, tenant: str, turn_input: list[chat_pb2.Message],
@@ -188,9 +279,10 @@ def stored_record(ex: Exchange, reply: Reply, tenant: str, turn_input: list[chat
 
 # ---- pieces of the flow -------------------------------------------------------------------
 
-async def read_json(request: Request) -> dict[str, Any]:
+async def read_json(request: Request, run: FilterRun | None = None) -> dict[str, Any]:
     """The request body as a JSON object, or a 400/408/413 in the client's terms; then the
-    request takes its concurrency slot (a slow upload never holds one)."""
+    request takes its concurrency slot (a slow upload never holds one). With `run`, the
+    body is the one the listener's input filters return."""
     security = request.app.state.config.security
     limit = security.max_body_bytes
     too_large = GatewayError(413, f"request body larger than {limit} bytes",
@@ -217,6 +309,14 @@ async def read_json(request: Request) -> dict[str, Any]:
     raw = b"".join(chunks)
     if not raw:
         raise GatewayError(400, "the request body is empty; send a JSON object")
+    if run is not None and run.filters.input:
+        parse_json(request, raw)   # the client's own malformed body is its 400, unfiltered
+        raw = await run.request_body(raw)   # the bytes as sent, through each filter in order
+    return parse_json(request, raw)
+
+
+def parse_json(request: Request, raw: bytes) -> dict[str, Any]:
+    """`raw` as a JSON object (else a 400), then the request takes its concurrency slot."""
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -302,7 +402,7 @@ async def complete(be: EdgeBackends, ex: Exchange, req: chat_pb2.ChatRequest,
 
 def stream_response(ex: Exchange, call: Generation, first: list[chat_pb2.StreamEvent],
                     encoder: StreamEncoder,
-                    on_complete: OnComplete | None = None) -> StreamingResponse:
+                    on_complete: OnComplete | None = None) -> EventStreamResponse:
     """SSE in the client's grammar. `on_complete` runs (e.g. the state write) before the
     terminal bytes (`encoder.done()`) reach the client."""
     ex.headers["x-switchyard-overhead-ms"] = f"{ex.overhead_ms():.2f}"
@@ -311,9 +411,11 @@ def stream_response(ex: Exchange, call: Generation, first: list[chat_pb2.StreamE
     # The first batch holds the first content (the commit point): it is about to be sent.
     observe.first_token(ex.request, ex.fmt.name, ex.headers.get("x-switchyard-upstream", ""),
                         time.perf_counter() - ex.started)
-    return StreamingResponse(_sse_body(ex, call, first, encoder, on_complete),
-                             media_type=media_type,
-                             headers={**ex.headers, **SSE_HEADERS})
+    body = _sse_body(ex, call, first, encoder, on_complete)
+    if ex.filters is not None and ex.filters.has_output:   # each chunk as it goes out
+        body = ex.filters.stream(body, encoder, media_type)
+    return EventStreamResponse(body, media_type=media_type,
+                               headers={**ex.headers, **SSE_HEADERS})
 
 
 async def _sse_body(ex: Exchange, call: Generation, first: list[chat_pb2.StreamEvent],
@@ -343,6 +445,7 @@ async def _sse_body(ex: Exchange, call: Generation, first: list[chat_pb2.StreamE
         if finish is not None:
             observe.turn_done(ex.request, tenant_of(ex.request), first[0].start, finish.usage,
                               [finish.stop_reason])
+            limits.record_usage(ex.request, finish.usage)
         if on_complete is not None and builder is not None:
             try:
                 await on_complete(builder.turn)

@@ -10,12 +10,14 @@ import socket
 
 import uvicorn
 
-from switchyard.common.config import descriptors
+from switchyard.common.config import descriptors, reload
 from switchyard.common.config.model import Config
+from switchyard.common.config.reload import ConfigWatcher
 from switchyard.common.errors import GatewayError
 from switchyard.edge.app import create_app, end_open_calls
 from switchyard.edge.connections import protocol_class
 from switchyard.edge.guard import Guard
+from switchyard.edge.reload import EdgeReloader
 
 log = logging.getLogger("switchyard.edge")
 
@@ -31,19 +33,36 @@ def shutting_down() -> GatewayError:
 
 class EdgeServer(uvicorn.Server):
     """uvicorn's server with the drain's end: `drain_s` after shutdown begins, every pending
-    providers call fails with `shutting_down()`."""
+    providers call fails with `shutting_down()`. With `app_config` (read from a file) it
+    applies changes to that file while it runs (edge/reload.py)."""
 
-    def __init__(self, config: uvicorn.Config, edge: Guard, drain_s: float) -> None:
+    def __init__(self, config: uvicorn.Config, edge: Guard, drain_s: float,
+                 app_config: Config | None = None, allow_unsupported: bool = False) -> None:
         super().__init__(config)
         self.edge = edge
         self.drain_s = drain_s
+        self.app_config = app_config
+        self.allow_unsupported = allow_unsupported
+        self.reloader: EdgeReloader | None = None
+        self.watcher: ConfigWatcher | None = None
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.app_config is not None and not self.should_exit:
+            self.reloader = EdgeReloader(self.edge)
+            self.watcher = reload.watch(self.app_config, "edge", self.reloader.apply,
+                                        allow_unsupported=self.allow_unsupported)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self.watcher is not None:
+            await self.watcher.close()
         timer = asyncio.get_running_loop().call_later(self.drain_s, self._end_drain)
         try:
             await super().shutdown(sockets)
         finally:
             timer.cancel()
+            if self.reloader is not None:
+                await self.reloader.close()
 
     def _end_drain(self) -> None:
         ended = end_open_calls(self.edge, shutting_down())
@@ -52,7 +71,7 @@ class EdgeServer(uvicorn.Server):
                         self.drain_s, ended)
 
 
-def run_edge(config: Config, config_path: str) -> None:
+def run_edge(config: Config, config_path: str, allow_unsupported: bool = False) -> None:
     lst = config.listener
     sec = config.security
     budget = descriptors.connection_budget()
@@ -65,4 +84,5 @@ def run_edge(config: Config, config_path: str) -> None:
         log_level="warning", access_log=False, lifespan="on",
         timeout_keep_alive=sec.keep_alive_s,  # type: ignore[arg-type]  # a float works
         timeout_graceful_shutdown=math.ceil(sec.drain_s + END_GRACE_S))
-    EdgeServer(uv, edge, sec.drain_s).run()
+    EdgeServer(uv, edge, sec.drain_s, app_config=config,
+               allow_unsupported=allow_unsupported).run()

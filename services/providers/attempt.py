@@ -3,6 +3,7 @@ reply up to the commit point (its first content, or the whole of a non-streamed 
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -74,6 +75,15 @@ class Committed:
     upstream_ms: float
 
 
+@functools.lru_cache(maxsize=256)
+def _http_attributes(url: str) -> dict[str, str | int]:
+    """The HTTP span's attributes, made once per upstream URL (the span copies them)."""
+    parts = urlsplit(url)
+    return {"http.request.method": "POST", "server.address": parts.hostname or "",
+            "server.port": parts.port or (443 if parts.scheme == "https" else 80),
+            "url.full": f"{parts.scheme}://{parts.netloc}{parts.path}"}
+
+
 class Attempt:
     """One POST of a Call; `run` returns at the commit point or raises AttemptFailed."""
 
@@ -115,15 +125,8 @@ class Attempt:
     async def _traced_post(self) -> aiohttp.ClientResponse:
         """`_post` inside an HTTP client span, from sending to the response headers. The URL
         is recorded without its query (some upstreams take a key there)."""
-        parts = urlsplit(self.call.url)
         span = tracer.TRACER.start_span("POST", context=self.trace_ctx, kind=SpanKind.CLIENT,
-                                        attributes={
-                                            "http.request.method": "POST",
-                                            "server.address": parts.hostname or "",
-                                            "server.port": parts.port or (
-                                                443 if parts.scheme == "https" else 80),
-                                            "url.full": f"{parts.scheme}://{parts.netloc}"
-                                                        f"{parts.path}"})
+                                        attributes=_http_attributes(self.call.url))
         try:
             response = await self._post()
         except BaseException as exc:
@@ -176,13 +179,15 @@ class Attempt:
         return AttemptFailed(err, is_retryable(status, ""), retry_after)
 
     async def _read_whole(self, response: aiohttp.ClientResponse) -> Committed:
-        """A non-streamed reply (or a JSON answer to a stream request), read and decoded."""
-        wait, by_budget = self.deadline.bound(self.limits.idle_s)
+        """A non-streamed reply (or a JSON answer to a stream request), read and decoded.
+        The plan's budget (listener `timeout`) ended with the response headers, the first
+        byte; the body gets the idle bound, so a long answer already under way is not cut."""
+        wait = self.limits.idle_s
         try:
             async with asyncio.timeout(wait):
                 data = await response.read()
         except TimeoutError:
-            raise self._timed_out(by_budget, "stopped sending its reply") from None
+            raise self._timed_out(False, f"stopped sending its reply ({wait:.3g} s)") from None
         except aiohttp.ClientError as exc:
             raise failures.broken(self.entry, exc) from None
         upstream_ms = self._upstream_ms()   # the whole reply
@@ -200,7 +205,9 @@ class Attempt:
 
     async def _read_to_commit(self, response: aiohttp.ClientResponse) -> Committed:
         """Stream reads, held back until the first content event (or the end of the stream)."""
-        reader = StreamReader(response, self.sse_parser(), self.call.codec.StreamDecoder(),
+        # A codec whose stream is not SSE (Bedrock's binary event stream) names its framing.
+        parser = getattr(self.call.codec, "EventParser", None) or self.sse_parser
+        reader = StreamReader(response, parser(), self.call.codec.StreamDecoder(),
                               self.call.codec, self.entry)
         buffered: list[chat_pb2.StreamEvent] = []
         while True:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import orjson
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.util.types import AttributeValue
 
 from switchyard.common import metrics
 from switchyard.common.config.model import ProviderEntry
@@ -176,7 +177,7 @@ class Executor:
         """The target's request; a codec that cannot encode it ends the plan (no retry helps)."""
         secrets = (*entry_secrets(entry), gen.client_api_key)
         try:
-            codec = self.adapters(entry)
+            codec = adapters.for_model(self.adapters(entry), entry, target.model)
             body, dropped = codec.encode_request(gen.request, entry, target.model)
             url = codec.endpoint_url(entry, target.model, stream=gen.request.stream)
             headers = codec.build_headers(entry, gen.client_api_key, dict(gen.forward_headers))
@@ -278,15 +279,16 @@ def _attempt_span(run: _Run, call: Call) -> Span:
 def _span_committed(span: Span, entry: ProviderEntry, target: router_pb2.Target,
                     order: list[router_pb2.Target], attempts: int, committed: Committed) -> None:
     start = committed.events[0].start
-    span.set_attribute(genai.PROVIDER, genai.provider_name(entry.provider))
-    span.set_attribute(genai.UPSTREAM_ENTRY, entry.name)
-    span.set_attribute(genai.RESPONSE_MODEL, start.model or target.model)
-    span.set_attribute(genai.ATTEMPTS, attempts)
-    # A fallback: the answer comes from another target than the first one tried.
-    span.set_attribute(genai.FALLBACK, target_key(target) != target_key(order[0]))
+    # One call: on the request path each one is a cost. A fallback: the answer comes from
+    # another target than the first one tried.
+    attributes: dict[str, AttributeValue] = {
+        genai.PROVIDER: genai.provider_name(entry.provider), genai.UPSTREAM_ENTRY: entry.name,
+        genai.RESPONSE_MODEL: start.model or target.model, genai.ATTEMPTS: attempts,
+        genai.FALLBACK: target_key(target) != target_key(order[0])}
     if start.dropped_params:
-        span.set_attribute(genai.DROPPED_PARAMS, list(start.dropped_params))
-    span.set_attribute("switchyard.upstream_first_content_ms", round(committed.upstream_ms, 3))
+        attributes[genai.DROPPED_PARAMS] = list(start.dropped_params)
+    attributes["switchyard.upstream_first_content_ms"] = round(committed.upstream_ms, 3)
+    span.set_attributes(attributes)
     last = committed.events[-1]
     if last.HasField("finish"):
         _span_finish(span, last.finish)

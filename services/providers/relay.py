@@ -57,6 +57,8 @@ async def relay(committed: Committed, breaker: CircuitBreaker,
             return
         clean = True
     finally:
+        if reader is not None:
+            reader.close()
         if clean:
             committed.response.release()
         else:

@@ -13,6 +13,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from switchyard.common.config.model import Config, ProviderEntry
 from switchyard.common.proto import chat_pb2
+from switchyard.providers.aws_auth import resolved_secrets
 
 MIN_LENGTH = 8
 MASK = "***"
@@ -57,6 +58,9 @@ def entry_secrets(entry: ProviderEntry) -> list[str]:
     for name, value in entry.headers.items():
         out.extend(_header_values(name, value))
     out.extend(_url_secrets(entry.endpoint))
+    if entry.aws is not None:   # Bedrock SigV4: the configured keys, and the chain's
+        out.extend(v for v in (entry.aws.secret_key, entry.aws.session_token) if v)
+        out.extend(resolved_secrets(entry))
     return out
 
 

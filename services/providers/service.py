@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import grpc
 
+from switchyard.common.config import reload
 from switchyard.common.config.model import Config
 from switchyard.common.errors import GatewayError
 from switchyard.common.grpc_server import run_server
@@ -62,13 +64,27 @@ class ProvidersServicer(providers_pb2_grpc.ProvidersServicer):
 
 def build_executor(config: Config) -> Executor:
     """An Executor over the config's provider entries, with timeouts from the listener."""
-    pool = SessionPool(default_timeouts(config.listener.timeout_s))
+    pool = SessionPool.for_config(config)
     return Executor(config.provider, pool, default_timeout_s=config.listener.timeout_s,
                     adapters=load_adapter, secrets=Secrets.from_config(config))
 
 
-async def serve(config: Config, address: str, token: str | None = None) -> None:
-    """Run the providers service on `address` until SIGINT/SIGTERM (`token`: see run_server)."""
+def reconfigure(executor: Executor, config: Config) -> None:
+    """A reloaded config for the calls that start from now: entries (keys, base URLs,
+    headers), their secrets and the listener timeout. Calls in flight hold their entry.
+    Sessions keep their connect timeout and TLS settings until a restart."""
+    executor.lookup = config.provider
+    executor.secrets = Secrets.from_config(config)
+    executor.default_timeout_s = config.listener.timeout_s
+    fresh = default_timeouts(config.listener.timeout_s)
+    executor.pool.defaults = replace(executor.pool.defaults, first_byte_s=fresh.first_byte_s,
+                                     idle_s=fresh.idle_s)
+
+
+async def serve(config: Config, address: str, token: str | None = None, *,
+                allow_unsupported: bool = False) -> None:
+    """Run the providers service on `address` until SIGINT/SIGTERM (`token`: see run_server),
+    applying config changes as they come (config/reload.py)."""
     executor = build_executor(config)
 
     servicer = ProvidersServicer(executor)
@@ -76,6 +92,21 @@ async def serve(config: Config, address: str, token: str | None = None) -> None:
     def register(server: grpc.aio.Server) -> None:
         providers_pb2_grpc.add_ProvidersServicer_to_server(servicer, server)
 
+    async def apply(new: Config) -> None:
+        reconfigure(executor, new)
+
+    watcher = reload.watch(config, "providers", apply, allow_unsupported=allow_unsupported)
+
+    async def on_stop() -> None:
+        if watcher is not None:
+            await watcher.close()
+        await executor.pool.close()
+
     # Draining: multiplexed streams never end on their own, so ask the edges to move on.
-    await run_server("switchyard.v1.Providers", address, register, on_stop=executor.pool.close,
-                     before_drain=servicer.mux.goaway, token=token, tracing=config.tracing)
+    try:
+        await run_server("switchyard.v1.Providers", address, register, on_stop=on_stop,
+                         before_drain=servicer.mux.goaway, token=token,
+                         tracing=config.tracing, config=config)
+    finally:
+        if watcher is not None:
+            await watcher.close()

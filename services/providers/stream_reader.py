@@ -40,7 +40,13 @@ def has_content(events: list[chat_pb2.StreamEvent]) -> bool:
 
 
 class StreamReader:
-    """Turns one SSE response body into lists of canonical events, one list per network read."""
+    """Turns one SSE response body into lists of canonical events, one list per network read.
+
+    A read waits at most `timeout_s`. The limit is kept by one lazily re-armed timer per
+    stream, not an `asyncio.timeout` per read (which schedules and cancels a timer for
+    every chunk): each read only moves the limit, and the timer, when it fires before the
+    limit, re-arms itself for it.
+    """
 
     def __init__(self, response: aiohttp.ClientResponse, parser: EventParser,
                  decoder: StreamDecoder, codec: UpstreamCodec, entry: ProviderEntry) -> None:
@@ -51,14 +57,37 @@ class StreamReader:
         self.entry = entry
         self.done = False
         self.saw_finish = False
+        self._limit = 0.0                         # loop time the waiting read may last to
+        self._timer: asyncio.TimerHandle | None = None
+        self._waiting: asyncio.Task[object] | None = None   # the task inside readany()
+        self._expired = False                     # the timer cancelled that task
 
     async def read(self, timeout_s: float) -> list[chat_pb2.StreamEvent]:
         """Events from the next network read (TimeoutError when the upstream stays silent)."""
-        async with asyncio.timeout(timeout_s):
+        loop = asyncio.get_running_loop()
+        self._limit = loop.time() + timeout_s
+        if self._timer is None or self._limit < self._timer.when():
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = loop.call_at(self._limit, self._check)
+        task = self._waiting = asyncio.current_task()
+        try:
             chunk = await self.response.content.readany()
+        except asyncio.CancelledError:
+            self.close()
+            expired, self._expired = self._expired, False
+            if expired and task is not None and task.uncancel() == 0:
+                raise TimeoutError from None   # our limit, not a cancellation from outside
+            raise
+        except BaseException:
+            self.close()
+            raise
+        finally:
+            self._waiting = None
         events: list[chat_pb2.StreamEvent] = []
         if not chunk:
             self.done = True
+            self.close()
             close = getattr(self.parser, "close", None)   # an unterminated last event
             for event, data in (close() if close else ()):
                 events.extend(self._decode(event, data))
@@ -66,6 +95,24 @@ class StreamReader:
         for event, data in self.parser.feed(chunk):
             events.extend(self._decode(event, data))
         return events
+
+    def close(self) -> None:
+        """Stop the read timer (the stream ended, failed, or is abandoned)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _check(self) -> None:
+        """The timer fired: time out the waiting read if its limit passed, else re-arm."""
+        self._timer = None
+        loop = asyncio.get_running_loop()
+        if self._waiting is None:
+            return   # between reads: the next read arms the timer again
+        if loop.time() < self._limit:
+            self._timer = loop.call_at(self._limit, self._check)
+            return
+        self._expired = True
+        self._waiting.cancel()
 
     def _decode(self, event: str | None, data: bytes | str) -> list[chat_pb2.StreamEvent]:
         if isinstance(data, str):

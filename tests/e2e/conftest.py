@@ -1,12 +1,23 @@
 import pytest
 
-from tests.e2e.harness import ANTHROPIC_KEY, OPENAI_KEY, Gateway, free_port, gateway_config
+from tests.e2e.harness import (
+    ANTHROPIC_KEY,
+    BEDROCK_AKID,
+    BEDROCK_REGION,
+    BEDROCK_SECRET,
+    OPENAI_KEY,
+    Gateway,
+    free_port,
+    gateway_config,
+)
 from tests.emulator import Emulator
 
 
 @pytest.fixture(scope="session")
 def emulator():
-    emu = Emulator(openai_keys={OPENAI_KEY}, anthropic_keys={ANTHROPIC_KEY})
+    emu = Emulator(openai_keys={OPENAI_KEY}, anthropic_keys={ANTHROPIC_KEY},
+                   bedrock_credentials=[(BEDROCK_AKID, BEDROCK_SECRET, None)],
+                   bedrock_region=BEDROCK_REGION)
     emu.start()
     yield emu
     emu.stop()

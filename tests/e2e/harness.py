@@ -15,6 +15,11 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 OPENAI_KEY = "sk-openai-test"
 ANTHROPIC_KEY = "sk-ant-test"
 GEMINI_KEY = "gemini-test-key"
+# Bedrock entries sign with these SigV4 keys; the emulator recomputes every signature.
+BEDROCK_AKID = "AKIAEMULATEDTEST0001"
+BEDROCK_SECRET = "emulated/bedrock+secret/key0001"
+BEDROCK_REGION = "us-west-2"
+BEDROCK_CLAUDE = "us.anthropic.claude-sonnet-4-20250514-v1:0"
 
 
 def free_port() -> int:
@@ -76,14 +81,30 @@ model_providers:
   - model: gemini/*
     access_key: {GEMINI_KEY}
     base_url: {emulator_url}/v1beta
+  - model: amazon_bedrock/{BEDROCK_CLAUDE}
+    access_key: {BEDROCK_AKID}
+    secret_key: {BEDROCK_SECRET}
+    region: {BEDROCK_REGION}
+    base_url: {emulator_url}
+  - model: openai/gpt-5-codex
+    access_key: {OPENAI_KEY}
+    base_url: {emulator_url}
 {providers}
 model_aliases:
   fast-model: {{target: gpt-4o-mini}}
   smart-model: {{target: claude-3-5-sonnet-20241022}}
+  bedrock-claude: {{target: amazon_bedrock/{BEDROCK_CLAUDE}}}
 {aliases}
 {extra}
 {state}
 {services}"""
+
+
+def all_up(url: str) -> bool:
+    """Ready, and every backend up: /healthz is liveness only, and /readyz stays 200 with
+    state down, so tests that need all services wait on the body too."""
+    r = httpx.get(f"{url}/readyz", timeout=1.0)
+    return r.status_code == 200 and all(r.json()["services"].values())
 
 
 class Gateway:
@@ -112,7 +133,7 @@ class Gateway:
         if self.proc is not None and self.proc.poll() is not None:
             raise AssertionError(f"gateway exited early:\n{self.log()}")
         try:
-            return httpx.get(f"{self.url}/healthz", timeout=1.0).status_code == 200
+            return all_up(self.url)
         except httpx.HTTPError:
             return False
 
@@ -179,7 +200,7 @@ class ServiceSet:
 
     def healthy(self) -> bool:
         try:
-            return httpx.get(f"{self.url}/healthz", timeout=1.0).status_code == 200
+            return all_up(self.url)
         except httpx.HTTPError:
             return False
 

@@ -1,15 +1,24 @@
 """Client format x upstream family x case, through the real SDKs and the real services,
 asserting both what the SDK parsed and what the upstream received."""
+import json
+
 import anthropic
 import openai
 import pytest
 from google.genai import errors as genai_errors
 
 from tests.e2e.clients import AnthropicClient, GeminiClient, OpenAIChatClient, gemini_sdk
+from tests.e2e.harness import BEDROCK_CLAUDE
 
 UPSTREAMS = {"openai": ("gpt-4o-mini", "/chat/completions"),
              "anthropic": ("claude-3-5-sonnet-20241022", "/messages"),
-             "gemini": ("gemini-2.0-flash", ":generateContent")}
+             "gemini": ("gemini-2.0-flash", ":generateContent"),
+             # Claude on Bedrock (Converse, SigV4), by an alias: its id holds ':'.
+             "bedrock": ("bedrock-claude", "/converse"),
+             # A model OpenAI serves only on the Responses API.
+             "responses": ("gpt-5-codex", "/responses")}
+# Upstreams the emulator's request log names by `api` (the path varies with streaming).
+API = {"gemini": "gemini", "bedrock": "bedrock", "responses": "responses"}
 TOOL_REPLY = {"reply": {"tool_calls": [
     {"id": "toolu_01", "name": "get_weather", "arguments": {"city": "Paris"}}]}}
 TWO_TOOLS = {"interleave": True, "reply": {"text": "Checking both.", "tool_calls": [
@@ -30,10 +39,15 @@ def upstream(request):
     return request.param
 
 
+def emulated(upstream):
+    """The model name the emulator sees (and scripts are keyed by) for a column."""
+    return BEDROCK_CLAUDE if upstream == "bedrock" else UPSTREAMS[upstream][0]
+
+
 def sent(emu, upstream):
     path = UPSTREAMS[upstream][1]
     reqs = [r for r in emu.requests() if r["path"].endswith(path)
-            or (upstream == "gemini" and r.get("api") == "gemini")]   # or :streamGenerateContent
+            or (upstream in API and r.get("api") == API[upstream])]   # or the stream's path
     assert reqs, f"nothing reached the {upstream} upstream"
     return reqs[-1]["json"]
 
@@ -51,26 +65,41 @@ def test_text(client, upstream, emu, stream):
     body = sent(emu, upstream)
     if upstream == "gemini":   # the model is named in the path, not the body
         assert emu.requests()[-1]["model"] == model and "model" not in body
+    elif upstream == "bedrock":   # the alias's model id, in the path
+        assert emu.requests()[-1]["model"] == BEDROCK_CLAUDE and "modelId" not in body
+        assert emu.requests()[-1]["path"].endswith("/converse-stream" if stream else "/converse")
+        assert body["messages"][0]["role"] == "user"
     else:
         assert body["model"] == model
     if upstream == "anthropic":
         assert body["max_tokens"] > 0 and body["messages"][0]["role"] == "user"
+    if upstream == "responses":   # the gateway keeps the conversation
+        assert body["store"] is False and body["input"][-1]["role"] == "user"
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
 def test_tool_call(client, upstream, emu, stream):
     model = UPSTREAMS[upstream][0]
-    emu.script(model, TOOL_REPLY)
+    emu.script(emulated(upstream), TOOL_REPLY)
     r = client.ask(model, [{"role": "user", "content": "Weather in Paris?"}], stream=stream,
                    tools=True)
     assert r.tool_calls == [("toolu_01", "get_weather", {"city": "Paris"})]
     assert r.stop == "tool"
-    tools = sent(emu, upstream)["tools"]
+    body = sent(emu, upstream)
+    if upstream == "bedrock":
+        spec = body["toolConfig"]["tools"][0]["toolSpec"]
+        assert spec["name"] == "get_weather" and spec["inputSchema"]["json"]["required"] == [
+            "city"]
+        return
+    tools = body["tools"]
     if upstream == "anthropic":
         assert tools[0]["name"] == "get_weather" and "input_schema" in tools[0]
     elif upstream == "gemini":
         decl = tools[0]["functionDeclarations"][0]
         assert decl["name"] == "get_weather" and "parametersJsonSchema" in decl
+    elif upstream == "responses":
+        assert tools[0]["type"] == "function" and tools[0]["name"] == "get_weather"
+        assert tools[0]["parameters"]["properties"] == {"city": {"type": "string"}}
     else:
         assert tools[0]["function"]["name"] == "get_weather"
 
@@ -78,7 +107,7 @@ def test_tool_call(client, upstream, emu, stream):
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
 def test_two_parallel_tool_calls(client, upstream, emu, stream):
     model = UPSTREAMS[upstream][0]
-    emu.script(model, TWO_TOOLS)
+    emu.script(emulated(upstream), TWO_TOOLS)
     r = client.ask(model, [{"role": "user", "content": "Paris and Tokyo?"}], stream=stream,
                    tools=True)
     assert r.text == "Checking both."
@@ -99,7 +128,23 @@ def test_tool_result_turn(client, upstream, emu):
         assert contents[-2] == {"role": "model", "parts": [{"functionCall": {
             "id": "call_77", "name": "get_weather", "args": {"city": "Paris"}}}]}
         return
+    if upstream == "responses":
+        items = body["input"]
+        assert items[-1] == {"type": "function_call_output", "call_id": "call_77",
+                             "output": "18C and sunny"}
+        call = items[-2]
+        assert (call["type"], call["call_id"], call["name"]) == ("function_call", "call_77",
+                                                                 "get_weather")
+        assert json.loads(call["arguments"]) == {"city": "Paris"}
+        return
     messages = body["messages"]
+    if upstream == "bedrock":
+        assert messages[-1] == {"role": "user", "content": [{"toolResult": {
+            "toolUseId": "call_77", "content": [{"text": "18C and sunny"}]}}]}
+        assert messages[-2] == {"role": "assistant", "content": [{"toolUse": {
+            "toolUseId": "call_77", "name": "get_weather", "input": {"city": "Paris"}}}]}
+        assert body["toolConfig"]["tools"][0]["toolSpec"]["name"] == "get_weather"
+        return
     if upstream == "anthropic":
         last = messages[-1]
         assert last["role"] == "user"
@@ -119,7 +164,7 @@ def test_tool_result_turn(client, upstream, emu):
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
 def test_thinking_is_kept_apart_from_text(client, upstream, emu, stream):
     model = UPSTREAMS[upstream][0]
-    emu.script(model, {"reply": {"thinking": "Let me think about it.",
+    emu.script(emulated(upstream), {"reply": {"thinking": "Let me think about it.",
                                  "text": "The answer is 42."}})
     r = client.ask(model, [{"role": "user", "content": "Meaning of life?"}], stream=stream)
     assert r.text == "The answer is 42."
@@ -154,7 +199,15 @@ def test_image(client, upstream, emu):
         assert parts[1]["inlineData"]["mimeType"] == "image/png"
         assert parts[1]["inlineData"]["data"].startswith("iVBOR")
         return
+    if upstream == "responses":
+        image = [p for p in body["input"][-1]["content"] if p["type"] == "input_image"][0]
+        assert image["image_url"].startswith("data:image/png;base64,iVBOR")
+        return
     content = body["messages"][-1]["content"]
+    if upstream == "bedrock":
+        image = [b["image"] for b in content if "image" in b][0]
+        assert image["format"] == "png" and image["source"]["bytes"].startswith("iVBOR")
+        return
     if upstream == "anthropic":
         image = [b for b in content if b["type"] == "image"][0]
         assert image["source"]["type"] == "base64"
@@ -166,9 +219,19 @@ def test_image(client, upstream, emu):
 
 def test_stop_sequence(client, upstream, emu):
     model = UPSTREAMS[upstream][0]
-    emu.script(model, {"reply": {"text": "hello world again"}})
+    emu.script(emulated(upstream), {"reply": {"text": "hello world again"}})
     r = client.ask(model, USER, **client.stop_kw("world"))
+    if upstream == "responses":   # the Responses API has no stop sequences: reported dropped
+        assert r.text == "hello world again" and r.stop == "end"
+        assert "stop" not in sent(emu, upstream)
+        return
     assert r.text == "hello "
+    if upstream == "bedrock":
+        assert sent(emu, upstream)["inferenceConfig"]["stopSequences"] == ["world"]
+        assert r.stop in ("end", "stop_sequence")
+        if client.name == "messages":   # Claude names the sequence; Bedrock relays it
+            assert r.stop == "stop_sequence" and r.raw.stop_sequence == "world"
+        return
     if client.name == "messages" and upstream == "anthropic":
         assert r.stop == "stop_sequence" and r.raw.stop_sequence == "world"
     else:
@@ -181,10 +244,17 @@ def test_stop_sequence(client, upstream, emu):
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
 def test_max_tokens(client, upstream, emu, stream):
     model = UPSTREAMS[upstream][0]
-    r = client.ask(model, [{"role": "user", "content": "one two three four five six seven"}],
-                   stream=stream, max_tokens=3)
+    words = " ".join(["one two three four five six seven"] * (4 if upstream == "responses"
+                                                               else 1))
+    r = client.ask(model, [{"role": "user", "content": words}], stream=stream, max_tokens=3)
     assert r.stop == "max"
     body = sent(emu, upstream)
+    if upstream == "responses":   # the API's floor is 16 tokens: raised, reported dropped
+        assert body["max_output_tokens"] == 16
+        return
+    if upstream == "bedrock":
+        assert body["inferenceConfig"]["maxTokens"] == 3
+        return
     # OpenAI's own API takes max_completion_tokens (reasoning models require it).
     assert body.get("max_tokens", body.get("max_completion_tokens",
                                            body.get("generationConfig", {}).get(
@@ -193,7 +263,7 @@ def test_max_tokens(client, upstream, emu, stream):
 
 def test_upstream_400_reaches_the_client(client, upstream, emu):
     model = UPSTREAMS[upstream][0]
-    emu.script(model, {"status": 400, "error": {"message": "messages: bad thing"}})
+    emu.script(emulated(upstream), {"status": 400, "error": {"message": "messages: bad thing"}})
     with pytest.raises((openai.BadRequestError, anthropic.BadRequestError,
                         genai_errors.ClientError)) as info:
         client.ask(model, USER)
@@ -206,7 +276,7 @@ def test_upstream_400_reaches_the_client(client, upstream, emu):
 def test_rate_limit_is_rate_limit_error(client, upstream, emu, stream):
     model = UPSTREAMS[upstream][0]
     steps = [{"status": 429, "error": {"message": "slow down"}}] * 5
-    emu.script(model, *steps)
+    emu.script(emulated(upstream), *steps)
     with pytest.raises((openai.RateLimitError, anthropic.RateLimitError,
                         genai_errors.ClientError)) as info:
         client.ask(model, USER, stream=stream)
@@ -216,7 +286,7 @@ def test_rate_limit_is_rate_limit_error(client, upstream, emu, stream):
 
 def test_mid_stream_abort_is_an_error_not_a_success(client, upstream, emu):
     model = UPSTREAMS[upstream][0]
-    emu.script(model, {"abort_after_chunks": 3, "reply": {"text": "a b c d e f g h i j"},
+    emu.script(emulated(upstream), {"abort_after_chunks": 3, "reply": {"text": "a b c d e f g h i j"},
                        "chunks": 8})
     with pytest.raises((openai.APIError, anthropic.APIError, genai_errors.APIError)):
         client.ask(model, USER, stream=True)
@@ -231,7 +301,7 @@ def test_usage_lands_where_each_format_expects_it(openai_client, anthropic_clien
                                                   emu, stream):
     model = UPSTREAMS[upstream][0]
     msgs = [{"role": "user", "content": "count"}]
-    emu.script(model, SCRIPTED_USAGE)
+    emu.script(emulated(upstream), SCRIPTED_USAGE)
     if stream:
         chunks = list(openai_client.chat.completions.create(
             model=model, messages=msgs, stream=True, stream_options={"include_usage": True}))
@@ -242,7 +312,7 @@ def test_usage_lands_where_each_format_expects_it(openai_client, anthropic_clien
     assert (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens) == (30, 7, 37)
     assert usage.prompt_tokens_details.cached_tokens == 20
 
-    emu.script(model, SCRIPTED_USAGE)
+    emu.script(emulated(upstream), SCRIPTED_USAGE)
     if stream:
         with anthropic_client.messages.stream(model=model, max_tokens=50, messages=msgs) as s:
             usage = s.get_final_message().usage
@@ -259,4 +329,51 @@ def test_reasoning_tokens_reach_openai_clients(openai_client, emu):
     usage = openai_client.chat.completions.create(
         model="gpt-4o-mini", messages=[{"role": "user", "content": "r"}]).usage
     assert usage.completion_tokens == 9
+    assert usage.completion_tokens_details.reasoning_tokens == 4
+
+
+def test_bedrock_thinking_signature_survives_the_next_turn(anthropic_client, emu):
+    """Anthropic client -> Claude on Bedrock: the signed reasoning goes back intact as
+    reasoningContent (the emulator rejects a wrong signature with a 400)."""
+    model = UPSTREAMS["bedrock"][0]
+    first = anthropic_client.messages.create(
+        model=model, max_tokens=4096, thinking={"type": "enabled", "budget_tokens": 1024},
+        messages=[{"role": "user", "content": "Think, then answer."}])
+    thinking = [b for b in first.content if b.type == "thinking"]
+    assert thinking and thinking[0].signature
+    second = anthropic_client.messages.create(
+        model=model, max_tokens=4096, thinking={"type": "enabled", "budget_tokens": 1024},
+        messages=[{"role": "user", "content": "Think, then answer."},
+                  {"role": "assistant", "content": [b.model_dump() for b in first.content]},
+                  {"role": "user", "content": "And again?"}])
+    assert second.stop_reason == "end_turn"
+    body = sent(emu, "bedrock")
+    assert body["additionalModelRequestFields"]["thinking"] == {"type": "enabled",
+                                                                "budget_tokens": 1024}
+    block = body["messages"][1]["content"][0]["reasoningContent"]["reasoningText"]
+    assert block["signature"] == thinking[0].signature
+
+
+@pytest.mark.parametrize(("status", "name", "sdk_status"), [
+    (403, "AccessDeniedException", 403), (429, "ModelNotReadyException", 503),
+    (503, "ServiceUnavailableException", 503), (400, "ValidationException", 400)])
+def test_bedrock_exceptions_reach_every_client_as_their_status(client, emu, status, name,
+                                                               sdk_status):
+    model = UPSTREAMS["bedrock"][0]
+    emu.script(BEDROCK_CLAUDE, *[{"status": status, "error": {
+        "type": name, "message": f"bedrock says {name}"}}] * 3)
+    with pytest.raises((openai.APIStatusError, anthropic.APIStatusError,
+                        genai_errors.APIError)) as info:
+        client.ask(model, USER)
+    err = info.value
+    assert (getattr(err, "status_code", None) or err.code) == sdk_status
+    assert f"bedrock says {name}" in str(err)
+
+
+def test_reasoning_tokens_of_a_responses_upstream_reach_openai_clients(openai_client, emu):
+    emu.script("gpt-5-codex", {"reply": {"text": "x", "usage": {
+        "prompt_tokens": 5, "completion_tokens": 9, "reasoning_tokens": 4}}})
+    usage = openai_client.chat.completions.create(
+        model="gpt-5-codex", messages=[{"role": "user", "content": "r"}]).usage
+    assert (usage.prompt_tokens, usage.completion_tokens) == (5, 9)
     assert usage.completion_tokens_details.reasoning_tokens == 4

@@ -207,9 +207,18 @@ def test_openai_same_format_route_loses_nothing(gateway, emu):
 
 def test_thinking_budget_becomes_reasoning_effort(anthropic_client, emu):
     anthropic_client.messages.create(
-        model="gpt-4o-mini", max_tokens=16000, thinking={"type": "enabled", "budget_tokens": 8192},
+        model="ollama/llama3.1", max_tokens=16000,
+        thinking={"type": "enabled", "budget_tokens": 8192},
         messages=[{"role": "user", "content": "think hard"}])
     assert last(emu)["json"]["reasoning_effort"] == "medium"
+
+
+def test_thinking_for_a_model_without_reasoning_is_dropped_and_named(anthropic_client, emu):
+    raw = anthropic_client.messages.with_raw_response.create(
+        model="gpt-4o-mini", max_tokens=16000, thinking={"type": "enabled", "budget_tokens": 8192},
+        messages=[{"role": "user", "content": "think hard"}])
+    assert "reasoning_effort" not in last(emu)["json"]   # OpenAI would refuse it for gpt-4o-mini
+    assert "reasoning_effort" in raw.headers["x-switchyard-dropped-params"]
 
 
 def test_openai_client_tool_loop_with_reasoning_on_claude(openai_client, emu):

@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import orjson
+
 from bench import procs
 
 
@@ -34,14 +36,41 @@ def test_bench_smoke_produces_a_table(tmp_path):
 
 
 def test_stream_driver_counts_tokens_and_done():
-    from bench.driver import _token_events
-    buf = bytearray(b'data: {"choices":[{"delta":{"role":"assistant"}}]}\n\n'
-                    b'data: {"choices":[{"delta":{"content":"Hi"}}]}\n\n'
-                    b'data: {"choices":[{"delta":{"content":" there"}}]}\n\ndata: [DO')
-    assert _token_events(buf) == (2, False)
-    buf += b"NE]\n\n"
-    assert _token_events(buf) == (0, True)
-    assert not buf
+    from bench.streams import counter
+    count = counter("chat")
+    assert count(b'data: {"choices":[{"delta":{"role":"assistant"}}]}\n\n'
+                 b'data: {"choices":[{"delta":{"content":"Hi"}}]}\n\n'
+                 b'data: {"choices":[{"delta":{"content":" there"}}]}\n\ndata: [DO') == (2, False)
+    assert count(b"NE]\n\n") == (0, True)
+
+
+def test_stream_counters_read_every_wire_the_bench_sees():
+    """Each grammar a target may answer in: its content tokens and its end."""
+    from bench.streams import counter
+    from tests.emulator.bedrock_eventstream import event
+    def ev(name, obj):
+        return f"event: {name}\ndata: ".encode() + orjson.dumps(obj) + b"\n\n"
+    messages = counter("messages")
+    assert messages(ev("message_start", {"type": "message_start"})
+                    + ev("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                                 "delta": {"type": "text_delta", "text": "a"}})
+                    ) == (1, False)
+    assert messages(ev("message_stop", {"type": "message_stop"})) == (0, True)
+    responses = counter("responses")
+    assert responses(ev("response.output_text.delta",
+                        {"type": "response.output_text.delta", "delta": "a"})
+                     + ev("response.completed", {"type": "response.completed"})) == (1, True)
+    gemini = counter("gemini")
+    part = {"candidates": [{"content": {"parts": [{"text": "a"}]}}]}
+    last = {"candidates": [{"content": {"parts": [{"text": "b"}]}, "finishReason": "STOP"}]}
+    assert gemini(b"data: " + orjson.dumps(part) + b"\r\n\r\ndata: "
+                  + orjson.dumps(last) + b"\r\n\r\n") == (2, True)
+    bedrock = counter("bedrock")
+    raw = (event("messageStart", b'{"role":"assistant"}')
+           + event("contentBlockDelta", b'{"contentBlockIndex":0,"delta":{"text":"a"}}')
+           + event("messageStop", b'{"stopReason":"end_turn"}'))
+    assert bedrock(raw[:10]) == (0, False)   # a message split across reads
+    assert bedrock(raw[10:]) == (1, True)
 
 
 def test_wrk_script_replays_the_request_and_reports_json():

@@ -125,6 +125,7 @@ class Step:
     chunks: list[bytes] | None = None     # streamed with chunk_gap_s between
     chunk_gap_s: float = 0.0
     hang: bool = False                    # after the chunks, keep the stream open
+    stall_s: float = 0.0                  # after the chunks, this long without a byte
 
 
 def ok_json(text: str = "hello") -> Step:
@@ -193,6 +194,8 @@ class FakeUpstream:
                 if i and step.chunk_gap_s:
                     await asyncio.sleep(step.chunk_gap_s)
                 await resp.write(chunk)
+            if step.stall_s:
+                await asyncio.sleep(step.stall_s)
             while step.hang:   # keep writing so a closed client shows up as a write error
                 await asyncio.sleep(0.05)
                 await resp.write(b": keepalive\n\n")

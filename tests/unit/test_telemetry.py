@@ -1,12 +1,27 @@
-"""Config sections, trace context, prices and the tracing switch of the observability code."""
+"""Config sections, trace context, prices, the tracing switch, and the span recorder and its
+OTLP encoding (checked against the SDK's own encoder) of the observability code."""
 import asyncio
+import enum
+import marshal
+import os
+import random
+import subprocess
+import sys
 
 import pytest
+from opentelemetry import trace
+from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import Event, ReadableSpan, SpanLimits
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 from switchyard.common.config import ConfigError, parse_config
 from switchyard.common.config.model import CostSource, Price, Tracing
 from switchyard.common.proto import chat_pb2
-from switchyard.common.telemetry import cost, propagation, tracer
+from switchyard.common.telemetry import cost, exporter, propagation, shipper, spans, tracer
 
 BASE = {"version": "v0.3.0",
         "model_providers": [{"model": "openai/gpt-4o-mini", "access_key": "sk-x"}]}
@@ -130,3 +145,189 @@ def test_tracing_is_off_without_sampling_or_endpoint(monkeypatch):
     assert not tracer.wanted(Tracing(random_sampling=5, endpoint="http://x"),
                              {"OTEL_SDK_DISABLED": "true"})
     assert tracer.setup(Tracing(), "edge") is False and tracer.ENABLED is False
+
+
+# ---- the span recorder, its records and their OTLP encoding ------------------------------
+
+def recording_tracer(ratio=1.0):
+    records = []
+    return spans.SpanTracer(records.append, ratio), records
+
+
+def test_spans_keep_parents_kinds_and_the_sdk_status_rules():
+    t, records = recording_tracer()
+    root = t.start_span("chat", kind=SpanKind.SERVER, attributes={"a": 1})
+    child = t.start_span("execute", context=trace.set_span_in_context(root),
+                         kind=SpanKind.CLIENT)
+    child.set_status(Status(StatusCode.ERROR, "boom"))
+    child.set_status(StatusCode.UNSET)            # UNSET never overwrites
+    child.end()
+    child.set_attribute("late", 1)                # after end: ignored
+    child.update_name("renamed")
+    child.end()                                   # a second end records nothing
+    root.set_status(Status(StatusCode.OK, "ignored description"))
+    root.set_status(Status(StatusCode.ERROR, "after OK"))   # OK is final
+    root.update_name("chat gpt-4o-mini")
+    root.end()
+    (c, r) = records
+    assert c[0] == "execute" and c[1] == r[1] and c[4] == r[2] and c[5] is False
+    assert (c[6], c[10], c[11], c[9]) == (SpanKind.CLIENT.value, 2, "boom", {})
+    assert r[0] == "chat gpt-4o-mini" and r[4] == 0 and r[6] == SpanKind.SERVER.value
+    assert (r[10], r[11], r[9]) == (1, None, {"a": 1})
+    assert r[3] == 0x03 and r[7] <= r[8]          # sampled, random trace id; start ≤ end
+
+
+def test_sampling_is_parent_based_then_by_trace_id_ratio():
+    t, records = recording_tracer(ratio=0.0)
+    root = t.start_span("chat")
+    assert not root.is_recording() and not root.get_span_context().trace_flags.sampled
+    child = t.start_span("execute", context=trace.set_span_in_context(root))
+    assert not child.is_recording()
+    assert child.get_span_context().trace_id == root.get_span_context().trace_id
+    # A sampled remote parent is followed even at 0 %, an unsampled one even at 100 %.
+    trace_id, parent = "ab" * 16, "cd" * 8
+    followed = t.start_span("chat", context=propagation.context_from(
+        f"00-{trace_id}-{parent}-01"))
+    followed.end()
+    assert records[-1][1] == int(trace_id, 16) and records[-1][4] == int(parent, 16)
+    assert records[-1][5] is True and records[-1][3] == 0x01
+    t100, kept = recording_tracer(ratio=1.0)
+    t100.start_span("chat", context=propagation.context_from(
+        f"00-{trace_id}-{parent}-00")).end()
+    assert kept == []
+    random.seed(7)
+    half, sampled = recording_tracer(ratio=0.5)
+    for _ in range(2000):
+        half.start_span("chat").end()
+    assert 850 < len(sampled) < 1150
+
+
+def test_current_span_exceptions_and_traceparent():
+    t, records = recording_tracer()
+    with pytest.raises(RuntimeError):
+        with t.start_as_current_span("state Get", kind=SpanKind.CLIENT) as span:
+            assert propagation.current_traceparent() == propagation.format_traceparent(
+                span.get_span_context())
+            raise RuntimeError("unreachable store")
+    (name, *_, status, description, events) = records[0]
+    assert name == "state Get" and status == 2
+    assert description == "RuntimeError: unreachable store"
+    assert events[0][0] == "exception" and events[0][2]["exception.type"] == "RuntimeError"
+    with pytest.raises(ValueError):
+        with t.start_as_current_span("filter f", record_exception=False,
+                                     set_status_on_exception=False):
+            raise ValueError("refused")
+    assert records[1][10] == 0 and records[1][12] is None
+    assert propagation.current_traceparent() == ""
+
+
+def sdk_request(records, resource, scope, limits):
+    """What the SDK's own encoder makes of the same spans: the reference for ours."""
+    def readable(r):
+        (name, tid, sid, flags, pid, remote, kind, start, end, attrs, code, desc, events) = r
+        return ReadableSpan(
+            name=name, context=SpanContext(tid, sid, False, TraceFlags(flags)),
+            parent=SpanContext(tid, pid, remote) if pid else None, resource=resource,
+            attributes=BoundedAttributes(limits.max_span_attributes, attrs, True,
+                                         limits.max_span_attribute_length),
+            events=tuple(Event(n, BoundedAttributes(limits.max_event_attributes, a, True,
+                                                    limits.max_attribute_length), ts)
+                         for n, ts, a in (events or ())),
+            kind=SpanKind(kind), status=Status(StatusCode(code), desc), start_time=start,
+            end_time=end, instrumentation_scope=InstrumentationScope(scope))
+    return encode_spans([readable(r) for r in records])
+
+
+def sample_records():
+    t, records = recording_tracer()
+    root = t.start_span("chat", kind=SpanKind.SERVER, attributes={
+        "http.request.method": "POST", "gen_ai.request.stream": False, "switchyard.attempts": 1,
+        "switchyard.overhead_ms": 1.25, "negative": -5, "big": 2 ** 62, "empty": "",
+        "text": "naïve ✓ text", "finish": ["stop", "length"], "flags": [True, False],
+        "nums": (1, 2), "raw": b"\x00\x01"})
+    ctx = trace.set_span_in_context(root)
+    with pytest.raises(KeyError):
+        with t.start_as_current_span("state Put", context=ctx, kind=SpanKind.CLIENT):
+            raise KeyError("k")
+    attempt = t.start_span("chat gpt-4o-mini", context=ctx, kind=SpanKind.CLIENT)
+    attempt.set_status(Status(StatusCode.ERROR, "rate_limit_error"))
+    attempt.set_attribute("switchyard.outcome", "429")
+    attempt.end()
+    remote = t.start_span("execute", context=propagation.context_from(
+        "00-" + "12" * 16 + "-" + "34" * 8 + "-01"), kind=SpanKind.SERVER)
+    remote.set_status(StatusCode.OK)
+    remote.end()
+    root.end()
+    return marshal.loads(marshal.dumps(records))   # what the exporter process reads
+
+
+@pytest.mark.parametrize("env", [{}, {"OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT": "3",
+                                      "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT": "4",
+                                      "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT": "2"}])
+def test_hand_encoding_is_the_sdks_message(monkeypatch, env):
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=test")
+    records = sample_records()
+    encoder = exporter.encoder_for("edge")
+    ours = ExportTraceServiceRequest.FromString(
+        encoder.request([encoder.span(r) for r in records]))
+    resource = Resource.create({"service.name": "switchyard-edge",
+                                "service.namespace": "switchyard"})
+    reference = sdk_request(records, resource, exporter.SCOPE, SpanLimits())
+    # The resource's random service.instance.id differs between the two Resource.create calls.
+    for req in (ours, reference):
+        attrs = req.resource_spans[0].resource.attributes
+        keep = [kv for kv in attrs if kv.key != "service.instance.id"]
+        del attrs[:]
+        attrs.extend(keep)
+    assert ours == reference
+    # The second pass comes from the (key, value) cache and must be the same bytes.
+    assert [encoder.span(r) for r in records] == [encoder.span(r) for r in records]
+
+
+def test_values_marshal_cannot_carry_are_sent_as_the_sdk_keeps_them():
+    class Colour(enum.Enum):
+        RED = "red"
+    class Level(enum.IntEnum):
+        HIGH = 3
+    t, records = recording_tracer()
+    span = t.start_span("chat", attributes={"colour": Colour.RED, "level": Level.HIGH,
+                                            "tags": ("a", Colour.RED)})
+    span.end()
+    with pytest.raises(ValueError):
+        marshal.dumps(records)
+    plain = marshal.loads(marshal.dumps([shipper.plain_record(r) for r in records]))
+    assert plain[0][9] == {"colour": "Colour.RED", "level": 3, "tags": ["a", "Colour.RED"]}
+
+
+def test_tracing_off_loads_no_sdk_and_starts_nothing():
+    code = ("import sys, threading\n"
+            "import switchyard.edge.observe, switchyard.providers.execution, "
+            "switchyard.common.grpc_server\n"
+            "from switchyard.common.config.model import Tracing\n"
+            "from switchyard.common.telemetry import tracer\n"
+            "assert tracer.setup(Tracing(), 'edge') is False\n"
+            "assert not [m for m in sys.modules if m.startswith('opentelemetry.sdk')], 'sdk'\n"
+            "assert 'switchyard.common.telemetry.shipper' not in sys.modules\n"
+            "assert threading.active_count() == 1\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/odd%3Fpath#x\\y"])
+def test_edge_server_span_records_the_path_as_the_url_has_it(monkeypatch, path):
+    from starlette.requests import Request
+
+    from switchyard.edge import observe
+    t, records = recording_tracer()
+    monkeypatch.setattr(tracer, "TRACER", t)
+    monkeypatch.setattr(tracer, "SETTINGS", Tracing(random_sampling=100))
+    request = Request({"type": "http", "method": "POST", "path": path, "query_string": b"k=v",
+                       "scheme": "http", "server": ("127.0.0.1", 8080),
+                       "headers": [(b"host", b"gw.example:8080")]})
+    observe._server_span(request).end()
+    assert records[0][9]["url.path"] == request.url.path
+    assert records[0][9]["http.request.method"] == "POST"

@@ -1,6 +1,7 @@
 """Configuration: the `plano_config.yaml` loader and the dataclasses every service reads."""
 from switchyard.common.config.loader import (
     ConfigError,
+    format_listener_table,
     format_model_table,
     load_config,
     match_providers,
@@ -17,5 +18,5 @@ from switchyard.common.config.model import (
 )
 
 __all__ = ["Alias", "Config", "ConfigError", "Listener", "ProviderEntry", "ServiceAddresses",
-           "StateStorage", "WeightedTarget", "format_model_table", "load_config",
-           "match_providers", "parse_config"]
+           "StateStorage", "WeightedTarget", "format_listener_table", "format_model_table",
+           "load_config", "match_providers", "parse_config"]

@@ -17,6 +17,17 @@ class Price:
 
 
 @dataclass(frozen=True)
+class AwsSettings:
+    """How an `amazon_bedrock/` entry reaches AWS (config/bedrock.py): its region and, for
+    SigV4, static keys (the entry's access_key + secret_key) or a profile of the standard
+    credential chain (none given: the chain's default)."""
+    region: str
+    secret_key: str | None = field(default=None, repr=False)
+    session_token: str | None = field(default=None, repr=False)
+    profile: str | None = None
+
+
+@dataclass(frozen=True)
 class ProviderEntry:
     """One `model_providers` entry, resolved."""
     name: str                   # unique entry name: `name:` or the model string ("openai/gpt-4o")
@@ -33,6 +44,7 @@ class ProviderEntry:
     default_max_tokens: int | None = None  # overrides the per-model table
     index: int = 0                         # position in the file, for messages
     pricing: Price | None = None           # extension: USD per million tokens, beats catalogs
+    aws: AwsSettings | None = None         # amazon_bedrock/ entries (auth sigv4 or bearer)
 
     @property
     def is_wildcard(self) -> bool:
@@ -63,8 +75,11 @@ class Listener:
     name: str = "model_listener"
     address: str = "127.0.0.1"
     port: int = 12000
-    timeout_s: float = 30.0
+    # Plano's default; bounds each request's attempts up to the upstream's first byte (a
+    # stream's first content), never the rest of the answer.
+    timeout_s: float = 300.0
     max_retries: int = 2
+    type: str = "model"                    # model (served) | prompt | agent (named, not served)
 
 
 @dataclass(frozen=True)
@@ -78,13 +93,25 @@ class StateStorage:
 
 @dataclass(frozen=True)
 class ServiceAddresses:
-    """Where the backend services listen (gRPC host:port or unix:/path)."""
+    """Where the backend services are reached: `host:port`, `dns:///name:port`, `unix:/path`,
+    or several of those separated by commas (replicas; see `endpoints_of`)."""
     router: str = "127.0.0.1:12001"
     providers: str = "127.0.0.1:12002"
     state: str = "127.0.0.1:12003"
     # Services whose address the file or SWITCHYARD_<SERVICE>_ADDR names; `switchyard up`
     # gives the others private unix sockets, so two local gateways never share a backend.
     named: frozenset[str] = frozenset()
+    # Servers end every client connection after this age (GOAWAY, gRPC adds ±10% jitter) so
+    # clients reconnect and re-resolve: long-lived streams move to new replicas. None = never.
+    max_connection_age_s: float | None = 60.0
+    # Calls still open on such a connection get this long to finish; None = as long as
+    # they need (the edge moves its streams at the GOAWAY, so only long answers remain).
+    max_connection_age_grace_s: float | None = None
+
+
+def endpoints_of(address: str) -> tuple[str, ...]:
+    """The endpoints a service address names: its comma-separated parts, blanks dropped."""
+    return tuple(part for part in (p.strip() for p in address.split(",")) if part)
 
 
 @dataclass(frozen=True)
@@ -94,14 +121,38 @@ class ApiKey:
     tenant: str
     models: frozenset[str] | None = None   # allow-list; None = every model
     requests_per_minute: int | None = None  # overrides limits.requests_per_minute
+    tokens_per_minute: int | None = None    # overrides limits.tokens_per_minute
+
+
+@dataclass(frozen=True)
+class RedisSettings:
+    """Our `redis:` extension: where every edge counts the limits it shares."""
+    url: str = field(repr=False)           # may carry a password: shown only as `display`
+    display: str = ""                      # the URL with any password replaced by ***
+    on_unavailable: str = "allow"          # allow | deny, while Redis cannot be reached
+    timeout_s: float = 0.25                # connect and reply bound of one Redis call
+
+
+@dataclass(frozen=True)
+class RateLimitRule:
+    """One Plano `ratelimits` entry: `tokens` per `unit_s` seconds for requests to `model`
+    that carry header `header` (with `value`; None: each value has its own budget)."""
+    model: str
+    header: str                            # lower-case header name
+    value: str | None
+    tokens: int
+    unit: str                              # second | minute | hour | day
+    unit_s: float
 
 
 @dataclass(frozen=True)
 class Security:
-    """Our extensions `auth:` and `limits:`. No keys = auth off (local use stays keyless)."""
+    """Our extensions `auth:`, `limits:` and `redis:`, and Plano's `ratelimits:`. No keys =
+    auth off (local use stays keyless)."""
     keys: tuple[ApiKey, ...] = ()
     max_body_bytes: int = 32 * 1024 * 1024
     requests_per_minute: int | None = None      # per key (per client address without auth)
+    tokens_per_minute: int | None = None        # per key (per client address without auth)
     # Per edge process, counted from the end of the body read to the end of the answer
     # (streams included); beyond it: 503. Default: what the descriptors allow, at most 1024.
     max_concurrent_requests: int = field(default_factory=descriptors.default_max_concurrent)
@@ -111,6 +162,9 @@ class Security:
     body_timeout_s: float = 30.0     # the whole body within this, else 408
     keep_alive_s: float = 5.0        # an idle keep-alive connection is closed after this
     drain_s: float = 30.0            # on SIGTERM: in-flight requests get this long, then 503
+    # Plano's `ratelimits:` and our `redis:` (None: limits are counted in this process).
+    ratelimits: tuple[RateLimitRule, ...] = ()
+    redis: RedisSettings | None = None
 
     @property
     def auth_enabled(self) -> bool:
@@ -143,6 +197,75 @@ class CostSource:
 
 
 @dataclass(frozen=True)
+class Filter:
+    """A `filters` entry: a service that sees each request (input) or reply (output) of the
+    model listener and may change or refuse it."""
+    id: str
+    url: str = field(repr=False)              # may carry credentials: never in a message
+    type: str = "mcp"                         # mcp | http (Plano's default is mcp)
+    tool: str = ""                            # MCP tool name; "" = the id
+    timeout_s: float = 30.0                   # extension `timeout`: one call, whole
+    fail_open: bool = False                   # extension: on failure go on without it
+
+
+@dataclass(frozen=True)
+class FilterChains:
+    """The model listener's `filter_chain` + `input_filters` (in that order) and
+    `output_filters`."""
+    input: tuple[Filter, ...] = ()
+    output: tuple[Filter, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.input or self.output)
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A line `check` and `up` print about a Plano key Switchyard does not serve as written.
+    kind: unsupported (check fails, `up` needs --allow-unsupported), pending (accepted, not
+    yet applied), ignored (accepted, no effect here) or deprecated (served, in an older
+    form: config/routing.py's inline routing_preferences)."""
+    kind: str
+    line: str                                 # `file: place: what happens without it`
+
+
+@dataclass(frozen=True)
+class UpstreamOverrides:
+    """Plano's `overrides` that mean something to the upstream HTTP client."""
+    connect_timeout_s: float | None = None    # upstream_connect_timeout (TCP + TLS connect)
+    tls_ca_path: str | None = None            # upstream_tls_ca_path: the only CAs trusted
+
+
+@dataclass(frozen=True)
+class RoutePreference:
+    """One `routing_preferences` route: what it is for, and its ordered candidate pool."""
+    name: str
+    description: str
+    models: tuple[str, ...]
+    prefer: str = "none"                      # none | cheapest | fastest (selection_policy)
+
+
+@dataclass(frozen=True)
+class Routing:
+    """Preference-aligned routing (config/routing.py): the routes, the routing model
+    (`overrides.llm_routing_model`; None: the local embedding router) and `routing:`."""
+    preferences: tuple[RoutePreference, ...] = ()
+    llm_model: str | None = None
+    llm_context_tokens: int = 8192            # overrides.orchestrator_model_context_length
+    route_on_user_only: bool = False
+    session_ttl_s: float = 600.0              # pins of route_on_user_only (per edge)
+    session_max_entries: int = 10_000
+    threshold: float = 0.05                   # extension: embedding similarity floor
+    llm_timeout_s: float = 5.0                # extension: the routing model's answer bound
+
+    @property
+    def enabled(self) -> bool:
+        """Requests can be routed: routes in the file, or a routing model for routes sent
+        per request."""
+        return bool(self.preferences) or self.llm_model is not None
+
+
+@dataclass(frozen=True)
 class Config:
     path: str
     version: str
@@ -156,6 +279,24 @@ class Config:
     tracing: Tracing = field(default_factory=Tracing)
     cost_sources: tuple[CostSource, ...] = ()
     request_log: bool = False                 # extension `logging: {requests: json}`
+    filters: FilterChains = field(default_factory=FilterChains)
+    # What of Plano's config is not served (config/plano_scope.py), the listeners of types
+    # we do not serve, Plano's `overrides` we honour, and the `.env` read beside the file.
+    notices: tuple[Notice, ...] = ()
+    unserved_listeners: tuple[Listener, ...] = ()
+    upstream: UpstreamOverrides = field(default_factory=UpstreamOverrides)
+    env_file: str | None = None
+    routing: Routing = field(default_factory=Routing)
+    # The one service this was read for (None: all), which leaves the other services'
+    # secrets out (fields.SECRET_READERS); and the digest of the file and its `.env` as
+    # read (loader.source_digest), which a reload compares.
+    service: str | None = None
+    source_digest: str = ""
+
+    @property
+    def unsupported(self) -> tuple[Notice, ...]:
+        """Notices `check` fails on and `up` refuses without --allow-unsupported."""
+        return tuple(n for n in self.notices if n.kind == "unsupported")
 
     def provider(self, name: str) -> ProviderEntry | None:
         for p in self.providers:

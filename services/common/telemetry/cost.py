@@ -11,7 +11,6 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-import aiohttp
 import orjson
 
 from switchyard.common.config.model import CostSource, Price, ProviderEntry
@@ -122,6 +121,7 @@ async def fetch(url: str) -> bytes:
     """A catalog's bytes from http(s)://, file:// or a path (file reads off the loop)."""
     parts = urlsplit(url)
     if parts.scheme in ("http", "https"):
+        import aiohttp  # here: the edge and router load it (~9 MB) only to fetch a catalog
         timeout = aiohttp.ClientTimeout(total=FETCH_TIMEOUT_S)
         async with aiohttp.ClientSession(timeout=timeout) as session, \
                 session.get(url) as response:

@@ -39,7 +39,8 @@ OUTCOME = "switchyard.outcome"
 
 # gen_ai.provider.name well-known values where our provider prefixes differ from them.
 PROVIDER_NAMES = {"azure_openai": "azure.ai.openai", "gemini": "gcp.gemini",
-                  "google": "gcp.gemini", "mistral": "mistral_ai", "bedrock": "aws.bedrock"}
+                  "google": "gcp.gemini", "mistral": "mistral_ai", "bedrock": "aws.bedrock",
+                  "amazon_bedrock": "aws.bedrock"}
 
 STOP_REASONS: dict[int, str] = {chat_pb2.STOP_REASON_END_TURN: "stop",
                 chat_pb2.STOP_REASON_MAX_TOKENS: "length",
@@ -60,13 +61,15 @@ def finish_reason(stop: int) -> str:
 
 
 def set_usage(span: Span, usage: chat_pb2.Usage) -> None:
-    """The usage attributes; input counts cache reads and writes too, as the conventions say."""
-    span.set_attribute(INPUT_TOKENS, usage.input_tokens + usage.cache_read_tokens
-                       + usage.cache_creation_tokens)
-    span.set_attribute(OUTPUT_TOKENS, usage.output_tokens)
-    if usage.cache_read_tokens:
-        span.set_attribute(CACHE_READ_TOKENS, usage.cache_read_tokens)
-    if usage.cache_creation_tokens:
-        span.set_attribute(CACHE_WRITE_TOKENS, usage.cache_creation_tokens)
+    """The usage attributes; input counts cache reads and writes too, as the conventions say.
+    One `set_attributes` call: on the request path each call is a cost."""
+    read, write = usage.cache_read_tokens, usage.cache_creation_tokens
+    attributes = {INPUT_TOKENS: usage.input_tokens + read + write,
+                  OUTPUT_TOKENS: usage.output_tokens}
+    if read:
+        attributes[CACHE_READ_TOKENS] = read
+    if write:
+        attributes[CACHE_WRITE_TOKENS] = write
     if usage.reasoning_tokens:
-        span.set_attribute(REASONING_TOKENS, usage.reasoning_tokens)
+        attributes[REASONING_TOKENS] = usage.reasoning_tokens
+    span.set_attributes(attributes)

@@ -7,6 +7,8 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
+from switchyard.common.telemetry.spans import RecordingSpan
+
 HEADER = "traceparent"
 _INVALID = trace.INVALID_SPAN_CONTEXT
 
@@ -20,12 +22,26 @@ def format_traceparent(ctx: SpanContext) -> str:
 
 def current_traceparent() -> str:
     """The traceparent of the span current in this context ("" without one)."""
-    return format_traceparent(trace.get_current_span().get_span_context())
+    span = trace.get_current_span()
+    if type(span) is RecordingSpan:   # ours: no SpanContext to build
+        return span.traceparent()
+    return format_traceparent(span.get_span_context())
 
 
 def parse_traceparent(value: str) -> SpanContext | None:
     """A remote parent from a traceparent value; None when it is malformed (then ignored)."""
-    parts = value.strip().split("-")
+    value = value.strip()
+    if len(value) == 55 and value.startswith("00-") and value.count("-") == 3 \
+            and value[35] == "-" and value[52] == "-":   # the one shape seen in practice
+        try:
+            trace_id, span_id = int(value[3:35], 16), int(value[36:52], 16)
+            flags = int(value[53:], 16)
+        except ValueError:
+            return None
+        if not trace_id or not span_id:
+            return None
+        return SpanContext(trace_id, span_id, is_remote=True, trace_flags=TraceFlags(flags & 1))
+    parts = value.split("-")
     if len(parts) < 4 or len(parts[0]) != 2 or parts[0] == "ff" or len(parts[1]) != 32 \
             or len(parts[2]) != 16 or len(parts[3]) != 2 or (parts[0] == "00" and len(parts) != 4):
         return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.websockets import WebSocket
 
 from switchyard.common.errors import GatewayError, response_not_found
 from switchyard.common.proto import state_pb2
@@ -17,6 +18,17 @@ from switchyard.edge.routes.common import guarded
 @guarded(FORMAT)
 async def create_response(request: Request) -> Response:
     return await serve_turn(request, FORMAT)
+
+
+async def websocket_upgrade(websocket: WebSocket) -> None:
+    """A WebSocket upgrade on /v1/responses (Codex tries the Responses WebSocket mode
+    first): 426 Upgrade Required, on which clients fall back to HTTP POST at once."""
+    status, body = FORMAT.error_body(GatewayError(
+        426, "WebSocket mode of the Responses API is not supported by this gateway; send "
+        "POST /v1/responses (streamed with `stream: true`)", type="invalid_request",
+        code="websocket_not_supported"))
+    await websocket.send_denial_response(Response(orjson.dumps(body), status_code=status,
+                                                  media_type="application/json"))
 
 
 def _path_id(request: Request) -> str:

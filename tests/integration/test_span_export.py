@@ -1,0 +1,180 @@
+"""The span exporter process for real: spans recorded here, shipped over the pipe to a real
+`python -m switchyard.common.telemetry.exporter`, exported over OTLP/gRPC to a real receiver
+(tests/support/otlp.py), with the standard OTEL_* variables, restarts and a killed service."""
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import grpc
+import pytest
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
+from opentelemetry.trace import SpanKind
+
+from switchyard.common.config.model import Tracing
+from switchyard.common.telemetry import propagation, shipper, spans, tracer
+from tests.support.otlp import OTLPReceiver, _Servicer, _value
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+class RecordingServicer(_Servicer):
+    """The receiver's servicer, also keeping each call's metadata and resource attributes."""
+
+    def __init__(self, sink: "Receiver") -> None:
+        super().__init__(sink)
+        self.receiver = sink
+
+    async def Export(self, request, context):
+        self.receiver.metadata.append(dict(context.invocation_metadata()))
+        for rs in request.resource_spans:
+            self.receiver.resources.append({a.key: _value(a.value)
+                                            for a in rs.resource.attributes})
+        return await super().Export(request, context)
+
+
+class Receiver(OTLPReceiver):
+    def __init__(self) -> None:
+        super().__init__()
+        self.metadata: list[dict] = []
+        self.resources: list[dict] = []
+
+    async def _serve(self) -> None:
+        import asyncio
+        server = grpc.aio.server()
+        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(RecordingServicer(self),
+                                                                  server)
+        server.add_insecure_port(f"127.0.0.1:{self.port}")
+        await server.start()
+        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
+        self._ready.set()
+        await self._stop.wait()
+        await server.stop(0)
+
+
+@pytest.fixture
+def receiver():
+    with Receiver() as r:
+        yield r
+
+
+@pytest.fixture
+def traced():
+    yield
+    tracer.shutdown()
+
+
+def gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    with open(f"/proc/{pid}/stat") as f:   # a zombie until its parent reaps it
+        return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def wait_until(check, timeout: float, what: str):
+    end = time.monotonic() + timeout
+    while not (found := check()):
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.02)
+    return found
+
+
+def test_spans_reach_the_collector_configured_by_otel_variables(receiver, traced,
+                                                                monkeypatch):
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "x-collector-token=tok-123")
+    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=it")
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "50")
+    assert tracer.setup(Tracing(random_sampling=100), "providers")
+    root = tracer.TRACER.start_span("execute gpt-4o-mini", kind=SpanKind.SERVER,
+                                    context=propagation.context_from(
+                                        "00-" + "ab" * 16 + "-" + "cd" * 8 + "-01"),
+                                    attributes={"switchyard.plan": "p"})
+    with tracer.TRACER.start_as_current_span("chat gpt-4o-mini", kind=SpanKind.CLIENT,
+                                             context=propagation.context_from(
+                                                 propagation.format_traceparent(
+                                                     root.get_span_context()))) as attempt:
+        attempt.set_attribute("switchyard.attempt", 1)
+    root.end()
+    # Exported on the 50 ms schedule, while the service runs (not only at shutdown).
+    got = receiver.wait_for(lambda s: s if len(s) == 2 else None, 20, "both spans")
+    by_name = {s.name: s for s in got}
+    execute, chat = by_name["execute gpt-4o-mini"], by_name["chat gpt-4o-mini"]
+    assert {s.service for s in got} == {"switchyard-providers"}
+    assert execute.trace_id == "ab" * 16 and execute.parent_id == "cd" * 8
+    assert chat.parent_id == execute.span_id and chat.kind == 3
+    assert chat.attributes == {"switchyard.attempt": 1}
+    assert receiver.metadata[0]["x-collector-token"] == "tok-123"
+    assert receiver.resources[0]["deployment.environment"] == "it"
+    assert receiver.resources[0]["service.namespace"] == "switchyard"
+    pid = tracer._shipper.exporter_pid
+    assert pid is not None
+    tracer.shutdown()
+    assert gone(pid)
+
+
+def test_a_dead_exporter_is_restarted_and_the_hot_path_never_waits(receiver):
+    ship = shipper.Shipper({"service": "edge", "endpoint": receiver.endpoint,
+                            "schedule_delay_ms": 20}, interval_s=0.02, respawn_after_s=0.2)
+    try:
+        t = spans.SpanTracer(ship.add, 1.0)
+        t.start_span("first").end()
+        receiver.wait_for(lambda s: s, 20, "the first span")
+        first = ship.exporter_pid
+        assert first is not None
+        os.kill(first, signal.SIGKILL)
+        wait_until(lambda: gone(first), 10, "the exporter to die")
+
+        def after_restart():
+            start = time.perf_counter()
+            for _ in range(100):
+                t.start_span("again").end()
+            assert time.perf_counter() - start < 0.5   # ~µs each, exporter or not
+            return any(s.name == "again" for s in receiver.spans())
+        wait_until(after_restart, 20, "spans through a restarted exporter")
+        assert ship.exporter_pid not in (None, first)
+    finally:
+        ship.shutdown(10)
+
+
+def test_a_killed_service_still_gets_its_shipped_spans_out(receiver):
+    # The export schedule is ten minutes: the span can only leave at the exporter's EOF.
+    script = textwrap.dedent(f"""
+        import os, signal
+        from switchyard.common.telemetry import shipper, spans
+        ship = shipper.Shipper({{"service": "edge", "endpoint": {receiver.endpoint!r},
+                                "schedule_delay_ms": 600000}}, interval_s=3600)
+        spans.SpanTracer(ship.add, 1.0).start_span("before the kill").end()
+        ship._ship()
+        print(ship.exporter_pid, flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    env = {**os.environ, "PYTHONPATH": ROOT}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    pid = int(done.stdout.strip())
+    got = receiver.wait_for(lambda s: s, 20, "the span flushed at EOF")
+    assert [s.name for s in got] == ["before the kill"]
+    wait_until(lambda: gone(pid), 20, "the orphaned exporter to exit")
+
+
+def test_an_unreachable_collector_costs_the_service_nothing_and_shutdown_is_bounded():
+    ship = shipper.Shipper({"service": "edge", "endpoint": "http://127.0.0.1:9",
+                            "schedule_delay_ms": 20}, interval_s=0.02)
+    t = spans.SpanTracer(ship.add, 1.0)
+    start = time.perf_counter()
+    for _ in range(5000):
+        t.start_span("lost", attributes={"n": 1}).end()
+    assert time.perf_counter() - start < 1.0
+    wait_until(lambda: ship.exporter_pid, 20, "the exporter to start")
+    pid = ship.exporter_pid
+    start = time.monotonic()
+    ship.shutdown(timeout_s=2)
+    assert time.monotonic() - start < 10
+    assert gone(pid)
