@@ -1,6 +1,7 @@
 """The processes under test: start, pin to a core, wait until ready, measure RSS, stop."""
 from __future__ import annotations
 
+import hashlib
 import os
 import pathlib
 import signal
@@ -27,7 +28,7 @@ def baseline_path(tree: pathlib.Path) -> pathlib.Path:
     tree = tree.resolve()
     if (tree / "switchyard" / "__init__.py").exists():
         return tree
-    home = ROOT / "bench" / "out" / f"baseline-{abs(hash(str(tree))) % 10**8}"
+    home = ROOT / "bench" / "out" / f"baseline-{hashlib.sha1(str(tree).encode()).hexdigest()[:8]}"
     home.mkdir(parents=True, exist_ok=True)
     link = home / "switchyard"
     if not link.exists():

@@ -26,6 +26,7 @@ from bench.scenarios import (
     TARGETS,
     Scenario,
     build_request,
+    keyed,
     seed_request,
 )
 from bench.wrk import run_wrk
@@ -117,10 +118,10 @@ def overhead_probe(url: str, scenario: Scenario, previous_id: str) -> float | No
     return statistics.median(values) if values else None
 
 
-def seed(url: str) -> str:
+def seed(url: str, target: str = "switchyard") -> str:
     """Create the first Responses turn; its id is what the measured turns continue."""
     try:
-        body, _ = post(url, seed_request())
+        body, _ = post(url, keyed(seed_request(), target))
         return str(body.get("id", ""))
     except OSError as exc:
         print(f"bench: seeding a response at {url} failed: {exc}", file=sys.stderr)
@@ -226,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
             routed, urls[ROUTED] = procs.start_switchyard(workdir, gw_core, emu_url,
                                                           name=ROUTED, extra=ROUTING)
             started.append(routed)
+            launchers[ROUTED] = routed
             pids[ROUTED] = lambda: procs.switchyard_pids(routed)
         for target in ("litellm", LITE_AUTHED):
             if target in a.targets:
@@ -246,8 +248,9 @@ def main(argv: list[str] | None = None) -> int:
                      if m["launcher_rss_mb"] is not None else ""), flush=True)
         state_before = machine.state(str(procs.LITELLM_VENV / "bin" / "python")
                                      if "litellm" in a.targets else None)
-        seeds = {t: seed(urls[t]) for t in a.targets if t != "direct"
-                 and any(SCENARIOS[s].kind == "responses" for s in a.scenarios)}
+        seeds = {t: seed(urls[t], t) for t in a.targets if t != "direct"
+                 and any(SCENARIOS[s].kind == "responses"
+                         and runs_on(t, s, a.variants_everywhere) for s in a.scenarios)}
         direct_url = {"slow": slow_url}   # scenario.upstream -> the emulator it runs on
         for name in a.scenarios:
             scenario = SCENARIOS[name]

@@ -104,13 +104,17 @@ def _chat(messages: list[dict], stream: bool) -> HttpRequest:
 def build_request(scenario: Scenario, target: str, previous_response_id: str = "") -> HttpRequest:
     """The request `target` gets for `scenario`; `direct` gets what the upstream would get.
     A gateway with client auth on (`*-auth` targets) is sent its gateway key."""
-    req = _build(scenario, target, previous_response_id)
-    if target.endswith("-auth"):
-        req = HttpRequest(req.path, req.body, {
-            k: (v.replace(API_KEY, GATEWAY_KEY) if k in ("authorization", "x-api-key",
-                                                           "x-goog-api-key") else v)
-            for k, v in req.headers.items()})
-    return req
+    return keyed(_build(scenario, target, previous_response_id), target)
+
+
+def keyed(req: HttpRequest, target: str) -> HttpRequest:
+    """`req` as `target` takes it: a gateway with client auth on (`*-auth`) its gateway key."""
+    if not target.endswith("-auth"):
+        return req
+    return HttpRequest(req.path, req.body, {
+        k: (v.replace(API_KEY, GATEWAY_KEY) if k in ("authorization", "x-api-key",
+                                                       "x-goog-api-key") else v)
+        for k, v in req.headers.items()})
 
 
 def _build(scenario: Scenario, target: str, previous_response_id: str) -> HttpRequest:

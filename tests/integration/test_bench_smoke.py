@@ -35,6 +35,30 @@ def test_bench_smoke_produces_a_table(tmp_path):
     assert len(table_lines) >= 2
 
 
+def test_bench_streams_through_each_grammar(tmp_path):
+    """Paced streams, one client format and one upstream family: the direct row reads the
+    family's own stream (Bedrock's binary one), the gateway's the client's; tokens and CPU
+    are counted and the summary tables come out."""
+    out_json = tmp_path / "rows.json"
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--targets", "direct,switchyard",
+         "--scenarios", "stream-c16-client-messages,stream-c16-upstream-bedrock",
+         "--seconds", "1.5", "--warmup", "0", "--json", str(out_json)],
+        cwd=procs.ROOT, capture_output=True, text=True, timeout=240)
+    assert run.returncode == 0, run.stderr[-3000:]
+    data = json.loads(out_json.read_text())
+    assert len(data["rows"]) == 4
+    for row in data["rows"]:
+        assert row["errors"] == 0 and row["requests"] > 0, row
+        assert row["chunks_per_s"] > 0 and row["ttft_p50_ms"] > 0, row
+        assert row["cpu_ms_per_req"] is not None and row["cpu_ms_per_req"] > 0, row
+    assert data["idle"]["switchyard"]["rss_mb"] > 0
+    assert set(data["idle"]["switchyard"]["processes"]) == {"edge", "providers", "router",
+                                                              "state"}
+    assert "RSS of the four services, idle (MB)" in run.stdout
+    assert "load average" in run.stdout
+
+
 def test_stream_driver_counts_tokens_and_done():
     from bench.streams import counter
     count = counter("chat")
