@@ -18,7 +18,7 @@ _PART_TYPES: dict[str, tuple[str, ...]] = {
 _TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
 
-def _json_type(v: Any) -> str:
+def json_type(v: Any) -> str:
     """How OpenAI names a JSON value's type in its errors."""
     if v is None:
         return "null"
@@ -50,7 +50,7 @@ def _missing(param: str):
 
 def _bad_type(param: str, expected: str, got: Any):
     return openai_invalid(f"Invalid type for '{param}': expected {expected}, but got "
-                          f"{_json_type(got)} instead.", param, "invalid_type")
+                          f"{json_type(got)} instead.", param, "invalid_type")
 
 
 def _bad_value(param: str, value: Any, allowed: tuple[str, ...]):

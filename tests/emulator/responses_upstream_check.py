@@ -14,6 +14,7 @@ import hmac
 from typing import Any
 
 from tests.emulator.errors import ApiError, openai_error, openai_invalid
+from tests.emulator.openai_check import json_type
 from tests.emulator.plan import RequestInfo, count_json_tokens
 
 PARAMS = frozenset({
@@ -71,20 +72,6 @@ def decrypt(blob: str) -> str | None:
     return text.decode("utf-8", "replace")
 
 
-def _type_name(v: Any) -> str:
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return "a boolean"
-    if isinstance(v, int):
-        return "an integer"
-    if isinstance(v, float):
-        return "a decimal"
-    if isinstance(v, str):
-        return "a string"
-    return "an array" if isinstance(v, list) else "an object"
-
-
 def _missing(param: str) -> ApiError:
     return openai_invalid(f"Missing required parameter: '{param}'.", param,
                           "missing_required_parameter")
@@ -92,7 +79,7 @@ def _missing(param: str) -> ApiError:
 
 def _bad_type(param: str, expected: str, got: Any) -> ApiError:
     return openai_invalid(f"Invalid type for '{param}': expected {expected}, but got "
-                          f"{_type_name(got)} instead.", param, "invalid_type")
+                          f"{json_type(got)} instead.", param, "invalid_type")
 
 
 def _bad_value(param: str, value: Any, allowed: tuple[str, ...]) -> ApiError:

@@ -123,6 +123,7 @@ class ConfigWatcher:
         if self._task is None:
             self._wake = asyncio.Event()
             if self._signals:
+                # Not the main thread, or a loop without signal support: watch the file only.
                 with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
                     asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.request)
             self._task = asyncio.create_task(self._run(), name=f"{self.service}-config-watch")

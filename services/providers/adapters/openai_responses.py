@@ -12,8 +12,7 @@ from urllib.parse import quote
 
 from switchyard.common.config.model import ProviderEntry
 
-from .common import auth_headers
-from .openai_compat import decode_error
+from .openai_compat import build_headers, decode_error  # the same bearer auth and headers
 from .openai_responses_request import WIRE, encode_body, encode_request
 from .openai_responses_response import StreamDecoder, decode_response, decode_stream_error
 
@@ -22,15 +21,6 @@ __all__ = ["WIRE", "encode_request", "encode_body", "build_headers", "endpoint_u
 
 _CHAT = "/chat/completions"
 _RESPONSES = "/responses"
-
-
-def build_headers(entry: ProviderEntry, client_api_key: str,
-                  forward_headers: dict[str, str]) -> dict[str, str]:
-    """Content type, the key as a bearer token, then the entry's own headers."""
-    headers = {"Content-Type": "application/json"}
-    headers.update(auth_headers(entry, client_api_key))
-    headers.update(entry.headers)
-    return headers
 
 
 def endpoint_url(entry: ProviderEntry, upstream_model: str, stream: bool = False) -> str:

@@ -9,9 +9,9 @@ import pytest
 
 from tests.emulator import Emulator
 from tests.emulator.text import sign_omitted, sign_thinking, verify_thinking
+from tests.unit.emulator_rules.requests import ANTHROPIC, openai_post
+from tests.unit.emulator_rules.requests import anthropic_post as _anthropic_post
 
-OPENAI_KEY = "sk-openai-test"
-ANTHROPIC = {"x-api-key": "sk-ant-test", "anthropic-version": "2023-06-01"}
 MID = {"anthropic-beta": "claude-code-20250219,mid-conversation-tool-changes-2026-07-01"}
 PER_TURN = {"anthropic-beta": "mid-conversation-tool-changes-2026-07-01,"
                               "per-turn-control-2026-07-01"}
@@ -22,28 +22,9 @@ EXEC = {"type": "function", "function": {"name": "exec_command", "parameters": {
     "type": "object", "properties": {"cmd": {"type": "string"}}, "required": ["cmd"]}}}
 
 
-@pytest.fixture(scope="module")
-def emu():
-    with Emulator(openai_keys={OPENAI_KEY}, anthropic_keys={"sk-ant-test"}) as e:
-        yield e
-
-
-@pytest.fixture(autouse=True)
-def _fresh(emu):
-    emu.reset()
-
-
-def openai_post(emu, **body) -> httpx.Response:
-    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], **body}
-    return httpx.post(f"{emu.openai_base_url}/chat/completions", json=body,
-                      headers={"Authorization": f"Bearer {OPENAI_KEY}"})
-
-
 def anthropic_post(emu, headers=None, **body) -> httpx.Response:
-    body = {"model": "claude-x", "max_tokens": 4000,
-            "messages": [{"role": "user", "content": "hi"}], **body}
-    return httpx.post(f"{emu.url}/v1/messages", json=body, headers={**ANTHROPIC,
-                                                                    **(headers or {})})
+    """Claude Code's requests carry large budgets."""
+    return _anthropic_post(emu, headers, max_tokens=4000, **body)
 
 
 # ---- a scripted call of a tool the request offered ---------------------------------------

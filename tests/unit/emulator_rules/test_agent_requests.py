@@ -4,41 +4,16 @@ from __future__ import annotations
 
 import json
 
-import httpx
 import pytest
 
-from tests.emulator import Emulator
 from tests.emulator.plan import NOT_ASKED
+from tests.unit.emulator_rules.requests import anthropic_post, openai_post
 
-OPENAI_KEY = "sk-openai-test"
-ANTHROPIC = {"x-api-key": "sk-ant-test", "anthropic-version": "2023-06-01"}
 SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"],
           "additionalProperties": False}
 ANSWER = {"city": "Paris"}
 
 
-@pytest.fixture(scope="module")
-def emu():
-    with Emulator(openai_keys={OPENAI_KEY}, anthropic_keys={"sk-ant-test"}) as e:
-        yield e
-
-
-@pytest.fixture(autouse=True)
-def _fresh(emu):
-    emu.reset()
-
-
-def openai_post(emu, **body) -> httpx.Response:
-    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], **body}
-    return httpx.post(f"{emu.openai_base_url}/chat/completions", json=body,
-                      headers={"Authorization": f"Bearer {OPENAI_KEY}"})
-
-
-def anthropic_post(emu, headers=None, **body) -> httpx.Response:
-    body = {"model": "claude-x", "max_tokens": 100,
-            "messages": [{"role": "user", "content": "hi"}], **body}
-    return httpx.post(f"{emu.url}/v1/messages", json=body, headers={**ANTHROPIC,
-                                                                    **(headers or {})})
 
 
 @pytest.mark.parametrize("fmt, words", [
