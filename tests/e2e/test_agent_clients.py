@@ -18,9 +18,10 @@ from tests.emulator.text import sign_thinking
 OLD_CLAUDE = "claude-3-5-sonnet-20241022"     # structured output through the forced tool
 NEW_CLAUDE = "claude-sonnet-4-5-20250929"     # structured output natively (output_config)
 GPT = "gpt-4o-mini"
-ROUTES = [GPT, OLD_CLAUDE, NEW_CLAUDE]
+GEMINI = "gemini-2.5-flash"
+ROUTES = [GPT, OLD_CLAUDE, NEW_CLAUDE, GEMINI]
 PATHS = {GPT: "/chat/completions", OLD_CLAUDE: "/messages", NEW_CLAUDE: "/messages",
-         "gemini-2.5-flash": ":generateContent"}
+         GEMINI: "generatecontent"}   # :generateContent or :streamGenerateContent
 ANSWER = {"city": "Paris", "population": 2100000}
 STRUCTURED_TOOL = "switchyard_structured_output"
 
@@ -32,7 +33,7 @@ class Place(BaseModel):
 
 def upstream(emu, model: str) -> dict:
     """The last request the emulator got for `model`."""
-    seen = [r for r in emu.requests() if PATHS[model] in r["path"] and r["model"] == model]
+    seen = [r for r in emu.requests() if PATHS[model] in r["path"].lower() and r["model"] == model]
     assert seen, f"the upstream saw no {model} request: {[r['path'] for r in emu.requests()]}"
     return seen[-1]
 
@@ -43,6 +44,10 @@ def assert_schema_reached(emu, model: str) -> None:
     if model == GPT:
         assert body["response_format"]["type"] == "json_schema"
         assert set(body["response_format"]["json_schema"]["schema"]["properties"]) == set(ANSWER)
+    elif model == GEMINI:
+        config = body["generationConfig"]
+        assert config["responseMimeType"] == "application/json"
+        assert set(config["responseJsonSchema"]["properties"]) == set(ANSWER)
     elif model == NEW_CLAUDE:
         schema = body["output_config"]["format"]["schema"]
         assert set(schema["properties"]) == set(ANSWER) and "tools" not in body
