@@ -182,21 +182,19 @@ def start_emulator(workdir: pathlib.Path, core: int | None, latency_ms: float,
     return p, url
 
 
-def switchyard_config(emulator_url: str, port: int, tracing_endpoint: str = "",
-                      extra: str = "", *, slow_url: str = "", auth: bool = False) -> str:
+def switchyard_config(emulator_url: str, port: int, extra: str = "", *, slow_url: str = "",
+                      auth: bool = False) -> str:
     """The emulator as every upstream family (OpenAI the default; bench/streams.py names
     the models), `slow-gpt` on the slow emulator at `slow_url`; memory state; no chat
     storage (Responses store); the backends on `switchyard up`'s private Unix sockets (the
-    default: no `services:`). With `tracing_endpoint`, every request traced (100 %) to that
-    OTLP/gRPC receiver; with `auth`, client keys on (only GATEWAY_KEY); `extra` appended
-    (e.g. routing_preferences, which need version v0.4.0)."""
-    tracing = (f"tracing: {{random_sampling: 100, opentracing_grpc_endpoint: "
-               f"{tracing_endpoint}}}\n") if tracing_endpoint else ""
+    default: no `services:`); with `auth`, client keys on (only GATEWAY_KEY); `extra`
+    appended (e.g. routing_preferences, which need version v0.4.0). Tracing is switched on
+    by `TracingSwitch`."""
     keys = f"auth:\n  keys:\n    - {{key: {GATEWAY_KEY}, tenant: bench}}\n" if auth else ""
     slow = (f"  - model: openai/{MODELS['slow']}\n    access_key: sk-bench-upstream\n"
             f"    base_url: {slow_url}\n") if slow_url else ""
     version = "v0.4.0" if extra else "v0.3.0"
-    return tracing + keys + extra + f"""version: {version}
+    return keys + extra + f"""version: {version}
 listeners:
   - {{type: model, name: model_listener, address: 127.0.0.1, port: {port}, timeout: 30s}}
 model_providers:
@@ -224,15 +222,14 @@ model_providers:
 
 
 def start_switchyard(workdir: pathlib.Path, core: int | None, emulator_url: str,
-                     tracing_endpoint: str = "", name: str = "switchyard",
+                     name: str = "switchyard",
                      extra: str = "", *, slow_url: str = "", auth: bool = False,
                      tree: pathlib.Path | None = None) -> tuple[Proc, str]:
     """`switchyard up` with `switchyard_config`; `tree`: another checkout's package instead
     of this one (the `baseline` target of a before/after comparison)."""
     port = free_port()
     cfg = workdir / f"{name}.yaml"
-    cfg.write_text(switchyard_config(emulator_url, port, tracing_endpoint, extra,
-                                     slow_url=slow_url, auth=auth))
+    cfg.write_text(switchyard_config(emulator_url, port, extra, slow_url=slow_url, auth=auth))
     cmd = [*pin(core), sys.executable, "-m", "switchyard", "up", "--config", str(cfg)]
     env = None
     if tree is not None:   # that tree's `switchyard` first on the path (a link to services/)
@@ -241,6 +238,53 @@ def start_switchyard(workdir: pathlib.Path, core: int | None, emulator_url: str,
     url = f"http://127.0.0.1:{port}"
     p.wait_until(lambda: "gateway listening on" in p.log() and http_ok(f"{url}/healthz"), 90)
     return p, url
+
+
+class TracingSwitch:
+    """Tracing on and off in one running gateway, by live reload (`switchyard reload` waits
+    until every service has applied the file): the traced and untraced rows then come from
+    the same processes, so no instance-to-instance difference is read as tracing's cost."""
+
+    def __init__(self, gateway: Proc, config: pathlib.Path, endpoint: str) -> None:
+        self.gateway = gateway
+        self.config = config
+        self.plain = config.read_text()
+        self.traced = tracing_line(endpoint) + self.plain
+        self.on = False
+
+    def set(self, on: bool) -> bool:
+        """Switch; True when it changed (the caller warms the gateway up again)."""
+        if on == self.on:
+            return False
+        aside = self.config.with_suffix(".tmp")
+        aside.write_text(self.traced if on else self.plain)
+        aside.replace(self.config)
+        done = subprocess.run([sys.executable, "-m", "switchyard", "reload", "--config",
+                               str(self.config), "--timeout", "30"], cwd=ROOT,
+                              capture_output=True, text=True, timeout=60)
+        if done.returncode != 0:
+            raise RuntimeError(f"switching tracing {'on' if on else 'off'} failed:\n"
+                               f"{done.stdout}{done.stderr}")
+        self.on = on
+        return True
+
+    def wait_for_exporters(self, count: int = 2, timeout: float = 60.0) -> None:
+        """Until `count` span exporters have finished starting (they retitle themselves once
+        their imports are done), so no slice pays for their start-up."""
+        def ready() -> bool:
+            titled = 0
+            for pid in switchyard_pids(self.gateway):
+                try:
+                    titled += b"span-exporter" in pathlib.Path(f"/proc/{pid}/cmdline").read_bytes()
+                except OSError:
+                    pass
+            return titled >= count
+        self.gateway.wait_until(ready, timeout)
+
+
+def tracing_line(endpoint: str) -> str:
+    """Every request traced (100 %) to the OTLP/gRPC receiver at `endpoint`."""
+    return f"tracing: {{random_sampling: 100, opentracing_grpc_endpoint: {endpoint}}}\n"
 
 
 def switchyard_pids(p: Proc) -> list[int]:

@@ -79,16 +79,28 @@ def merge(slices: list[dict]) -> dict:
             "p99_ms": statistics.median(r["p99_ms"] for r in slices)}
 
 
-def measure_tracing(urls: dict[str, str], scenario: Scenario, seconds: float, slices: int,
-                    driver: str, load_core: int | None) -> tuple[dict, dict]:
+def switch_tracing(switch: procs.TracingSwitch, target: str, url: str, scenario: Scenario,
+                   warmup: float, driver: str, load_core: int | None) -> None:
+    """Tracing on for TRACED, off for `switchyard` (one gateway); after a switch, load
+    again for `warmup` seconds (and, switched on, until the span exporters have started)."""
+    if switch.set(target == TRACED):
+        measure(target, url, scenario, max(warmup, 1.0), driver, load_core)
+        if switch.on:
+            switch.wait_for_exporters()
+
+
+def measure_tracing(switch: procs.TracingSwitch, url: str, scenario: Scenario, seconds: float,
+                    slices: int, warmup: float, driver: str, load_core: int | None
+                    ) -> tuple[dict, dict]:
     """Switchyard without and with tracing in `slices` alternating slices (ABBA...), so both
     see the same machine state; the tracing row carries the median paired p50 difference."""
     got: dict[str, list[dict]] = {"switchyard": [], TRACED: []}
     for i in range(slices):
         pair = ("switchyard", TRACED) if i % 2 == 0 else (TRACED, "switchyard")
         for target in pair:
-            got[target].append(measure(target, urls[target], scenario, seconds / slices,
-                                       driver, load_core))
+            switch_tracing(switch, target, url, scenario, warmup, driver, load_core)
+            got[target].append(measure(target, url, scenario, seconds / slices, driver,
+                                       load_core))
     plain, traced = merge(got["switchyard"]), merge(got[TRACED])
     traced["tracing_paired_p50_ms"] = statistics.median(
         t["p50_ms"] - p["p50_ms"] for p, t in zip(got["switchyard"], got[TRACED]))
@@ -158,7 +170,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--markdown", action="store_true", help="print Markdown tables")
     p.add_argument("--tracing", action="store_true",
                    help="also measure switchyard with tracing at 100%% to an OTLP receiver "
-                        "(target switchyard-tracing, right after switchyard)")
+                        "(target switchyard-tracing: the same gateway, switched on by a live "
+                        "reload, right after switchyard)")
     p.add_argument("--tracing-slices", type=int, default=1,
                    help="with --tracing: measure switchyard and switchyard-tracing in this "
                         "many alternating slices of --seconds (less noise on a busy machine)")
@@ -168,11 +181,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if a.auth:
         a.targets += [t for t in (AUTHED, LITE_AUTHED) if t not in a.targets
                       and (t == AUTHED or "litellm" in a.targets)]
+    if TRACED in a.targets:
+        a.tracing = True
+    if a.tracing:   # the traced rows are the `switchyard` gateway switched on, right after it
+        if "switchyard" not in a.targets:
+            a.targets.insert(1 if "direct" in a.targets else 0, "switchyard")
+        if TRACED in a.targets:
+            a.targets.remove(TRACED)
+        a.targets.insert(a.targets.index("switchyard") + 1, TRACED)
     if a.baseline and BASELINE not in a.targets:
         a.targets.insert(a.targets.index("switchyard") + 1 if "switchyard" in a.targets else 0,
                          BASELINE)
     bad = [s for s in a.scenarios if s not in SCENARIOS] + [t for t in a.targets
-                                                            if t not in (*TARGETS, BASELINE)]
+                                                            if t not in (*TARGETS, BASELINE,
+                                                                         TRACED)]
     if bad:
         p.error(f"unknown scenario/target: {', '.join(bad)}")
     return a
@@ -210,19 +232,16 @@ def main(argv: list[str] | None = None) -> int:
                 started.append(gw)
                 launchers[target] = gw
                 pids[target] = functools.partial(procs.switchyard_pids, gw)
+        switch: procs.TracingSwitch | None = None
         if a.tracing:
-            # A real sink: the spans are exported and decoded, as with a collector.
+            # A real sink: the spans are exported and decoded, as with a collector. The
+            # traced rows are the `switchyard` gateway itself with tracing switched on.
             from tests.support.otlp import OTLPReceiver
 
             receiver = OTLPReceiver().start()
-            traced, urls[TRACED] = procs.start_switchyard(
-                workdir, gw_core, emu_url, receiver.endpoint, name=TRACED, slow_url=slow_url)
-            started.append(traced)
-            launchers[TRACED] = traced
-            pids[TRACED] = lambda: procs.switchyard_pids(traced)
-            if TRACED not in a.targets:
-                i = a.targets.index("switchyard") + 1 if "switchyard" in a.targets else 0
-                a.targets.insert(i, TRACED)
+            switch = procs.TracingSwitch(launchers["switchyard"], workdir / "switchyard.yaml",
+                                         receiver.endpoint)
+            urls[TRACED], pids[TRACED] = urls["switchyard"], pids["switchyard"]
         if ROUTED in a.targets:   # the same gateway with routing_preferences (routing-c1)
             routed, urls[ROUTED] = procs.start_switchyard(workdir, gw_core, emu_url,
                                                           name=ROUTED, extra=ROUTING)
@@ -241,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
                     "launcher_rss_mb": procs.rss_mb([launchers[t].proc.pid])
                     if t in launchers else None,
                     "processes": procs.process_rss(pids[t]())}
-                for t in a.targets if t in pids and t != "direct"}
+                for t in a.targets if t in pids and t not in ("direct", TRACED)}
         for t, m in idle.items():
             print(f"bench: {t} idle RSS {m['rss_mb']:.0f} MB (PSS {m['pss_mb']:.0f} MB)"
                   + (f", launcher {m['launcher_rss_mb']:.0f} MB"
@@ -263,15 +282,16 @@ def main(argv: list[str] | None = None) -> int:
                 url = direct_url.get(scenario.upstream, "") if target == "direct" else ""
                 url = url or urls[target]
                 prev = seeds.get(target, "")
+                if switch is not None and target in ("switchyard", TRACED) and not sliced:
+                    switch_tracing(switch, target, url, scenario, 0.0, a.driver, load_core)
                 if a.warmup > 0 and not (sliced and target == TRACED):   # warmed up below
                     measure(target, url, scenario, a.warmup, a.driver, load_core, prev)
                 if sliced and target in ("switchyard", TRACED):
+                    assert switch is not None
                     if not paired:
-                        if a.warmup > 0:
-                            measure(TRACED, urls[TRACED], scenario, a.warmup, a.driver,
-                                    load_core)
                         paired["switchyard"], paired[TRACED] = measure_tracing(
-                            urls, scenario, a.seconds, a.tracing_slices, a.driver, load_core)
+                            switch, url, scenario, a.seconds, a.tracing_slices, a.warmup,
+                            a.driver, load_core)
                     row = paired[target]
                 else:
                     watched = (direct_pids.get(scenario.upstream, pids["direct"])

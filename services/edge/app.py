@@ -62,7 +62,6 @@ def create_app(config: Config, backends: EdgeBackends | None = None) -> Guard:
 
     @asynccontextmanager
     async def lifespan(app: Starlette):
-        # Tracing first: the backends' channels carry `traceparent` only when it is on.
         tracer.setup(config.tracing, "edge")
         request_log.setup(config.request_log)
         be: EdgeBackends = backends or Backends(config)

@@ -21,6 +21,7 @@ import pytest
 
 from tests.e2e.harness import ROOT, Gateway, free_port, wait_for
 from tests.emulator import Emulator
+from tests.support.otlp import OTLPReceiver
 
 KEY_A, KEY_B = "sk-upstream-key-a-0123", "sk-upstream-key-b-4567"
 STAYS, LEAVES = "gw-key-stays-0123456789", "gw-key-leaves-0123456789"
@@ -184,6 +185,41 @@ def test_reload_names_what_waits_for_a_restart_and_the_launcher_passes_sighup(ga
              gateway.log()[since:], 5, "the launcher to pass the SIGHUP on")
     assert gateway.healthy()
     assert oa(gateway, STAYS).chat.completions.create(model="gpt-4o-mini", messages=USER)
+
+
+def test_tracing_is_switched_on_off_and_on_again_without_a_restart(gateway, emu):
+    """`tracing:` is applied live by every service: spans reach the receiver after the
+    reload that adds it, none are made while it is gone, and they come back with it."""
+    def traced(otlp: OTLPReceiver) -> str:
+        return (f"tracing: {{random_sampling: 100, opentracing_grpc_endpoint: "
+                f"{otlp.endpoint}}}\n")
+
+    def send() -> str:
+        reply = oa(gateway, STAYS).chat.completions.with_raw_response.create(
+            model="gpt-4o-mini", messages=USER)
+        return reply.headers["x-request-id"]
+
+    def services_of(otlp: OTLPReceiver, rid: str) -> set[str]:
+        edge = [s for s in otlp.spans() if s.attributes.get("switchyard.request_id") == rid]
+        trace_ids = {s.trace_id for s in edge}
+        return {s.service for s in otlp.spans() if s.trace_id in trace_ids}
+
+    pids = {}
+    with OTLPReceiver() as otlp:
+        for step, extra in enumerate((traced(otlp), "", traced(otlp))):
+            write(gateway, config(emu.url, gateway.port, keys=(STAYS,), extra=extra))
+            done = reload_cli(gateway)
+            assert done.returncode == 0, done
+            assert "waiting for a restart" not in done.stdout, done.stdout
+            pids[step] = send()
+        wanted = {"switchyard-edge", "switchyard-providers"}
+        otlp.wait_for(lambda _: services_of(otlp, pids[2]) >= wanted, 20,
+                      "the spans of the request after tracing came back")
+        assert services_of(otlp, pids[0]) >= wanted
+        # Each process ships its spans in order: the untraced request's would be here.
+        assert services_of(otlp, pids[1]) == set()
+    write(gateway, config(emu.url, gateway.port, keys=(STAYS,)))
+    assert reload_cli(gateway).returncode == 0
 
 
 def test_reload_without_a_running_gateway_says_so(tmp_path):

@@ -35,6 +35,24 @@ def test_bench_smoke_produces_a_table(tmp_path):
     assert len(table_lines) >= 2
 
 
+def test_bench_tracing_rows_come_from_one_gateway_switched_by_reload(tmp_path):
+    """`--tracing` with slices: the traced rows are the same gateway switched on and off by
+    live reloads; both rows have traffic and the paired difference is reported."""
+    out_json = tmp_path / "rows.json"
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--targets", "switchyard", "--tracing",
+         "--tracing-slices", "2", "--scenarios", "chat-c1", "--seconds", "2", "--warmup",
+         "0.5", "--driver", "python", "--json", str(out_json)],
+        cwd=procs.ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    rows = {r["target"]: r for r in json.loads(out_json.read_text())["rows"]}
+    assert set(rows) == {"switchyard", "switchyard-tracing"}
+    for row in rows.values():
+        assert row["requests"] > 0 and row["errors"] == 0, row
+    assert rows["switchyard-tracing"]["tracing_paired_p50_ms"] is not None
+    assert "tracing +p50" in run.stdout
+
+
 def test_bench_streams_through_each_grammar(tmp_path):
     """Paced streams, one client format and one upstream family: the direct row reads the
     family's own stream (Bedrock's binary one), the gateway's the client's; tokens and CPU

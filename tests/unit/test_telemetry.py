@@ -147,6 +147,51 @@ def test_tracing_is_off_without_sampling_or_endpoint(monkeypatch):
     assert tracer.setup(Tracing(), "edge") is False and tracer.ENABLED is False
 
 
+class FakeShipper:
+    def __init__(self, settings, max_queue):
+        self.settings, self.records, self.stopped = settings, [], False
+
+    def add(self, record):
+        self.records.append(record)
+
+    def shutdown(self, timeout_s=10.0):
+        self.stopped = True
+
+
+def test_a_reload_switches_tracing_in_place(monkeypatch):
+    """On, a new ratio (same exporter), a new endpoint (a new one, the old handed back to be
+    shut down), off (the last one handed back, no tracer left), on again."""
+    monkeypatch.setattr(shipper, "Shipper", FakeShipper)
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT", raising=False)
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", raising=False)
+    try:
+        assert tracer.reconfigure(Tracing(), "edge") is None and not tracer.ENABLED
+        assert tracer.reconfigure(Tracing(random_sampling=100, endpoint="http://a:4317"),
+                                  "edge") is None
+        first = tracer._shipper
+        assert tracer.ENABLED and first.settings["endpoint"] == "http://a:4317"
+        tracer.TRACER.start_span("chat").end()
+        assert len(first.records) == 1
+        assert tracer.reconfigure(Tracing(random_sampling=0.0001, endpoint="http://a:4317",
+                                          trace_arch_internal=True), "edge") is None
+        assert tracer._shipper is first and tracer.INTERNAL
+        tracer.TRACER.start_span("chat").end()   # a root is kept 1 in a million times
+        assert len(first.records) == 1
+        moved = tracer.reconfigure(Tracing(random_sampling=100, endpoint="http://b:4317"),
+                                   "edge")
+        assert moved is first and tracer._shipper.settings["endpoint"] == "http://b:4317"
+        second = tracer._shipper
+        assert tracer.reconfigure(Tracing(random_sampling=0, endpoint="http://b:4317"),
+                                  "edge") is second
+        assert not tracer.ENABLED and not tracer.TRACER.start_span("x").is_recording()
+        assert tracer.reconfigure(Tracing(), "edge") is None
+        assert tracer.reconfigure(Tracing(random_sampling=50, endpoint="http://b:4317"),
+                                  "edge") is None and tracer.ENABLED
+    finally:
+        tracer.shutdown()
+    assert not tracer.ENABLED
+
+
 # ---- the span recorder, its records and their OTLP encoding ------------------------------
 
 def recording_tracer(ratio=1.0):

@@ -22,6 +22,7 @@ from switchyard.common.config.fields import SERVICES, ConfigError
 from switchyard.common.config.loader import load_config, source_digest
 from switchyard.common.config.model import Config
 from switchyard.common.instances import Registration
+from switchyard.common.telemetry import tracer
 
 log = logging.getLogger("switchyard.config")
 
@@ -34,7 +35,6 @@ EVERY = frozenset(SERVICES)
 # here is logged as waiting for a restart (the rest of the file is applied).
 RESTART_ONLY: tuple[tuple[str, frozenset[str], Callable[[Config], object]], ...] = (
     ("services (addresses, connection age)", EVERY, lambda c: c.services),
-    ("tracing", EVERY, lambda c: c.tracing),
     ("limits.drain_seconds", EVERY, lambda c: c.security.drain_s),   # the servers' own
     ("listeners (address, port)", frozenset({"edge"}),
      lambda c: (c.listener.address, c.listener.port)),
@@ -48,6 +48,14 @@ RESTART_ONLY: tuple[tuple[str, frozenset[str], Callable[[Config], object]], ...]
     ("overrides (upstream_connect_timeout, upstream_tls_ca_path)", frozenset({"providers"}),
      lambda c: c.upstream),
 )
+
+
+async def apply_tracing(config: Config, service: str) -> None:
+    """Swap the process's tracer for the new `tracing:`; the old exporter finishes its last
+    shipment in a thread."""
+    retired = tracer.reconfigure(config.tracing, service)
+    if retired is not None:
+        await asyncio.to_thread(retired.shutdown)
 
 
 def restart_needed(old: Config, new: Config, service: str) -> list[str]:
@@ -192,6 +200,8 @@ class ConfigWatcher:
             return await self._refuse(digest, str(exc))
         restart = restart_needed(self.started_with, config, self.service)
         try:
+            if config.tracing != self.config.tracing:   # the same for every service: here
+                await apply_tracing(config, self.service)
             await self.apply(config)
         except ConfigError as exc:   # the service found the config unusable: say why
             return await self._refuse(digest, str(exc))

@@ -25,6 +25,7 @@ INTERNAL = False           # trace_arch_internal: spans of the internal hops too
 SETTINGS = Tracing()
 TRACER: Tracer = trace.NoOpTracer()
 _shipper: Shipper | None = None
+_export_to: tuple[str | None, int, int] | None = None   # what `_shipper` was started with
 
 # The exporter sends batches on this schedule (OTEL_BSP_SCHEDULE_DELAY); short: fresh traces.
 DEFAULT_SCHEDULE_DELAY_MS = 1000
@@ -49,17 +50,54 @@ def wanted(settings: Tracing, environ: Mapping[str, str] | None = None) -> bool:
 def setup(settings: Tracing, service: str) -> bool:
     """Record spans (`spans.SpanTracer`) and export them over OTLP/gRPC from a separate
     process (`shipper`, `exporter`) when `settings` ask for tracing."""
-    global ENABLED, INTERNAL, SETTINGS, TRACER, _shipper
+    global SETTINGS
     SETTINGS = settings
     if ENABLED or not wanted(settings):
         return ENABLED
+    _start(settings, service)
+    return True
+
+
+def reconfigure(settings: Tracing, service: str) -> Shipper | None:
+    """Apply a reloaded `tracing:` in place (in the event loop: only names are swapped).
+    Returns the shipper that is no longer used, for the caller to `shutdown` off the loop;
+    spans still open when tracing stops or moves end in that one's last shipment or not at
+    all."""
+    global ENABLED, INTERNAL, SETTINGS, TRACER, _shipper
+    SETTINGS = settings
+    old = _shipper
+    if not wanted(settings):
+        if ENABLED:
+            ENABLED, TRACER, _shipper = False, trace.NoOpTracer(), None
+            log.info("%s: tracing off", service)
+            return old
+        return None
+    if ENABLED and _export_to == _export_settings(settings):   # same exporter: new ratio
+        from switchyard.common.telemetry.spans import SpanTracer
+        assert old is not None
+        TRACER = SpanTracer(old.add, settings.random_sampling / 100.0)
+        INTERNAL = settings.trace_arch_internal
+        log.info("%s: tracing %g%% of requests to %s", service, settings.random_sampling,
+                 endpoint_for(settings))
+        return None
+    _start(settings, service)
+    return old
+
+
+def _export_settings(settings: Tracing) -> tuple[str | None, int, int]:
+    return (endpoint_for(settings), env_int("OTEL_BSP_SCHEDULE_DELAY", DEFAULT_SCHEDULE_DELAY_MS),
+            env_int("OTEL_BSP_MAX_QUEUE_SIZE", DEFAULT_MAX_QUEUE))
+
+
+def _start(settings: Tracing, service: str) -> None:
+    """A new shipper and tracer for `settings` (wanted); the old shipper is the caller's."""
+    global ENABLED, INTERNAL, TRACER, _shipper, _export_to
     # Imported here: a gateway with tracing off has no shipper thread, no exporter process.
     from switchyard.common.telemetry.shipper import Shipper
     from switchyard.common.telemetry.spans import SpanTracer
 
-    endpoint = endpoint_for(settings)
-    delay = env_int("OTEL_BSP_SCHEDULE_DELAY", DEFAULT_SCHEDULE_DELAY_MS)
-    queue = env_int("OTEL_BSP_MAX_QUEUE_SIZE", DEFAULT_MAX_QUEUE)
+    _export_to = _export_settings(settings)
+    endpoint, delay, queue = _export_to
     shipper = Shipper({"service": service, "endpoint": endpoint, "schedule_delay_ms": delay},
                       max_queue=max(queue, DEFAULT_MAX_QUEUE))
     _shipper = shipper
@@ -68,7 +106,6 @@ def setup(settings: Tracing, service: str) -> bool:
     ENABLED = True
     log.info("%s: tracing %g%% of requests to %s", service, settings.random_sampling,
              endpoint)
-    return True
 
 
 def env_int(name: str, default: int) -> int:

@@ -43,10 +43,9 @@ def target(address: str) -> str:
 def open_channel(address: str) -> grpc.aio.Channel:
     """A channel to one backend endpoint, kept while the endpoint is; every call on it
     carries the internal token when one is set, and unary calls the caller's `traceparent`
-    when tracing is on (set up before the channels are opened)."""
+    whenever tracing is on (it may be switched on by a reload: always wrapped)."""
     channel = grpc.aio.insecure_channel(target(address), options=CLIENT_OPTIONS)
-    token = internal_token()
-    return TokenChannel(channel, token) if token or tracer.ENABLED else channel
+    return TokenChannel(channel, internal_token())
 
 
 class _WithToken:
