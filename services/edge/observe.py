@@ -33,8 +33,29 @@ class Accounting:
     """The edge's price book and provider entries by name (one per process)."""
 
     def __init__(self, config: Config) -> None:
-        self.entries = {e.name: e for e in config.providers}
+        self.entries: dict[str, ProviderEntry] = {}
+        self._upstream: dict[tuple[str, str], dict[str, Any]] = {}
+        self.use_entries(config)
         self.prices = Prices(config.cost_sources)
+
+    def use_entries(self, config: Config) -> None:
+        """The provider entries of `config` (a reload with the same price sources)."""
+        self.entries = {e.name: e for e in config.providers}
+        self._upstream = {}
+
+    def upstream_attributes(self, provider: str, fmt: str) -> dict[str, Any]:
+        """A fresh copy of the span attributes naming upstream entry `provider` reached from
+        client format `fmt` (built once per pair: they are the same on every request)."""
+        known = self._upstream.get((provider, fmt))
+        if known is None:
+            known = {genai.UPSTREAM_ENTRY: provider}
+            entry = self.entries.get(provider)
+            if entry is not None:
+                known[genai.PROVIDER] = genai.provider_name(entry.provider)
+                known[genai.ROUTE] = f"{fmt}→{entry.interface}"
+            if len(self._upstream) < 4096:   # entries x formats; bounded all the same
+                self._upstream[(provider, fmt)] = known
+        return dict(known)
 
     async def start(self) -> None:
         self.prices.start()
@@ -51,7 +72,8 @@ class Observed:
                  "upstream_ms", "stream", "error", "request_id")
 
     def __init__(self, span: Span | None, route: str, fmt: str) -> None:
-        self.span = span
+        # An unsampled span still carries the trace on (its context); nothing is set on it.
+        self.span = span if span is not None and span.is_recording() else None
         self.context: Context | None = trace.set_span_in_context(span) if span else None
         self.route = route
         self.fmt = fmt
@@ -108,17 +130,23 @@ def _server_span(request: Request) -> Span:
                                     attributes=attributes)
 
 
-@contextlib.contextmanager
-def current(obs: Observed | None) -> Iterator[None]:
-    """Make the request's span current while the handler runs (its children hang on it)."""
-    if obs is None or obs.context is None:
-        yield
-        return
-    token = attach(obs.context)
-    try:
-        yield
-    finally:
-        detach(token)
+class current:   # noqa: N801 - used as `with observe.current(obs):`
+    """Make the request's span current while the handler runs (its children hang on it).
+    A class, not @contextmanager: it runs on every traced request (no generator frame)."""
+
+    __slots__ = ("_context", "_token")
+
+    def __init__(self, obs: Observed | None) -> None:
+        self._context = obs.context if obs is not None else None
+        self._token: object = None
+
+    def __enter__(self) -> None:
+        if self._context is not None:
+            self._token = attach(self._context)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._context is not None:
+            detach(self._token)  # type: ignore[arg-type]
 
 
 def finish(obs: Observed, response: Response) -> Response:
@@ -230,12 +258,7 @@ def started(request: Request, start: chat_pb2.StreamStart) -> None:
     span = obs.span
     if span is None:
         return
-    entry = _accounting(request).entries.get(start.provider)
-    attributes: dict[str, Any] = {}
-    if entry is not None:
-        attributes[genai.PROVIDER] = genai.provider_name(entry.provider)
-        attributes[genai.ROUTE] = f"{obs.fmt}→{entry.interface}"
-    attributes[genai.UPSTREAM_ENTRY] = start.provider
+    attributes = _accounting(request).upstream_attributes(start.provider, obs.fmt)
     attributes[genai.RESPONSE_MODEL] = start.model
     if start.id:
         attributes[genai.RESPONSE_ID] = start.id

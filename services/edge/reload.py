@@ -79,7 +79,7 @@ class EdgeReloader:
                 self.retire(current.close, config.security.drain_s)
         accounting: observe.Accounting = app.state.accounting
         if config.cost_sources == old.cost_sources:
-            accounting.entries = {e.name: e for e in config.providers}
+            accounting.use_entries(config)
         else:
             fresh = observe.Accounting(config)
             await fresh.start()
