@@ -84,7 +84,7 @@ def create_app(config: Config, backends: EdgeBackends | None = None) -> Guard:
     app.state.routing = preferences.from_config(config)      # None: the config routes nothing
     # Chat completions are stored (for metadata.response_id) only when the config asks for
     # state storage; the Responses API always is.
-    app.state.config_has_state = bool(config.raw.get("state_storage"))
+    app.state.config_has_state = config.has_state_storage
     app.add_route("/v1/chat/completions", chat.create_chat_completion, methods=["POST"])
     app.add_route("/v1/messages", messages.create_message, methods=["POST"])
     app.add_route("/v1/messages/count_tokens", messages.count_tokens, methods=["POST"])

@@ -69,7 +69,7 @@ class EdgeReloader:
         app.state.config = config
         # As create_app decides it (app.py): chat completions are stored when the file
         # asks for state storage.
-        app.state.config_has_state = bool(config.raw.get("state_storage"))
+        app.state.config_has_state = config.has_state_storage
         if old_limits is not None:
             self.retire(old_limits.close, config.security.drain_s)
         if config.filters != old.filters:

@@ -23,10 +23,10 @@ from switchyard.common import metrics
 from switchyard.common.config.model import ProviderEntry
 from switchyard.common.errors import GatewayError
 from switchyard.common.proto import chat_pb2, providers_pb2, router_pb2
+from switchyard.common.sse_parser import SSEParser
 from switchyard.common.telemetry import genai, propagation, tracer
 from switchyard.providers import adapters, failures
 from switchyard.providers.adapters.base import UpstreamCodec
-from switchyard.providers.adapters.sse import SSEParser
 from switchyard.providers.attempt import Attempt, Call, Committed, Deadline
 from switchyard.providers.breaker import BreakerBoard, CircuitBreaker
 from switchyard.providers.failures import AttemptFailed, error_batch

@@ -18,7 +18,7 @@ CONTENT_KINDS = frozenset({"block_start", "delta", "block_stop", "finish"})
 
 
 class EventParser(Protocol):
-    """Splits an SSE byte stream into (event name, data) pairs; see adapters/sse.py.
+    """Splits an SSE byte stream into (event name, data) pairs; see common/sse_parser.py.
 
     A `close()` returning the same pairs, for an unterminated last event, is optional.
     """

@@ -1,10 +1,9 @@
-"""Counting a request's input tokens: the upstream's own count (Anthropic, Gemini), else an
-estimate."""
+"""Counting a request's input tokens: the upstream's own count (Anthropic, Gemini), else the
+estimate (`common/canonical/token_estimate.py`)."""
 from __future__ import annotations
 
 import asyncio
 import logging
-import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -12,8 +11,9 @@ import aiohttp
 import orjson
 from yarl import URL
 
+from switchyard.common.canonical.token_estimate import estimate_tokens
 from switchyard.common.config.model import ProviderEntry
-from switchyard.common.proto import chat_pb2, providers_pb2
+from switchyard.common.proto import providers_pb2
 from switchyard.providers.adapters.base import UpstreamCodec
 from switchyard.providers.http import SessionPool
 
@@ -22,45 +22,6 @@ log = logging.getLogger(__name__)
 # Fields /v1/messages/count_tokens accepts; anything else (max_tokens, stream, ...) is a 400.
 COUNT_TOKENS_FIELDS = ("model", "messages", "system", "tools", "tool_choice", "thinking",
                        "mcp_servers")
-CHARS_PER_TOKEN = 4
-MESSAGE_OVERHEAD = 4        # role and framing tokens per message
-IMAGE_TOKENS = 1600         # a typical image; exact counts need the pixels
-
-
-def estimate_tokens(req: chat_pb2.ChatRequest) -> int:
-    """About one token per four characters of the text the model reads."""
-    chars, overhead = 0, 0
-    for msg in req.messages:
-        overhead += MESSAGE_OVERHEAD
-        for part in msg.parts:
-            c, o = _part_size(part)
-            chars, overhead = chars + c, overhead + o
-    for tool in req.tools:
-        chars += len(tool.name) + len(tool.description) + len(tool.parameters_json)
-    return math.ceil(chars / CHARS_PER_TOKEN) + overhead
-
-
-def _part_size(part: chat_pb2.ContentPart) -> tuple[int, int]:
-    kind = part.WhichOneof("kind")
-    if kind == "text":
-        return len(part.text.text), 0
-    if kind == "tool_call":
-        return len(part.tool_call.name) + len(part.tool_call.arguments_json), 0
-    if kind == "tool_result":
-        chars, overhead = 0, 0
-        for inner in part.tool_result.content:
-            c, o = _part_size(inner)
-            chars, overhead = chars + c, overhead + o
-        return chars, overhead
-    if kind == "reasoning":
-        return len(part.reasoning.text), 0
-    if kind == "document":
-        return len(part.document.text) or len(part.document.data_base64) * 3 // 4, 0
-    if kind == "image":
-        return 0, IMAGE_TOKENS
-    return 0, 0
-
-
 def count_tokens_url(endpoint: str) -> str:
     """`.../v1/messages` -> `.../v1/messages/count_tokens` (query string kept)."""
     url = URL(endpoint)

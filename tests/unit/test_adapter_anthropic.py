@@ -9,9 +9,9 @@ from switchyard.common.canonical.aggregate import aggregate
 from switchyard.common.config.model import ProviderEntry
 from switchyard.common.errors import GatewayError
 from switchyard.common.proto import chat_pb2
+from switchyard.common.sse_parser import SSEParser
 from switchyard.edge.formats import openai_chat
 from switchyard.providers.adapters import anthropic as an
-from switchyard.providers.adapters.sse import SSEParser
 
 FIX = Path(__file__).parent / "fixtures" / "upstream"
 SR = chat_pb2.StopReason

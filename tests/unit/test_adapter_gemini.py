@@ -13,9 +13,9 @@ from switchyard.common.config.loader import parse_config
 from switchyard.common.config.model import ProviderEntry
 from switchyard.common.errors import GatewayError
 from switchyard.common.proto import chat_pb2
+from switchyard.common.sse_parser import SSEParser
 from switchyard.providers.adapters import for_interface, gemini
 from switchyard.providers.adapters.gemini_ids import pack_call_id, unpack_call_id
-from switchyard.providers.adapters.sse import SSEParser
 from tests.emulator.errors import ApiError
 from tests.emulator.gemini_check import check_gemini
 

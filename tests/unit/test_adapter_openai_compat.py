@@ -8,9 +8,9 @@ import orjson
 from switchyard.common.canonical.aggregate import aggregate
 from switchyard.common.config.model import ProviderEntry
 from switchyard.common.proto import chat_pb2
+from switchyard.common.sse_parser import SSEParser
 from switchyard.edge.formats import anthropic_messages
 from switchyard.providers.adapters import openai_compat as oc
-from switchyard.providers.adapters.sse import SSEParser
 
 FIX = Path(__file__).parent / "fixtures" / "upstream"
 SR = chat_pb2.StopReason

@@ -1,7 +1,7 @@
 """SSE framing: line endings, comments, multi-line data, arbitrary chunk boundaries."""
 from __future__ import annotations
 
-from switchyard.providers.adapters.sse import SSEParser
+from switchyard.common.sse_parser import SSEParser
 
 
 def parse_all(raw: bytes, step: int | None = None) -> list[tuple[str, bytes]]:

@@ -6,6 +6,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
+from switchyard.common.canonical.token_estimate import estimate_tokens
 from switchyard.common.config.model import ProviderEntry
 from switchyard.common.http_headers import retry_after_seconds
 from switchyard.common.proto import chat_pb2, router_pb2
@@ -15,7 +16,7 @@ from switchyard.providers.ordering import order_targets
 from switchyard.providers.relay import stamp_start
 from switchyard.providers.retry import RetryPolicy, is_retryable
 from switchyard.providers.stream_reader import stream_error_payload
-from switchyard.providers.tokens import count_tokens_url, estimate_tokens
+from switchyard.providers.tokens import count_tokens_url
 
 
 class FakeClock:

@@ -294,6 +294,12 @@ class Config:
     source_digest: str = ""
 
     @property
+    def has_state_storage(self) -> bool:
+        """The file names `state_storage` (then chat completions are stored too, for
+        `metadata.response_id`; the Responses API always is)."""
+        return bool(self.raw.get("state_storage"))
+
+    @property
     def unsupported(self) -> tuple[Notice, ...]:
         """Notices `check` fails on and `up` refuses without --allow-unsupported."""
         return tuple(n for n in self.notices if n.kind == "unsupported")

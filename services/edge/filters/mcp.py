@@ -21,6 +21,7 @@ import aiohttp
 import orjson
 
 from switchyard.common.config.model import Filter
+from switchyard.common.sse_parser import SSEParser
 from switchyard.edge.filters.base import (
     CHUNK,
     Answer,
@@ -29,7 +30,6 @@ from switchyard.edge.filters.base import (
     read_capped,
     unreachable,
 )
-from switchyard.providers.adapters.sse import SSEParser
 
 log = logging.getLogger("switchyard.edge")
 

@@ -6,6 +6,7 @@ import hashlib
 from collections.abc import Iterable, Mapping
 
 from switchyard.common.canonical.mappings import default_max_tokens
+from switchyard.common.canonical.token_estimate import estimate_tokens
 from switchyard.common.config.model import RateLimitRule
 from switchyard.common.proto import chat_pb2, router_pb2
 from switchyard.edge.limits.base import RATELIMITS, Bucket
@@ -69,10 +70,6 @@ def reservation_size(req: chat_pb2.ChatRequest, plan: router_pb2.RoutePlan) -> i
     """Tokens held at admit: the estimated input plus the output allowed (`max_tokens`, or
     the model's default output limit from the mappings table, which Anthropic and Bedrock
     routes send upstream when the client gives none)."""
-    # The providers' estimator, its one home; loaded on first use so an edge without token
-    # limits never imports it.
-    from switchyard.providers.tokens import estimate_tokens
-
     if req.HasField("max_tokens"):
         output = max(0, req.max_tokens)
     else:

@@ -1,4 +1,5 @@
-"""Incremental Server-Sent Events parser: raw upstream bytes in, (event, data) pairs out."""
+"""Incremental Server-Sent Events parser: raw bytes in, (event, data) pairs out. Shared by
+the providers (upstream streams) and the edge (MCP filter replies over streamable HTTP)."""
 from __future__ import annotations
 
 import re
