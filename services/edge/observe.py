@@ -201,8 +201,8 @@ def _close(obs: Observed, status: int) -> None:
 def _log_fields(obs: Observed, status: int, latency_ms: float) -> dict[str, Any]:
     """The request's log line: ids, names, counts and times; never content or keys."""
     trace_id = ""
-    if obs.span is not None:
-        ctx = obs.span.get_span_context()
+    if obs.context is not None:   # sampled or not: the trace the request belongs to
+        ctx = trace.get_current_span(obs.context).get_span_context()
         trace_id = f"{ctx.trace_id:032x}" if ctx.is_valid else ""
     usage = obs.usage
     return {"ts": round(time.time(), 3), "request_id": obs.request_id, "trace_id": trace_id,

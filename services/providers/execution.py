@@ -109,6 +109,8 @@ class Executor:
         event is looked at, content events are not walked again.
         """
         span = _execution_span(gen) if tracer.ENABLED else None
+        if span is not None and not span.is_recording():
+            span = None   # not sampled: nothing below it is recorded or sent on
         try:
             try:
                 committed, breaker = await self._commit(gen, span)

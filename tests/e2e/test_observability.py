@@ -152,6 +152,31 @@ def test_streamed_messages_continue_the_clients_traceparent(tgw, emu, otlp):
     assert one(spans, "switchyard-providers", "execute").parent_id == edge.span_id
 
 
+def test_a_clients_unsampled_traceparent_is_kept_and_nothing_is_recorded(tgw, emu, otlp):
+    """Flags 00: the client's decision holds (ParentBased), even at 100 %: no service
+    records a span of that trace, the answer is whole and its request log line names the client's trace.
+    A sampled request sent after it shows the export is running (spans ship in order)."""
+    trace_id, parent = uuid.uuid4().hex, uuid.uuid4().hex[:16]
+    r = httpx.post(f"{tgw.url}/v1/chat/completions", timeout=30,
+                   headers={"authorization": "Bearer k",
+                            "traceparent": f"00-{trace_id}-{parent}-00"},
+                   json={"model": "gpt-4o-mini", "messages": USER})
+    assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"]
+    after = httpx.post(f"{tgw.url}/v1/chat/completions", timeout=30,
+                       headers={"authorization": "Bearer k"},
+                       json={"model": "gpt-4o-mini", "messages": USER})
+    trace_of(otlp, after.headers["x-request-id"], has(("switchyard-edge", "chat"),
+                                                      ("switchyard-providers", "execute")))
+    assert [s for s in otlp.spans() if s.trace_id == trace_id] == []
+    rid = r.headers["x-request-id"]
+
+    def logged():
+        return [json.loads(line) for line in tgw.log().splitlines()
+                if line.startswith("{") and f'"request_id":"{rid}"' in line]
+    wait_for(logged, 10, "the request's log line")
+    assert logged()[0]["status"] == 200 and logged()[0]["trace_id"] == trace_id
+
+
 def test_responses_trace_has_state_spans(tgw, emu, otlp):
     first = httpx.post(f"{tgw.url}/v1/responses", timeout=30,
                        json={"model": "gpt-4o-mini", "input": "remember 42"})
