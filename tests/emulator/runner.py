@@ -1,13 +1,10 @@
 """`Emulator`: run the emulator in a background thread for in-process tests."""
 from __future__ import annotations
 
-import asyncio
-import threading
 import time
 from collections.abc import Iterable
 
-from aiohttp import web
-
+from tests.emulator.app_thread import AppThread
 from tests.emulator.server import build_app
 from tests.emulator.state import EmulatorConfig, EmulatorState
 
@@ -31,54 +28,21 @@ class Emulator:
             fast=fast, latency_ms=latency_ms, chunks=chunks))
         self.host = host
         self.port = port
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: web.AppRunner | None = None
-        self._thread: threading.Thread | None = None
+        self._server: AppThread | None = None
 
     # ---- lifecycle ----------------------------------------------------------------------
     def start(self, timeout: float = 10.0) -> Emulator:
         """Start serving; returns once the port is bound (raises if it could not be)."""
-        ready = threading.Event()
-        failure: list[BaseException] = []
-        self._loop = asyncio.new_event_loop()
-
-        def run() -> None:
-            asyncio.set_event_loop(self._loop)
-            try:
-                self._loop.run_until_complete(self._serve())
-            except BaseException as e:  # report bind errors to the starting thread
-                failure.append(e)
-                ready.set()
-                return
-            ready.set()
-            self._loop.run_forever()
-
-        self._thread = threading.Thread(target=run, name="llm-emulator", daemon=True)
-        self._thread.start()
-        if not ready.wait(timeout):
-            raise TimeoutError("emulator did not start")
-        if failure:
-            raise failure[0]
+        self._server = AppThread(lambda: build_app(self.state), host=self.host, port=self.port,
+                                 name="llm-emulator", shutdown_timeout=1.0)
+        self.port = self._server.start(timeout)
         return self
-
-    async def _serve(self) -> None:
-        self._runner = web.AppRunner(build_app(self.state), handler_cancellation=True,
-                                     access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
 
     def stop(self) -> None:
         """Stop serving and join the thread (in-flight requests get a second to finish)."""
-        if self._loop is None or self._thread is None:
-            return
-        if self._runner is not None:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-        self._loop.close()
-        self._loop = self._thread = self._runner = None
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
 
     def __enter__(self) -> Emulator:
         return self.start()

@@ -8,9 +8,7 @@ import sys
 import textwrap
 import time
 
-import grpc
 import pytest
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 from opentelemetry.trace import SpanKind
 
 from switchyard.common.config.model import Tracing
@@ -41,17 +39,8 @@ class Receiver(OTLPReceiver):
         self.metadata: list[dict] = []
         self.resources: list[dict] = []
 
-    async def _serve(self) -> None:
-        import asyncio
-        server = grpc.aio.server()
-        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(RecordingServicer(self),
-                                                                  server)
-        server.add_insecure_port(f"127.0.0.1:{self.port}")
-        await server.start()
-        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
-        self._ready.set()
-        await self._stop.wait()
-        await server.stop(0)
+    def servicer(self) -> RecordingServicer:
+        return RecordingServicer(self)
 
 
 @pytest.fixture

@@ -27,6 +27,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from tests.emulator.app_thread import AppThread
+
 Handler = Callable[[web.Request], Any]
 
 BLOCKED_KEYWORDS = ("hack", "exploit", "malware", "phishing", "ransomware", "keylogger")
@@ -63,58 +65,27 @@ class FilterServer:
     state: Any = None                      # what the app keeps (the MCP server's sessions)
     _calls: list[Call] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _loop: asyncio.AbstractEventLoop | None = None
-    _runner: web.AppRunner | None = None
-    _thread: threading.Thread | None = None
+    _server: AppThread | None = None
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> FilterServer:
-        ready = threading.Event()
-        failure: list[BaseException] = []
-        self._loop = asyncio.new_event_loop()
-
-        def run() -> None:
-            assert self._loop is not None
-            asyncio.set_event_loop(self._loop)
-            try:
-                self._loop.run_until_complete(self._serve())
-            except BaseException as exc:   # a bind error: the starting thread raises it
-                failure.append(exc)
-                ready.set()
-                return
-            ready.set()
-            self._loop.run_forever()
-
-        self._thread = threading.Thread(target=run, name="filter-server", daemon=True)
-        self._thread.start()
-        if not ready.wait(10):
-            raise TimeoutError("the filter server did not start")
-        if failure:
-            raise failure[0]
+        self._server = AppThread(self._app, host=self.host, port=self.port,
+                                 name="filter-server", shutdown_timeout=0.5)
+        self.port = self._server.start()
         return self
 
-    async def _serve(self) -> None:
+    def _app(self) -> web.Application:
         app = self.routes(self)
         app.middlewares.append(self._misbehaving)
-        self._runner = web.AppRunner(app, handler_cancellation=True, access_log=None,
-                                     shutdown_timeout=0.5)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
+        return app
 
     def stop(self) -> None:
-        if self._loop is None or self._thread is None:
-            return
-        if self._runner is not None:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-        self._loop.close()
-        self._loop = self._thread = self._runner = None
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
 
     def __enter__(self) -> FilterServer:
         return self.start()

@@ -97,12 +97,16 @@ class OTLPReceiver:
                                      f"received {names}")
             time.sleep(0.05)
 
+    def servicer(self) -> _Servicer:
+        """What answers Export (a subclass may keep more of each call)."""
+        return _Servicer(self)
+
     def _run(self) -> None:
         asyncio.run(self._serve())
 
     async def _serve(self) -> None:
         server = grpc.aio.server()
-        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_Servicer(self), server)
+        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(self.servicer(), server)
         server.add_insecure_port(f"127.0.0.1:{self.port}")
         await server.start()
         self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()

@@ -69,6 +69,13 @@ def carry_extra(body: JsonObject, extra: JsonObject, same: bool, dropped: list[s
         dropped.extend(k for k in extra if k not in TRANSLATED_EXTRA)
 
 
+def is_function_tool(tool: chat_pb2.Tool, req: chat_pb2.ChatRequest) -> bool:
+    """A tool OpenAI's APIs take as a function: no type, `function`, or Anthropic's optional
+    `type: "custom"` (an ordinary function tool there). Any other type is a hosted tool."""
+    return tool.type in ("", "function") or (
+        tool.type == "custom" and req.source_format == chat_pb2.WIRE_FORMAT_ANTHROPIC)
+
+
 def auth_headers(entry: ProviderEntry, client_api_key: str) -> dict[str, str]:
     """The credential header for `entry.auth`; the client's key with passthrough_auth."""
     key = client_api_key if entry.passthrough_auth else entry.access_key

@@ -14,7 +14,7 @@ from switchyard.common.data_urls import data_url
 from switchyard.common.json_object import JsonObject, parse_json_object
 from switchyard.common.proto import chat_pb2
 
-from .common import carry_extra, merge_extra, merge_missing, request_encoder
+from .common import carry_extra, is_function_tool, merge_extra, merge_missing, request_encoder
 
 WIRE = chat_pb2.WIRE_FORMAT_OPENAI_CHAT
 
@@ -236,10 +236,7 @@ class _Encoder:
     def tools(self) -> list[JsonObject]:
         out: list[JsonObject] = []
         for t in self.req.tools:
-            # Anthropic's optional `type: "custom"` is an ordinary function tool.
-            anthropic_custom = (t.type == "custom"
-                                and self.req.source_format == chat_pb2.WIRE_FORMAT_ANTHROPIC)
-            if t.type not in ("", "function") and not anthropic_custom:
+            if not is_function_tool(t, self.req):
                 if self.same:
                     out.append(merge_extra({"type": t.type}, t.extra_json))
                 else:
