@@ -4,12 +4,13 @@ from __future__ import annotations
 import os
 import pathlib
 import signal
-import socket
 import subprocess
 import sys
 import time
 
 import httpx
+
+from tests.support.ports import free_port
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 OPENAI_KEY = "sk-openai-test"
@@ -21,11 +22,6 @@ BEDROCK_SECRET = "emulated/bedrock+secret/key0001"
 BEDROCK_REGION = "us-west-2"
 BEDROCK_CLAUDE = "us.anthropic.claude-sonnet-4-20250514-v1:0"
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(predicate, timeout: float, what: str) -> None:
@@ -195,14 +191,24 @@ class ServiceSet:
     def start_all(self, timeout: float = 60.0) -> ServiceSet:
         for s in self.ORDER:
             self.start(s)
-        wait_for(self.healthy, timeout, "all services healthy")
+        try:
+            wait_for(self.healthy, timeout, "all services healthy")
+        except AssertionError as e:
+            raise AssertionError(f"{e}\n{self.logs()}") from None
         return self
 
     def healthy(self) -> bool:
+        for service, proc in self.procs.items():
+            if proc.poll() is not None:
+                raise AssertionError(f"{service} exited early:\n{self.logs()}")
         try:
             return all_up(self.url)
         except httpx.HTTPError:
             return False
+
+    def logs(self) -> str:
+        """Every started service's log, for a failure message."""
+        return "\n".join(f"--- {s}.log\n{self.log(s)[-4000:]}" for s in self.procs)
 
     def kill(self, service: str, sig: int = signal.SIGKILL) -> None:
         proc = self.procs.pop(service)

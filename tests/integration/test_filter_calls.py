@@ -4,7 +4,6 @@ stream whose output filter fails (the generation behind it is closed) — and th
 (the headers a call carries, how a refusal is read)."""
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator
 
 import orjson
@@ -20,14 +19,9 @@ from switchyard.edge.filters.headers import filter_headers
 from switchyard.edge.filters.mcp import mcp_endpoint
 from switchyard.edge.filters.refusal import refusal
 from tests.support.filter_servers import FilterServer, keyword_guard, mcp_filters
+from tests.support.ports import free_port
 
 BODY = orjson.dumps({"model": "m", "messages": [{"role": "user", "content": "hello"}]})
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def request(path: str = "/v1/chat/completions", headers: dict[str, str] | None = None
@@ -55,7 +49,7 @@ def server(handler) -> FilterServer:
 
 
 async def test_an_unreachable_filter_is_a_502_and_fail_open_goes_on():
-    f = Filter(id="gone", url=f"http://127.0.0.1:{closed_port()}", type="http")
+    f = Filter(id="gone", url=f"http://127.0.0.1:{free_port()}", type="http")
     with pytest.raises(GatewayError) as info:
         await run_input(f)
     assert info.value.http_status == 502

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 
 import pytest
@@ -26,13 +25,11 @@ from tests.integration.test_providers_support import (
     plan,
     sse,
 )
+from tests.support.ports import free_port
 
 
 def closed_port_url() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}/dead"
+    return f"http://127.0.0.1:{free_port()}/dead"
 
 
 class Clock:

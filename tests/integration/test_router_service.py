@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 
 import grpc
@@ -13,6 +12,7 @@ from switchyard.common.errors import GatewayError
 from switchyard.common.proto import router_pb2, router_pb2_grpc
 from switchyard.edge.clients.router import RouteCache
 from switchyard.router.service import RouterServicer
+from tests.support.ports import free_port
 
 
 def make_config(extra_alias: dict | None = None):
@@ -24,11 +24,6 @@ def make_config(extra_alias: dict | None = None):
         "model_aliases": {"fast-model": {"target": "gpt-4o-mini"}, **(extra_alias or {})},
     }, "cfg.yaml")
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def start_router(servicer: RouterServicer, port: int) -> grpc.aio.Server:

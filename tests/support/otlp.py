@@ -3,7 +3,6 @@ served by grpc.aio in a background thread; spans are kept as plain `Span` record
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -13,6 +12,8 @@ from typing import Any
 import grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+
+from tests.support.ports import free_port
 
 
 @dataclass
@@ -60,9 +61,7 @@ class OTLPReceiver:
     """`with OTLPReceiver() as otlp:` then point `opentracing_grpc_endpoint` at `otlp.endpoint`."""
 
     def __init__(self) -> None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
+        self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self._spans: list[Span] = []
         self._lock = threading.Lock()

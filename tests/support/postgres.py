@@ -16,7 +16,6 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -25,6 +24,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.support.ports import free_port
 
 INSTALL_HINT = ("PostgreSQL server binaries (initdb, pg_ctl) not found; install them with"
                 " `apt-get install -y postgresql` (CI installs it)")
@@ -49,11 +50,6 @@ def find_bindir() -> Path:
             return Path(c)
     raise RuntimeError(INSTALL_HINT)
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class PostgresServer:

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.ports import free_port
+
 INSTALL_HINT = ("redis-server not found; install it with `apt-get install -y redis-server` "
                 "(scripts/test.sh does)")
 
@@ -35,11 +37,6 @@ def find_binary() -> str:
         raise RuntimeError(INSTALL_HINT)
     return found
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class RedisServer:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ import pytest
 
 from tests.emulator import Emulator
 from tests.emulator.text import sign_thinking
+from tests.support.ports import free_port
 
 OPENAI_KEY = "sk-openai-test"
 ANTHROPIC_KEY = "sk-ant-test"
@@ -495,9 +495,7 @@ def test_fast_mode_in_process():
 
 
 def test_cli_serves_fast_mode():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "tests.emulator", "--port", str(port), "--fast",
                              "--chunks", "4", "--anthropic-key", "k1"], stdout=subprocess.PIPE, text=True)
     try:
