@@ -167,3 +167,49 @@ def test_an_unreachable_collector_costs_the_service_nothing_and_shutdown_is_boun
     ship.shutdown(timeout_s=2)
     assert time.monotonic() - start < 10
     assert gone(pid)
+
+
+def exporter_affinity(receiver, cpus_setting: str | None) -> tuple[set[int], set[int]]:
+    """(the service's CPUs, its exporter's CPUs) for a service pinned to CPU 0."""
+    script = textwrap.dedent(f"""
+        import os
+        from switchyard.common.telemetry import shipper, spans
+        os.sched_setaffinity(0, {{0}})   # the service, pinned like the bench pins it
+        ship = shipper.Shipper({{"service": "edge", "endpoint": {receiver.endpoint!r},
+                                "schedule_delay_ms": 20}}, interval_s=3600)
+        spans.SpanTracer(ship.add, 1.0).start_span("pinned").end()
+        ship._ship()
+        print(sorted(os.sched_getaffinity(0)), sorted(os.sched_getaffinity(ship.exporter_pid)))
+        ship.shutdown(10)
+    """)
+    env = {k: v for k, v in os.environ.items() if k != shipper.EXPORTER_CPUS_ENV}
+    if cpus_setting is not None:
+        env[shipper.EXPORTER_CPUS_ENV] = cpus_setting
+    done = subprocess.run([sys.executable, "-c", script], env={**env, "PYTHONPATH": ROOT},
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    service, exporter = done.stdout.split("] [")
+    return ({int(c) for c in service.strip("[] \n").split(",")},
+            {int(c) for c in exporter.strip("[] \n").split(",")})
+
+
+def test_the_exporter_of_a_pinned_service_keeps_off_its_cpu(receiver):
+    service, exporter = exporter_affinity(receiver, None)
+    assert service == {0}
+    others = set(range(os.cpu_count() or 1)) - {0}
+    assert exporter == (others or {0})
+
+
+def test_the_exporters_cpus_can_be_set_or_inherited(receiver):
+    assert exporter_affinity(receiver, "inherit") == ({0}, {0})
+    last = (os.cpu_count() or 1) - 1
+    assert exporter_affinity(receiver, f"{last}") == ({0}, {last})
+
+
+def test_exporter_cpu_lists_read_like_taskset():
+    assert shipper.exporter_cpus("0,2-3", {0}, 8) == {0, 2, 3}
+    assert shipper.exporter_cpus(" inherit ", {0}, 3) is None
+    assert shipper.exporter_cpus(None, {0}, 3) == {1, 2}       # pinned: the other CPUs
+    assert shipper.exporter_cpus(None, {0, 1, 2}, 3) is None   # unpinned: as it is
+    with pytest.raises(ValueError):
+        shipper.exporter_cpus("all", {0}, 3)

@@ -116,7 +116,9 @@ class Shipper:
             proc = subprocess.Popen(self._command, stdin=subprocess.PIPE,
                                     stdout=subprocess.DEVNULL, close_fds=True)
             assert proc.stdin is not None
-            lower_priority(proc.pid)   # before its first frame: threads it starts inherit it
+            # Before its first frame: threads it starts inherit both.
+            lower_priority(proc.pid)
+            keep_off_serving_cpus(proc.pid)
             with contextlib.suppress(OSError):   # above pipe-max-size: keep the default
                 fcntl.fcntl(proc.stdin.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
             _write_frame(proc.stdin.fileno(), marshal.dumps(self._settings))
@@ -207,6 +209,48 @@ def lower_priority(pid: int) -> None:
     except (AttributeError, OSError):
         with contextlib.suppress(OSError):
             os.setpriority(os.PRIO_PROCESS, pid, 19)
+
+
+EXPORTER_CPUS_ENV = "SWITCHYARD_SPAN_EXPORTER_CPUS"
+
+
+def exporter_cpus(setting: str | None, service_cpus: set[int],
+                  cpu_count: int) -> set[int] | None:
+    """The CPUs an exporter may use (None: the service's own). SWITCHYARD_SPAN_EXPORTER_CPUS
+    is a taskset list ("0,2-3") or `inherit`; unset, every CPU but the service's, when the
+    service is pinned to some and others exist."""
+    if setting is None or not setting.strip():
+        others = set(range(cpu_count)) - service_cpus
+        return others or None
+    if setting.strip() == "inherit":
+        return None
+    cpus: set[int] = set()
+    for part in setting.split(","):
+        low, _, high = part.strip().partition("-")
+        cpus.update(range(int(low), int(high or low) + 1))
+    return cpus
+
+
+def keep_off_serving_cpus(pid: int) -> None:
+    """Move the exporter `pid` off the CPUs its service is pinned to: it is background work,
+    and on a serving core even idle-priority work costs every request time at c=1
+    (docs/benchmarks.md, "Tracing on"). An unpinned service's exporter stays unpinned."""
+    if not hasattr(os, "sched_setaffinity"):
+        return
+    setting = os.environ.get(EXPORTER_CPUS_ENV)
+    try:
+        cpus = exporter_cpus(setting, os.sched_getaffinity(0), os.cpu_count() or 1)
+    except ValueError:
+        log.warning("%s is not a CPU list; the span exporter keeps the service's CPUs",
+                    EXPORTER_CPUS_ENV)
+        return
+    if cpus is None:
+        return
+    try:
+        os.sched_setaffinity(pid, cpus)
+    except OSError as exc:   # none of them available here (a container's cpuset)
+        if setting:
+            log.warning("the span exporter keeps the service's CPUs: %s", exc)
 
 
 def _write_frame(fd: int, data: bytes) -> None:
