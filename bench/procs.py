@@ -182,6 +182,21 @@ def start_emulator(workdir: pathlib.Path, core: int | None, latency_ms: float,
     return p, url
 
 
+def start_otlp_sink(workdir: pathlib.Path, core: int | None) -> tuple[Proc, str]:
+    """The traced rows' collector (`bench/otlp_sink.py`), on the load core."""
+    port = free_port()
+    p = Proc("otlp-sink", [*pin(core), sys.executable, "-m", "bench.otlp_sink", "--port",
+                           str(port)], workdir / "otlp-sink.log")
+    p.wait_until(lambda: "listening" in p.log(), 30)
+    return p, f"http://127.0.0.1:{port}"
+
+
+def sink_received(p: Proc) -> str:
+    """The sink's closing line (after `stop`): how many spans it was sent."""
+    lines = [ln for ln in p.log().splitlines() if ln.startswith("received ")]
+    return lines[-1] if lines else "no count (the sink did not stop cleanly)"
+
+
 def switchyard_config(emulator_url: str, port: int, extra: str = "", *, slow_url: str = "",
                       auth: bool = False) -> str:
     """The emulator as every upstream family (OpenAI the default; bench/streams.py names

@@ -209,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     started: list[procs.Proc] = []
     rows: list[dict] = []
     soak: list[dict] = []
+    sink: procs.Proc | None = None
     try:
         emulator, emu_url = procs.start_emulator(workdir, load_core, a.latency_ms, a.chunks,
                                                  a.chunk_delay_ms)
@@ -234,13 +235,12 @@ def main(argv: list[str] | None = None) -> int:
                 pids[target] = functools.partial(procs.switchyard_pids, gw)
         switch: procs.TracingSwitch | None = None
         if a.tracing:
-            # A real sink: the spans are exported and decoded, as with a collector. The
+            # The spans go to a real OTLP/gRPC sink on the load core, as to a collector; the
             # traced rows are the `switchyard` gateway itself with tracing switched on.
-            from tests.support.otlp import OTLPReceiver
-
-            receiver = OTLPReceiver().start()
+            sink, sink_url = procs.start_otlp_sink(workdir, load_core)
+            started.append(sink)
             switch = procs.TracingSwitch(launchers["switchyard"], workdir / "switchyard.yaml",
-                                         receiver.endpoint)
+                                         sink_url)
             urls[TRACED], pids[TRACED] = urls["switchyard"], pids["switchyard"]
         if ROUTED in a.targets:   # the same gateway with routing_preferences (routing-c1)
             routed, urls[ROUTED] = procs.start_switchyard(workdir, gw_core, emu_url,
@@ -327,6 +327,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for p in reversed(started):
             p.stop()
+    if sink is not None:
+        print(f"bench: the OTLP sink {procs.sink_received(sink)}", flush=True)
     report.derive(rows)
     for r in rows:
         if r.get("routing_added_p50_ms") is not None:

@@ -3,6 +3,7 @@ driver (no wrk, no LiteLLM). Asserts a table comes out with traffic and no error
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -51,6 +52,8 @@ def test_bench_tracing_rows_come_from_one_gateway_switched_by_reload(tmp_path):
         assert row["requests"] > 0 and row["errors"] == 0, row
     assert rows["switchyard-tracing"]["tracing_paired_p50_ms"] is not None
     assert "tracing +p50" in run.stdout
+    received = re.search(r"the OTLP sink received (\d+) spans in (\d+) exports", run.stdout)
+    assert received and int(received[1]) >= rows["switchyard-tracing"]["requests"], run.stdout
 
 
 def test_bench_streams_through_each_grammar(tmp_path):
