@@ -106,8 +106,10 @@ def all_up(url: str) -> bool:
 class Gateway:
     """`switchyard up` as a child process; `stop()` sends SIGINT like Ctrl-C."""
 
-    def __init__(self, config_text: str, workdir: pathlib.Path, port: int) -> None:
+    def __init__(self, config_text: str, workdir: pathlib.Path, port: int,
+                 env: dict[str, str] | None = None) -> None:
         self.port = port
+        self.env = env or {}
         self.url = f"http://127.0.0.1:{port}"
         self.config_path = workdir / "plano_config.yaml"
         self.config_path.write_text(config_text)
@@ -115,7 +117,7 @@ class Gateway:
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 60.0) -> Gateway:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "switchyard", "up", "--config", str(self.config_path)],

@@ -17,6 +17,7 @@ CATALOG = {"openai": {"models": {"gpt-4o-mini": {"cost": {"input": 0.15, "output
            "anthropic": {"models": {"claude-3-5-sonnet-20241022": {
                "cost": {"input": 3, "output": 15, "cache_read": 0.3, "cache_write": 3.75}}}}}
 USER = [{"role": "user", "content": "hello there"}]
+GRPC_SERVICES = ("router", "providers", "state")
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +56,12 @@ logging: {{requests: json}}
 """
     text = gateway_config(emulator.url, port, state="state_storage: {type: memory}",
                           providers=providers, aliases=aliases, extra=extra)
-    gw = Gateway(text, work, port).start()
+    # Each gRPC service serves its own /metrics on these (SWITCHYARD_<SERVICE>_METRICS).
+    metrics = {f"SWITCHYARD_{s.upper()}_METRICS": f"127.0.0.1:{free_port()}"
+               for s in GRPC_SERVICES}
+    gw = Gateway(text, work, port, env=metrics).start()
+    gw.service_metrics = {s: f"http://{metrics[f'SWITCHYARD_{s.upper()}_METRICS']}"
+                          for s in GRPC_SERVICES}
     yield gw
     gw.stop()
 
@@ -248,6 +254,27 @@ def test_token_and_cost_counters_match_the_upstream_usage(tgw, emu):
     assert cost == pytest.approx((1000 * 0.15 + 500 * 0.6 + 200 * 0.075) / 1e6)
 
 
+def test_cache_write_tokens_are_counted_and_priced(tgw, emu):
+    model = "claude-3-5-sonnet-20241022"
+    usage = {"input_tokens": 100, "output_tokens": 50, "cache_read_input_tokens": 400,
+             "cache_creation_input_tokens": 800}
+    labels = {"provider": "anthropic", "model": model, "tenant": "default"}
+    kinds = ("input", "output", "cache_read", "cache_write")
+    before = {k: metric_value(tgw.url, "switchyard_tokens_total", type=k, **labels)
+              for k in kinds}
+    cost_before = metric_value(tgw.url, "switchyard_cost_usd_total", **labels)
+    emu.script(model, {"reply": {"text": "cached", "usage": usage}})
+    r = httpx.post(f"{tgw.url}/v1/messages", timeout=30, json={
+        "model": model, "max_tokens": 64, "messages": USER})
+    assert r.status_code == 200 and r.json()["usage"]["cache_creation_input_tokens"] == 800
+    after = {k: metric_value(tgw.url, "switchyard_tokens_total", type=k, **labels)
+             for k in kinds}
+    assert {k: after[k] - before[k] for k in kinds} == {
+        "input": 100, "output": 50, "cache_read": 400, "cache_write": 800}
+    cost = metric_value(tgw.url, "switchyard_cost_usd_total", **labels) - cost_before
+    assert cost == pytest.approx((100 * 3 + 50 * 15 + 400 * 0.3 + 800 * 3.75) / 1e6)
+
+
 def test_entry_pricing_and_streamed_ttft_histogram(tgw, emu):
     labels = {"provider": "openai", "model": "priced-model", "tenant": "default"}
     cost_before = metric_value(tgw.url, "switchyard_cost_usd_total", **labels)
@@ -293,3 +320,27 @@ def test_request_log_is_one_json_line_without_content_or_keys(tgw, emu):
 def test_grpc_server_metrics_and_process_metrics_on_edge(tgw):
     text = httpx.get(f"{tgw.url}/metrics", timeout=10).text
     assert "process_cpu_seconds_total" in text
+
+
+def test_every_grpc_service_serves_process_and_grpc_server_metrics(tgw, emu):
+    """One call each service answers: state Put (a stored response), router Resolve (a name
+    outside the route table), providers CountTokens."""
+    def handled(service, method, code):
+        return metric_value(tgw.service_metrics[service], "switchyard_grpc_server_handled_total",
+                            method=method, code=code)
+    calls = {("state", "/switchyard.v1.State/Put", "OK"),
+             ("router", "/switchyard.v1.Router/Resolve", "NOT_FOUND"),
+             ("providers", "/switchyard.v1.Providers/CountTokens", "OK")}
+    before = {c: handled(*c) for c in calls}
+    assert httpx.post(f"{tgw.url}/v1/responses", timeout=30, json={
+        "model": "gpt-4o-mini", "input": "store me"}).status_code == 200
+    assert httpx.post(f"{tgw.url}/v1/chat/completions", timeout=30, json={
+        "model": "no-such-model", "messages": USER}).status_code == 404
+    assert httpx.post(f"{tgw.url}/v1/messages/count_tokens", timeout=30, json={
+        "model": "claude-3-5-sonnet-20241022", "messages": USER}).status_code == 200
+    assert {c: handled(*c) - before[c] for c in calls} == {c: 1 for c in calls}
+    for service, url in tgw.service_metrics.items():
+        text = httpx.get(f"{url}/metrics", timeout=10).text
+        assert "process_cpu_seconds_total" in text, service
+        assert "process_resident_memory_bytes" in text, service
+        assert "switchyard_grpc_server_handling_seconds_bucket" in text, service
