@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pathlib
+import shutil
 import signal
 import socket
 import subprocess
@@ -183,10 +184,13 @@ def start_emulator(workdir: pathlib.Path, core: int | None, latency_ms: float,
 
 
 def start_otlp_sink(workdir: pathlib.Path, core: int | None) -> tuple[Proc, str]:
-    """The traced rows' collector (`bench/otlp_sink.py`), on the load core."""
+    """The traced rows' collector (`bench/otlp_sink.py`), on the load core at idle priority:
+    it stands for a collector on another machine, so it must not slow the emulator or wrk
+    (an export waiting a little costs no request anything)."""
     port = free_port()
-    p = Proc("otlp-sink", [*pin(core), sys.executable, "-m", "bench.otlp_sink", "--port",
-                           str(port)], workdir / "otlp-sink.log")
+    idle = ["chrt", "--idle", "0"] if shutil.which("chrt") else []
+    p = Proc("otlp-sink", [*pin(core), *idle, sys.executable, "-m", "bench.otlp_sink",
+                           "--port", str(port)], workdir / "otlp-sink.log")
     p.wait_until(lambda: "listening" in p.log(), 30)
     return p, f"http://127.0.0.1:{port}"
 
