@@ -122,6 +122,9 @@ def test_chat_request_is_one_trace_across_edge_and_providers(tgw, emu, otlp):
     assert a["switchyard.route"] == "openai_chat→openai"
     assert a["name"] == "blue" and a["environment"] == "e2e"   # header prefix, static
     assert a["http.response.status_code"] == 200
+    assert a["switchyard.cost_usd"] > 0                     # priced from the catalog
+    assert "gen_ai.input.messages" not in a                 # no content unless asked
+    assert not any("hello there" in str(v) for s in spans for v in s.attributes.values())
     assert attempt.attributes["switchyard.attempt"] == 1
     assert http.attributes["http.response.status_code"] == 200
     # No key anywhere on any span.
