@@ -221,6 +221,12 @@ def _log_fields(obs: Observed, status: int, latency_ms: float) -> dict[str, Any]
 
 # ---- hooks the pipeline calls -----------------------------------------------------------
 
+def _provider_label(entry: ProviderEntry | None, name: str) -> str:
+    """The `provider` label of the metrics: the entry's provider (openai, anthropic, ...),
+    or the name providers answered with when no entry has it."""
+    return entry.provider if entry is not None else name
+
+
 def _accounting(request: Request) -> Accounting:
     accounting: Accounting = request.app.state.accounting
     return accounting
@@ -273,7 +279,7 @@ def turn_done(request: Request, tenant: str, start: chat_pb2.StreamStart,
     """A turn finished: count its tokens and cost (always), and put them on the span."""
     accounting = _accounting(request)
     entry: ProviderEntry | None = accounting.entries.get(start.provider)
-    provider = entry.provider if entry is not None else start.provider
+    provider = _provider_label(entry, start.provider)
     model = start.model or (entry.model if entry is not None else "")
     counts = (usage.input_tokens, usage.output_tokens, usage.cache_read_tokens,
               usage.cache_creation_tokens, usage.reasoning_tokens)
@@ -302,8 +308,10 @@ def turn_done(request: Request, tenant: str, start: chat_pb2.StreamStart,
         span.set_attribute(genai.COST_USD, cost)
 
 
-def first_token(request: Request, fmt: str, provider: str, seconds: float) -> None:
-    """A stream's first content is going out: the time-to-first-token histogram and span."""
+def first_token(request: Request, fmt: str, upstream: str, seconds: float) -> None:
+    """A stream's first content is going out (from the entry named `upstream`): the
+    time-to-first-token histogram and span."""
+    provider = _provider_label(_accounting(request).entries.get(upstream), upstream)
     metrics.TIME_TO_FIRST_TOKEN.labels(fmt, provider).observe(seconds)
     obs = observed(request)
     if obs is not None and obs.span is not None:

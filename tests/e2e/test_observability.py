@@ -295,6 +295,31 @@ def test_entry_pricing_and_streamed_ttft_histogram(tgw, emu):
                         format="openai_chat") == ttft_before + 1
 
 
+STREAMS = {   # every streaming route: (client format label, path, body)
+    "openai_chat": ("/v1/chat/completions", {"model": "gpt-4o-mini", "messages": USER,
+                                              "stream": True}),
+    "anthropic_messages": ("/v1/messages", {"model": "gpt-4o-mini", "messages": USER,
+                                            "max_tokens": 32, "stream": True}),
+    "openai_responses": ("/v1/responses", {"model": "gpt-4o-mini", "input": "hello there",
+                                           "stream": True}),
+    "gemini": ("/v1beta/models/gpt-4o-mini:streamGenerateContent?alt=sse",
+               {"contents": [{"role": "user", "parts": [{"text": "hello there"}]}]}),
+}
+
+
+@pytest.mark.parametrize("fmt", sorted(STREAMS))
+def test_every_streaming_route_observes_time_to_first_token(tgw, emu, fmt):
+    path, body = STREAMS[fmt]
+    labels = {"format": fmt, "provider": "openai"}
+    before = metric_value(tgw.url, "switchyard_time_to_first_token_seconds_count", **labels)
+    with httpx.stream("POST", f"{tgw.url}{path}", json=body, timeout=30,
+                      headers={"x-goog-api-key": "k"}) as r:
+        assert r.status_code == 200
+        assert b"data: " in b"".join(r.iter_bytes())
+    after = metric_value(tgw.url, "switchyard_time_to_first_token_seconds_count", **labels)
+    assert after == before + 1
+
+
 def test_request_log_is_one_json_line_without_content_or_keys(tgw, emu):
     r = httpx.post(f"{tgw.url}/v1/chat/completions", timeout=30,
                    headers={"authorization": "Bearer secret-client-key"},
