@@ -377,20 +377,25 @@ class EndpointSet:
                         exc, len(self._order))
 
 
+UNAVAILABLE_ATTEMPTS = 3   # an idempotent call's tries when each meets UNAVAILABLE
+
+
 async def unary(endpoints: EndpointSet,
                 invoke: Callable[[Endpoint, float, bool], Awaitable[T]],
                 timeout: float, retry: bool = True) -> T | None:
     """`invoke(endpoint, seconds_left, alone)` on a live endpoint, holding it; None when
     there is none. `alone`: no other endpoint could take the call, so it may wait for this
-    one to (re)connect; else it should fail fast. One UNAVAILABLE is tried again (on another
-    endpoint when there is one) within the same deadline: a call that raced its connection's
-    GOAWAY (max connection age) fails so without having run, and gRPC's own transparent
-    retry is off (see channel.py). `retry=False` for calls whose repeat would repeat their
-    effect: UNAVAILABLE may also be a connection lost after the call ran."""
+    one to (re)connect; else it should fail fast. UNAVAILABLE is tried again, on another
+    endpoint when there is one, within the same deadline, up to UNAVAILABLE_ATTEMPTS in all:
+    a call that raced its connection's GOAWAY (max connection age) fails so without having
+    run, gRPC's own transparent retry is off (see channel.py), and one call can meet a
+    replica that just went away and then another's GOAWAY. `retry=False` for calls whose
+    repeat would repeat their effect: UNAVAILABLE may also be a connection lost after the
+    call ran."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     endpoint = endpoints.pick() or await endpoints.choose(timeout=timeout)
-    for attempt in (1, 2):
+    for attempt in range(1, UNAVAILABLE_ATTEMPTS + 1):
         if endpoint is None:
             return None
         with endpoint.held():
@@ -398,8 +403,8 @@ async def unary(endpoints: EndpointSet,
                 return await invoke(endpoint, max(deadline - loop.time(), 0.001),
                                     endpoints.alone(endpoint))
             except grpc.aio.AioRpcError as exc:
-                if attempt == 2 or not retry or exc.code() != grpc.StatusCode.UNAVAILABLE or \
-                        deadline - loop.time() <= 0:
+                if attempt == UNAVAILABLE_ATTEMPTS or not retry or \
+                        exc.code() != grpc.StatusCode.UNAVAILABLE or deadline - loop.time() <= 0:
                     raise
         endpoint = endpoints.pick(exclude=(endpoint,)) or endpoint
     return None  # not reached
