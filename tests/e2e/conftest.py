@@ -11,6 +11,7 @@ from tests.e2e.harness import (
     gateway_config,
 )
 from tests.emulator import Emulator
+from tests.support.otlp import OTLPReceiver
 
 
 @pytest.fixture(scope="session")
@@ -31,6 +32,13 @@ def gateway(emulator, tmp_path_factory):
     gw.start()
     yield gw
     gw.stop()
+
+
+@pytest.fixture(scope="module")
+def otlp():
+    """A real OTLP/gRPC trace receiver, one per test module that asks for it."""
+    with OTLPReceiver() as receiver:
+        yield receiver
 
 
 @pytest.fixture

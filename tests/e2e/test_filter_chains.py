@@ -13,7 +13,6 @@ import httpx
 import openai
 import pytest
 import yaml
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.harness import Gateway, free_port, gateway_config
 from tests.support.filter_servers import (
@@ -24,7 +23,7 @@ from tests.support.filter_servers import (
     mcp_filters,
     pii_redactor,
 )
-from tests.support.otlp import OTLPReceiver
+from tests.support.metrics import metric_value
 
 EMAIL, SSN, PHONE = "jane.doe@example.com", "123-45-6789", "555-123-4567"
 PII_TEXT = f"My email is {EMAIL}, my SSN is {SSN}, call me at {PHONE}."
@@ -37,12 +36,6 @@ def servers():
     with keyword_guard() as guard, pii_redactor() as pii, mcp_filters() as policy, \
             mcp_filters() as redactor:
         yield SimpleNamespace(guard=guard, pii=pii, policy=policy, redactor=redactor)
-
-
-@pytest.fixture(scope="module")
-def otlp():
-    with OTLPReceiver() as receiver:
-        yield receiver
 
 
 @pytest.fixture(scope="module")
@@ -252,7 +245,7 @@ def test_fail_open_filter_is_skipped_when_it_fails(oai, emu, servers, fgw):
                                         messages=user(f"about {MCP_FORBIDDEN}"))
     assert reply.choices[0].message.content == f"Echo: about {MCP_FORBIDDEN}"
     assert len(emu.requests()) == 1
-    assert metric(fgw, "switchyard_filter_seconds_count", filter="policy", phase="input",
+    assert metric_value(fgw.url, "switchyard_filter_seconds_count", filter="policy", phase="input",
                   outcome="failed_open") >= 1
 
 
@@ -305,7 +298,7 @@ def test_filter_calls_carry_the_request_id_and_no_keys(fgw, claude, servers):
 def test_mcp_session_is_kept_and_opened_again_when_the_server_forgets_it(oai, fgw, servers):
     oai.chat.completions.create(model="gpt-4o-mini", messages=user("one"))
     before = servers.policy.state.initializes
-    failed_open = metric(fgw, "switchyard_filter_seconds_count", filter="policy",
+    failed_open = metric_value(fgw.url, "switchyard_filter_seconds_count", filter="policy",
                          outcome="failed_open")
     oai.chat.completions.create(model="gpt-4o-mini", messages=user("two"))
     assert servers.policy.state.initializes == before    # one session, reused
@@ -314,7 +307,7 @@ def test_mcp_session_is_kept_and_opened_again_when_the_server_forgets_it(oai, fg
     assert reply.choices[0].message.content == "Echo: three"
     assert servers.policy.state.initializes == before + 1
     # The policy filter is fail_open: it really answered, it was not skipped.
-    assert metric(fgw, "switchyard_filter_seconds_count", filter="policy",
+    assert metric_value(fgw.url, "switchyard_filter_seconds_count", filter="policy",
                   outcome="failed_open") == failed_open
 
 
@@ -364,24 +357,14 @@ def test_streamed_chunk_calls_are_totals_on_the_request_span(oai, otlp):
 
 
 def test_filter_histogram(oai, fgw):
-    before = metric(fgw, "switchyard_filter_seconds_count", filter="content_guard",
+    before = metric_value(fgw.url, "switchyard_filter_seconds_count", filter="content_guard",
                     phase="input", outcome="ok")
     oai.chat.completions.create(model="gpt-4o-mini", messages=user("hello"))
-    assert metric(fgw, "switchyard_filter_seconds_count", filter="content_guard",
+    assert metric_value(fgw.url, "switchyard_filter_seconds_count", filter="content_guard",
                   phase="input", outcome="ok") == before + 1
-    assert metric(fgw, "switchyard_filter_seconds_count", filter="redact_secrets",
+    assert metric_value(fgw.url, "switchyard_filter_seconds_count", filter="redact_secrets",
                   phase="output", outcome="ok") >= 1
     with pytest.raises(openai.BadRequestError):
         oai.chat.completions.create(model="gpt-4o-mini", messages=user("hack"))
-    assert metric(fgw, "switchyard_filter_seconds_count", filter="content_guard",
+    assert metric_value(fgw.url, "switchyard_filter_seconds_count", filter="content_guard",
                   phase="input", outcome="rejected") >= 1
-
-
-def metric(gw, name, **labels) -> float:
-    text = httpx.get(f"{gw.url}/metrics", timeout=10).text
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v
-                                           for k, v in labels.items()):
-                return sample.value
-    return 0.0

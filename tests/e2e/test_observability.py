@@ -6,10 +6,10 @@ import uuid
 import httpx
 import orjson
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.harness import OPENAI_KEY, Gateway, free_port, gateway_config, wait_for
-from tests.support.otlp import OTLPReceiver
+from tests.support.metrics import metric_value
+from tests.support.otlp import has, one, trace_of
 
 SERVER, CLIENT = 2, 3   # OTLP span kinds
 CATALOG = {"openai": {"models": {"gpt-4o-mini": {"cost": {"input": 0.15, "output": 0.6,
@@ -18,12 +18,6 @@ CATALOG = {"openai": {"models": {"gpt-4o-mini": {"cost": {"input": 0.15, "output
                "cost": {"input": 3, "output": 15, "cache_read": 0.3, "cache_write": 3.75}}}}}
 USER = [{"role": "user", "content": "hello there"}]
 GRPC_SERVICES = ("router", "providers", "state")
-
-
-@pytest.fixture(scope="module")
-def otlp():
-    with OTLPReceiver() as receiver:
-        yield receiver
 
 
 @pytest.fixture(scope="module")
@@ -64,29 +58,6 @@ logging: {{requests: json}}
                           for s in GRPC_SERVICES}
     yield gw
     gw.stop()
-
-
-def trace_of(otlp, request_id, want=lambda spans: True, timeout=20.0):
-    """Every span of the trace whose edge span carries `request_id`, once `want` holds."""
-    def ready(spans):
-        edge = [s for s in spans if s.attributes.get("switchyard.request_id") == request_id
-                and s.service == "switchyard-edge"]
-        if not edge:
-            return None
-        same = [s for s in spans if s.trace_id == edge[0].trace_id]
-        return same if want(same) else None
-    return otlp.wait_for(ready, timeout, f"the trace of request {request_id}")
-
-
-def one(spans, service, prefix):
-    found = [s for s in spans if s.service == service and s.name.startswith(prefix)]
-    assert len(found) == 1, [(s.service, s.name) for s in spans]
-    return found[0]
-
-
-def has(*pairs):
-    return lambda spans: all(any(s.service == svc and s.name.startswith(p) for s in spans)
-                             for svc, p in pairs)
 
 
 def test_chat_request_is_one_trace_across_edge_and_providers(tgw, emu, otlp):
@@ -226,16 +197,6 @@ def test_fallback_attempts_are_siblings(tgw, emu, otlp):
     assert [s.status_code for s in attempts] == [2, 2, 2, 0]       # ERROR ×3, then unset
     assert execute.attributes["switchyard.fallback"] is True
     assert execute.attributes["switchyard.attempts"] == 4
-
-
-def metric_value(url, name, **labels):
-    text = httpx.get(f"{url}/metrics", timeout=10).text
-    total = 0.0
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                total += sample.value
-    return total
 
 
 def test_token_and_cost_counters_match_the_upstream_usage(tgw, emu):

@@ -9,9 +9,9 @@ import pytest
 from aiohttp import web
 
 from tests.e2e.harness import Gateway, free_port, gateway_config, wait_for
-from tests.e2e.test_observability import has, metric_value, one, trace_of
 from tests.emulator.app_thread import AppThread
-from tests.support.otlp import OTLPReceiver
+from tests.support.metrics import metric_value
+from tests.support.otlp import has, one, trace_of
 
 SECRET_SENTENCE = "the launch code is tangerine"
 
@@ -50,12 +50,6 @@ class CatalogServer:
 def catalog():
     with CatalogServer() as server:
         yield server
-
-
-@pytest.fixture(scope="module")
-def otlp():
-    with OTLPReceiver() as receiver:
-        yield receiver
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ import pytest
 
 from tests.e2e.clients import gemini_sdk
 from tests.e2e.harness import Gateway, free_port, gateway_config
-from tests.support.otlp import OTLPReceiver
 
 ROUTES = """
 routing_preferences:
@@ -171,12 +170,6 @@ LLM_ROUTES = ROUTES.replace("routing:\n  route_on_user_only: true\n", "") + """
 overrides:
   llm_routing_model: ollama/llama3.1
 """
-
-
-@pytest.fixture(scope="module")
-def otlp():
-    with OTLPReceiver() as receiver:
-        yield receiver
 
 
 @pytest.fixture(scope="module")

@@ -129,3 +129,30 @@ class OTLPReceiver:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def trace_of(otlp: OTLPReceiver, request_id: str,
+             want: Callable[[list[Span]], bool] = lambda spans: True,
+             timeout: float = 20.0) -> list[Span]:
+    """Every span of the trace whose edge span carries `request_id`, once `want` holds."""
+    def ready(spans):
+        edge = [s for s in spans if s.attributes.get("switchyard.request_id") == request_id
+                and s.service == "switchyard-edge"]
+        if not edge:
+            return None
+        same = [s for s in spans if s.trace_id == edge[0].trace_id]
+        return same if want(same) else None
+    return otlp.wait_for(ready, timeout, f"the trace of request {request_id}")
+
+
+def one(spans: list[Span], service: str, prefix: str) -> Span:
+    """The one span of `service` whose name starts with `prefix`."""
+    found = [s for s in spans if s.service == service and s.name.startswith(prefix)]
+    assert len(found) == 1, [(s.service, s.name) for s in spans]
+    return found[0]
+
+
+def has(*pairs: tuple[str, str]) -> Callable[[list[Span]], bool]:
+    """A `want` for `trace_of`: a span of each (service, name prefix) is there."""
+    return lambda spans: all(any(s.service == svc and s.name.startswith(p) for s in spans)
+                             for svc, p in pairs)
