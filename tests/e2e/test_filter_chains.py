@@ -246,7 +246,7 @@ def test_fail_open_filter_is_skipped_when_it_fails(oai, emu, servers, fgw):
     assert reply.choices[0].message.content == f"Echo: about {MCP_FORBIDDEN}"
     assert len(emu.requests()) == 1
     assert metric_value(fgw.url, "switchyard_filter_seconds_count", filter="policy", phase="input",
-                  outcome="failed_open") >= 1
+                        outcome="failed_open") >= 1
 
 
 def test_output_filter_failure_whole_and_mid_stream(oai, claude, emu, servers):
@@ -299,7 +299,7 @@ def test_mcp_session_is_kept_and_opened_again_when_the_server_forgets_it(oai, fg
     oai.chat.completions.create(model="gpt-4o-mini", messages=user("one"))
     before = servers.policy.state.initializes
     failed_open = metric_value(fgw.url, "switchyard_filter_seconds_count", filter="policy",
-                         outcome="failed_open")
+                               outcome="failed_open")
     oai.chat.completions.create(model="gpt-4o-mini", messages=user("two"))
     assert servers.policy.state.initializes == before    # one session, reused
     servers.policy.state.sessions.clear()                # the server restarted
@@ -308,7 +308,7 @@ def test_mcp_session_is_kept_and_opened_again_when_the_server_forgets_it(oai, fg
     assert servers.policy.state.initializes == before + 1
     # The policy filter is fail_open: it really answered, it was not skipped.
     assert metric_value(fgw.url, "switchyard_filter_seconds_count", filter="policy",
-                  outcome="failed_open") == failed_open
+                        outcome="failed_open") == failed_open
 
 
 # ---- the filter time on the trace and in the metrics ----------------------------------------
@@ -358,13 +358,13 @@ def test_streamed_chunk_calls_are_totals_on_the_request_span(oai, otlp):
 
 def test_filter_histogram(oai, fgw):
     before = metric_value(fgw.url, "switchyard_filter_seconds_count", filter="content_guard",
-                    phase="input", outcome="ok")
+                          phase="input", outcome="ok")
     oai.chat.completions.create(model="gpt-4o-mini", messages=user("hello"))
     assert metric_value(fgw.url, "switchyard_filter_seconds_count", filter="content_guard",
-                  phase="input", outcome="ok") == before + 1
+                        phase="input", outcome="ok") == before + 1
     assert metric_value(fgw.url, "switchyard_filter_seconds_count", filter="redact_secrets",
-                  phase="output", outcome="ok") >= 1
+                        phase="output", outcome="ok") >= 1
     with pytest.raises(openai.BadRequestError):
         oai.chat.completions.create(model="gpt-4o-mini", messages=user("hack"))
     assert metric_value(fgw.url, "switchyard_filter_seconds_count", filter="content_guard",
-                  phase="input", outcome="rejected") >= 1
+                        phase="input", outcome="rejected") >= 1
