@@ -169,6 +169,28 @@ def test_an_unreachable_collector_costs_the_service_nothing_and_shutdown_is_boun
     assert gone(pid)
 
 
+def test_a_collector_that_comes_up_late_gets_the_retried_export(capfd):
+    """The SDK's retry reconnects the channel after UNAVAILABLE; the reconnected client must
+    still send our pre-encoded bytes."""
+    late = Receiver()   # its port is chosen, nothing listens there yet
+    ship = shipper.Shipper({"service": "edge", "endpoint": late.endpoint,
+                            "schedule_delay_ms": 20}, interval_s=0.02)
+    logged: list[str] = []
+
+    def failed_once() -> bool:   # the exporter's stderr is this process's
+        logged.append(capfd.readouterr().err)
+        return "Transient error StatusCode.UNAVAILABLE" in "".join(logged)
+
+    try:
+        spans.SpanTracer(ship.add, 1.0).start_span("early").end()
+        wait_until(failed_once, 20, "the first export to meet a closed port")
+        with late:   # the SDK retries after ~1 s, then ~2 s and ~4 s
+            got = late.wait_for(lambda s: s, 15, "the retried export")
+        assert [s.name for s in got] == ["early"]
+    finally:
+        ship.shutdown(10)
+
+
 def exporter_affinity(receiver, cpus_setting: str | None) -> tuple[set[int], set[int]]:
     """(the service's CPUs, its exporter's CPUs) for a service pinned to CPU 0."""
     script = textwrap.dedent(f"""

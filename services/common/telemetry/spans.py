@@ -2,7 +2,7 @@
 sink (`shipper.Shipper.add`), instead of the SDK's Span with its lock, attribute validation
 and span processors on every call. They meet the OpenTelemetry API (`trace.Span`,
 `trace.Tracer`), so contexts, `use_span` and `get_current_span` work unchanged; the exporter
-process turns the tuples into the SDK's ReadableSpans (`exporter.readable`).
+process encodes the tuples as OTLP spans (`otlp.Encoder`).
 
 Sampling is the SDK's ParentBased(TraceIdRatioBased): a parent's decision is kept, a root
 is sampled when the low 64 bits of its trace id fall under the ratio's bound.
