@@ -120,8 +120,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if reason is not None:
         print(reason, file=sys.stderr)
         return 2
-    from switchyard.common.metrics import serve_metrics_if_configured
-    serve_metrics_if_configured(args.service)
+    from switchyard.common.service_metrics import serve_if_configured
+    serve_if_configured(args.service)
     if args.service == "router":
         from switchyard.router.service import serve
     elif args.service == "providers":

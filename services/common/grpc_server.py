@@ -16,7 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry.context import attach, detach
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, set_span_in_context
 
-from switchyard.common import metrics
+from switchyard.common import service_metrics
 from switchyard.common.config.model import Config, ServiceAddresses, Tracing, endpoints_of
 from switchyard.common.health import Health
 from switchyard.common.internal_auth import METADATA_KEY, TOKEN_ENV
@@ -134,8 +134,10 @@ def _code_name(context: grpc.aio.ServicerContext, failed: BaseException | None) 
 def _finish(method: str, started: float, context: grpc.aio.ServicerContext,
             failed: BaseException | None, span: Span | None) -> None:
     code = _code_name(context, failed)
-    metrics.GRPC_HANDLED.labels(method, code).inc()
-    metrics.GRPC_LATENCY.labels(method).observe(time.perf_counter() - started)
+    metrics = service_metrics.METRICS
+    if metrics is not None:
+        metrics.GRPC_HANDLED.labels(method, code).inc()
+        metrics.GRPC_LATENCY.labels(method).observe(time.perf_counter() - started)
     if span is not None:
         span.set_attribute("rpc.grpc.status_code", grpc.StatusCode[code].value[0])
         if code != "OK":

@@ -1,13 +1,9 @@
 """Prometheus metrics. The edge serves them at GET /metrics; a gRPC service serves them on
-its own HTTP port when `SWITCHYARD_<SERVICE>_METRICS` (host:port) is set."""
+its own HTTP port when `SWITCHYARD_<SERVICE>_METRICS` (host:port) is set
+(`service_metrics`), and only then imports this module."""
 from __future__ import annotations
 
-import logging
-import os
-
-from prometheus_client import Counter, Histogram, start_http_server
-
-log = logging.getLogger(__name__)
+from prometheus_client import Counter, Histogram
 
 # Buckets in seconds, tuned for sub-millisecond gateway overhead and second-scale upstreams.
 _FAST = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5)
@@ -63,12 +59,3 @@ GRPC_LATENCY = Histogram("switchyard_grpc_server_handling_seconds",
                          "gRPC call duration (streams: until they end)", ["method"],
                          buckets=(*_FAST, 1, 2.5, 5, 10, 30, 60))
 
-
-def serve_metrics_if_configured(service: str) -> None:
-    """Start the metrics HTTP server for a gRPC service when its env var names an address."""
-    address = os.environ.get(f"SWITCHYARD_{service.upper()}_METRICS")
-    if not address:
-        return
-    host, _, port = address.rpartition(":")
-    start_http_server(int(port), addr=host or "127.0.0.1")
-    log.info("%s metrics on http://%s/metrics", service, address)

@@ -19,7 +19,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
-from switchyard.common import metrics
+from switchyard.common import service_metrics
 from switchyard.common.config.model import ProviderEntry
 from switchyard.common.errors import GatewayError
 from switchyard.common.proto import chat_pb2, providers_pb2, router_pb2
@@ -229,9 +229,10 @@ class Executor:
                 span.set_attribute(genai.OUTCOME, "ok")
                 span.end()
             breaker.record_success()
-            metrics.UPSTREAM_ATTEMPTS.labels(call.entry.name, "ok").inc()
-            metrics.UPSTREAM_FIRST_BYTE.labels(call.entry.name).observe(
-                committed.upstream_ms / 1000.0)
+            if (metrics := service_metrics.METRICS) is not None:
+                metrics.UPSTREAM_ATTEMPTS.labels(call.entry.name, "ok").inc()
+                metrics.UPSTREAM_FIRST_BYTE.labels(call.entry.name).observe(
+                    committed.upstream_ms / 1000.0)
             return committed
         return None
 
@@ -245,7 +246,8 @@ class Executor:
             breaker.record_success()   # the upstream is alive; the request is wrong
         log.warning("request %s: provider %s attempt %d failed: %d %s", run.gen.request_id,
                     call.entry.name, run.attempts, last.http_status, last.type)
-        metrics.UPSTREAM_ATTEMPTS.labels(call.entry.name, str(last.http_status)).inc()
+        if (metrics := service_metrics.METRICS) is not None:
+            metrics.UPSTREAM_ATTEMPTS.labels(call.entry.name, str(last.http_status)).inc()
         if failed.final or (not failed.retryable and 400 <= last.http_status < 500):
             raise _PlanFailed(last)   # out of time, or a request no upstream would accept
         if not failed.retryable or retry >= run.gen.plan.max_retries:

@@ -1,7 +1,13 @@
-"""Every gRPC service counts its calls by method and status code (grpc_server.Observe)."""
-import grpc
+"""Every gRPC service whose metrics are served counts its calls by method and status code
+(grpc_server.Observe); one whose metrics nobody serves does not even import them."""
+import os
+import subprocess
+import sys
 
-from switchyard.common import metrics
+import grpc
+import pytest
+
+from switchyard.common import metrics, service_metrics
 from switchyard.common.grpc_server import new_server
 from switchyard.common.proto import state_pb2, state_pb2_grpc
 from switchyard.state.service import StateServicer
@@ -14,7 +20,13 @@ def handled(code: str) -> float:
     return metrics.GRPC_HANDLED.labels(GET, code)._value.get()
 
 
-async def test_calls_are_counted_by_method_and_code():
+@pytest.fixture
+def served(monkeypatch):
+    """As `serve_if_configured` leaves a service whose variable is set (without its port)."""
+    monkeypatch.setattr(service_metrics, "METRICS", metrics)
+
+
+async def test_calls_are_counted_by_method_and_code(served):
     server, _ = new_server(None)
     store = MemoryStore(max_entries=10, ttl_seconds=60)
     await store.start()
@@ -38,3 +50,17 @@ async def test_calls_are_counted_by_method_and_code():
     assert handled("NOT_FOUND") == before_nf + 1
     assert handled("OK") == before_ok + 1
     assert metrics.GRPC_LATENCY.labels(GET)._sum.get() > count_before
+
+
+def test_a_service_without_served_metrics_imports_no_prometheus_client():
+    code = ("import sys\n"
+            "from switchyard.common import service_metrics\n"
+            "import switchyard.state.service, switchyard.router.service\n"
+            "import switchyard.providers.service\n"
+            "service_metrics.serve_if_configured('providers')\n"
+            "print(service_metrics.METRICS, 'prometheus_client' in sys.modules)\n")
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_METRICS")}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["None", "False"]
