@@ -1,9 +1,5 @@
 """Every gRPC service whose metrics are served counts its calls by method and status code
 (grpc_server.Observe); one whose metrics nobody serves does not even import them."""
-import os
-import subprocess
-import sys
-
 import grpc
 import pytest
 
@@ -12,6 +8,7 @@ from switchyard.common.grpc_server import new_server
 from switchyard.common.proto import state_pb2, state_pb2_grpc
 from switchyard.state.service import StateServicer
 from switchyard.state.stores.memory import MemoryStore
+from tests.support.fresh_python import run_fresh
 
 GET = "/switchyard.v1.State/Get"
 
@@ -59,8 +56,5 @@ def test_a_service_without_served_metrics_imports_no_prometheus_client():
             "import switchyard.providers.service\n"
             "service_metrics.serve_if_configured('providers')\n"
             "print(service_metrics.METRICS, 'prometheus_client' in sys.modules)\n")
-    env = {k: v for k, v in os.environ.items() if not k.endswith("_METRICS")}
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                          text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["None", "False"]
+    out = run_fresh(code, drop_env=lambda name: name.endswith("_METRICS"))
+    assert out.split() == ["None", "False"]

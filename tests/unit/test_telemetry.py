@@ -3,10 +3,7 @@ OTLP encoding (checked against the SDK's own encoder) of the observability code.
 import asyncio
 import enum
 import marshal
-import os
 import random
-import subprocess
-import sys
 
 import pytest
 from opentelemetry import trace
@@ -22,6 +19,7 @@ from switchyard.common.config import ConfigError, parse_config
 from switchyard.common.config.model import CostSource, Price, Tracing
 from switchyard.common.proto import chat_pb2
 from switchyard.common.telemetry import cost, exporter, propagation, shipper, spans, tracer
+from tests.support.fresh_python import run_fresh
 
 BASE = {"version": "v0.3.0",
         "model_providers": [{"model": "openai/gpt-4o-mini", "access_key": "sk-x"}]}
@@ -356,10 +354,7 @@ def test_tracing_off_loads_no_sdk_and_starts_nothing():
             "assert not [m for m in sys.modules if m.startswith('opentelemetry.sdk')], 'sdk'\n"
             "assert 'switchyard.common.telemetry.shipper' not in sys.modules\n"
             "assert threading.active_count() == 1\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                          text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
+    run_fresh(code, drop_env=lambda name: name.startswith("OTEL_"))
 
 
 @pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/odd%3Fpath#x\\y"])
