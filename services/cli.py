@@ -84,8 +84,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import setproctitle
 
     from switchyard.common.internal_auth import TokenError, internal_token, refusal
+    from switchyard.common.launched import LAUNCHER_PID_ENV, die_with_launcher
     from switchyard.common.logs import setup_logging
-    from switchyard.launcher import LAUNCHER_PID_ENV, die_with_launcher
     die_with_launcher()
     # SIGHUP means "reload" (config/reload.py): until the watch takes it, it must not kill us.
     signal.signal(signal.SIGHUP, signal.SIG_IGN)

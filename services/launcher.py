@@ -2,7 +2,6 @@
 supervise them (restart with backoff), and stop them all on SIGINT/SIGTERM."""
 from __future__ import annotations
 
-import ctypes
 import os
 import secrets
 import shutil
@@ -18,16 +17,11 @@ from types import FrameType
 from switchyard.common.config.model import Config
 from switchyard.common.config.sections import SERVICE_ENV
 from switchyard.common.internal_auth import TOKEN_ENV, TOKEN_FILE_ENV
+from switchyard.common.launched import INSTANCE_ENV, INSTANCE_HEADER, LAUNCHER_PID_ENV
 from switchyard.common.ports import EXIT_ADDRESS_IN_USE, bind_error, in_use
 
 START_ORDER = ("state", "router", "providers", "edge")
 BACKENDS = ("state", "router", "providers")
-LAUNCHER_PID_ENV = "SWITCHYARD_LAUNCHER_PID"
-# The launcher's random instance token: its edge echoes it on /healthz, so an answer from
-# some other gateway on the same port is never taken for its own.
-INSTANCE_ENV = "SWITCHYARD_INSTANCE"
-INSTANCE_HEADER = "x-switchyard-instance"
-INSTANCE_HEADERS = {INSTANCE_HEADER: os.environ[INSTANCE_ENV]} if INSTANCE_ENV in os.environ else {}
 HEALTH_DEADLINE_S = 30.0
 STOP_GRACE_S = 12.0
 BASE_BACKOFF_S = 0.5
@@ -64,29 +58,11 @@ def service_command(service: str, config_path: str, allow_unsupported: bool = Fa
 def service_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """Children run this copy of the `switchyard` package (the folder holding it goes first on
     PYTHONPATH; an editable install finds it through its own hook) and learn the launcher's
-    pid so they can stop when it dies (see `die_with_launcher`); `extra` is set on top."""
+    pid so they can stop when it dies (see `launched.die_with_launcher`); `extra` is set on top."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     path = os.environ.get("PYTHONPATH")
     return {**os.environ, "PYTHONPATH": root + (os.pathsep + path if path else ""),
             LAUNCHER_PID_ENV: str(os.getpid()), **(extra or {})}
-
-
-def die_with_launcher() -> None:
-    """In a child: get SIGTERM when the launcher dies, even by SIGKILL (Linux prctl).
-
-    Done by the child itself at start-up rather than in a preexec_fn: forking with a
-    preexec_fn in the launcher, which has gRPC threads, can deadlock.
-    """
-    launcher = os.environ.get(LAUNCHER_PID_ENV)
-    if not launcher:
-        return
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:  # pragma: no cover - non-Linux
-        return
-    if os.getppid() != int(launcher):  # the launcher died before prctl took effect
-        os.kill(os.getpid(), signal.SIGTERM)
 
 
 class Launcher:

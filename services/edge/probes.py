@@ -10,8 +10,8 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from switchyard.common.launched import INSTANCE_HEADERS  # the launcher's token: "this edge is mine"
 from switchyard.edge.routes.common import backends
-from switchyard.launcher import INSTANCE_HEADERS  # the launcher's token: "this edge is mine"
 
 # Needed to serve generations; the others only degrade some calls.
 REQUIRED = ("providers",)

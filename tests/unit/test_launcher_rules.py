@@ -28,6 +28,7 @@ from switchyard.launcher import (
     private_runtime_dir,
     restart_backoff,
 )
+from tests.support.fresh_python import run_fresh
 
 ADDR_VARS = ("SWITCHYARD_ROUTER_ADDR", "SWITCHYARD_PROVIDERS_ADDR", "SWITCHYARD_STATE_ADDR")
 
@@ -222,3 +223,16 @@ def test_a_child_whose_address_is_taken_stops_the_launcher_instead_of_restarting
     assert la._supervise() == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "router cannot listen" in err[0]
+
+
+def test_a_service_does_not_load_the_launcher():
+    """The child side lives in common/launched.py: the launcher and its imports stay out of
+    the service processes (urllib.request alone is ~2 MB of RSS; state and router load
+    nothing else that needs it)."""
+    out = run_fresh("import sys\n"
+                    "import switchyard.cli, switchyard.common.launched\n"
+                    "import switchyard.state.service, switchyard.router.service\n"
+                    "backends = 'urllib.request' in sys.modules\n"
+                    "import switchyard.edge.probes\n"
+                    "print('switchyard.launcher' in sys.modules, backends)\n")
+    assert out.split() == ["False", "False"]
