@@ -7,6 +7,7 @@ import httpx
 import orjson
 import pytest
 
+from switchyard.common import service_metrics
 from tests.e2e.harness import OPENAI_KEY, Gateway, free_port, gateway_config, wait_for
 from tests.support.metrics import metric_value
 from tests.support.otlp import has, one, trace_of
@@ -51,11 +52,10 @@ logging: {{requests: json}}
     text = gateway_config(emulator.url, port, state="state_storage: {type: memory}",
                           providers=providers, aliases=aliases, extra=extra)
     # Each gRPC service serves its own /metrics on these (SWITCHYARD_<SERVICE>_METRICS).
-    metrics = {f"SWITCHYARD_{s.upper()}_METRICS": f"127.0.0.1:{free_port()}"
-               for s in GRPC_SERVICES}
-    gw = Gateway(text, work, port, env=metrics).start()
-    gw.service_metrics = {s: f"http://{metrics[f'SWITCHYARD_{s.upper()}_METRICS']}"
-                          for s in GRPC_SERVICES}
+    addresses = {s: f"127.0.0.1:{free_port()}" for s in GRPC_SERVICES}
+    gw = Gateway(text, work, port,
+                 env={service_metrics.env_name(s): a for s, a in addresses.items()}).start()
+    gw.service_metrics = {s: f"http://{a}" for s, a in addresses.items()}
     yield gw
     gw.stop()
 

@@ -227,8 +227,8 @@ def test_a_child_whose_address_is_taken_stops_the_launcher_instead_of_restarting
 
 def test_a_service_does_not_load_the_launcher():
     """The child side lives in common/launched.py: the launcher and its imports stay out of
-    the service processes (urllib.request alone is ~2 MB of RSS; state and router load
-    nothing else that needs it)."""
+    the service processes (urllib.request is 1.2 MB of RSS; state and router load nothing
+    else that needs it)."""
     out = run_fresh("import sys\n"
                     "import switchyard.cli, switchyard.common.launched\n"
                     "import switchyard.state.service, switchyard.router.service\n"
