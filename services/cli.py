@@ -128,11 +128,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from switchyard.providers.service import serve
     else:
         from switchyard.state.service import serve
-    try:
-        import uvloop
-        uvloop.install()
-    except ImportError:  # pragma: no cover - uvloop is a dependency, but stay runnable
-        pass
+    if args.service != "router":   # off the request path: asyncio's own loop, 1 MB less
+        try:
+            import uvloop
+            uvloop.install()
+        except ImportError:  # pragma: no cover - uvloop is a dependency, but stay runnable
+            pass
     asyncio.run(serve(config, address, token, allow_unsupported=args.allow_unsupported))
     return 0
 
