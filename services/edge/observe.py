@@ -2,7 +2,9 @@
 — only when tracing or the request log is on — the server span and the request's log line.
 
 Tracing off and request log off: no object is made per request, no tracer is called; the
-pipeline's hooks find no `Observed` in scope state and return.
+pipeline's hooks find no `Observed` in scope state and return. Tracing on, the hooks only
+note facts on the `Observed`; the span's attributes are built once, when it ends — after a
+whole answer's last byte went out, so that work is off the answer's latency.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import orjson
 from opentelemetry import trace
 from opentelemetry.context import Context, attach, detach
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
@@ -67,14 +70,19 @@ class Accounting:
 class Observed:
     """One request's facts for its span and its log line (made only when either is on)."""
 
-    __slots__ = ("span", "context", "route", "fmt", "arrived", "model", "tenant", "provider",
-                 "upstream_model", "attempts", "usage", "cost", "stops", "overhead_ms",
-                 "upstream_ms", "stream", "error", "request_id")
+    __slots__ = ("span", "context", "method", "path", "copied", "route", "fmt", "arrived",
+                 "model", "tenant", "provider", "upstream_model", "attempts", "usage", "cost",
+                 "stops", "overhead_ms", "upstream_ms", "stream", "error", "request_id",
+                 "asked", "start", "accounting")
 
+    # No reference to the Request: scope state holds this object, and a cycle through it
+    # would leave every request's objects to the garbage collector.
     def __init__(self, span: Span | None, route: str, fmt: str) -> None:
         # An unsampled span still carries the trace on (its context); nothing is set on it.
         self.span = span if span is not None and span.is_recording() else None
         self.context: Context | None = trace.set_span_in_context(span) if span else None
+        self.method = self.path = ""
+        self.copied: dict[str, str] = {}   # request headers named by header_prefixes
         self.route = route
         self.fmt = fmt
         self.arrived = time.perf_counter()
@@ -87,6 +95,9 @@ class Observed:
         self.stream = False
         self.error = ""
         self.request_id = ""
+        self.asked: chat_pb2.ChatRequest | None = None    # the decoded request (admitted)
+        self.start: chat_pb2.StreamStart | None = None    # the upstream's answer (started)
+        self.accounting: Accounting | None = None
 
 
 def observed(request: Request) -> Observed | None:
@@ -101,8 +112,11 @@ def begin(request: Request, route: str, fmt: str) -> Observed | None:
     """Start recording a request: the server span (continuing a client's `traceparent`)."""
     if not (tracer.ENABLED or request_log.ENABLED):
         return None
-    span = _server_span(request) if tracer.ENABLED else None
-    obs = Observed(span, route, fmt)
+    obs = Observed(_server_span(request) if tracer.ENABLED else None, route, fmt)
+    if obs.span is not None:
+        obs.method, obs.path = request.method, request.scope["path"]
+        if tracer.SETTINGS.span_attributes.header_prefixes:
+            obs.copied = _copied_headers(request)
     state = request.scope.setdefault("state", {})
     obs.request_id = state.get("request_id", "")
     state[STATE_KEY] = obs
@@ -110,24 +124,67 @@ def begin(request: Request, route: str, fmt: str) -> Observed | None:
 
 
 def _server_span(request: Request) -> Span:
-    headers = request.headers
-    settings = tracer.SETTINGS.span_attributes
-    # The scope's path escaped as `request.url.path` does, without building the whole URL
-    # (host header parsing and all: a third of this span's cost).
-    path = request.scope["path"].replace("?", "%3F").replace("#", "%23").replace("\\", "%5C")
-    attributes: dict[str, Any] = {"http.request.method": request.method, "url.path": path,
+    """The request's span, started with no attributes: `_span_attributes` gives them at its
+    end."""
+    parent = propagation.context_from(request.headers.get(propagation.HEADER))
+    return tracer.TRACER.start_span("chat", context=parent, kind=SpanKind.SERVER)
+
+
+def _copied_headers(request: Request) -> dict[str, str]:
+    """Plano's `header_prefixes` rule: the prefix is cut, the rest of the name becomes the
+    key (- → .)."""
+    prefixes = tracer.SETTINGS.span_attributes.header_prefixes
+    copied = {}
+    for name, value in request.headers.items():
+        for prefix in prefixes:
+            if name.startswith(prefix) and len(name) > len(prefix):
+                copied[name[len(prefix):].replace("-", ".")] = value
+                break
+    return copied
+
+
+def _span_attributes(obs: Observed, status: int) -> dict[str, Any]:
+    """The server span's attributes, from what the hooks noted; in the order they were once
+    set one by one (a later key wins over a static or header-copied one)."""
+    # The scope's path escaped as `request.url.path` does, without building the whole URL.
+    path = obs.path.replace("?", "%3F").replace("#", "%23").replace("\\", "%5C")
+    attributes: dict[str, Any] = {"http.request.method": obs.method, "url.path": path,
                                   genai.OPERATION: "chat"}
-    attributes.update(settings.static)
-    if settings.header_prefixes:
-        # Plano's rule: the prefix is cut, the rest of the name becomes the key (- → .).
-        for name, value in headers.items():
-            for prefix in settings.header_prefixes:
-                if name.startswith(prefix) and len(name) > len(prefix):
-                    attributes[name[len(prefix):].replace("-", ".")] = value
-                    break
-    parent = propagation.context_from(headers.get(propagation.HEADER))
-    return tracer.TRACER.start_span("chat", context=parent, kind=SpanKind.SERVER,
-                                    attributes=attributes)
+    attributes.update(tracer.SETTINGS.span_attributes.static)
+    attributes.update(obs.copied)
+    asked = obs.asked
+    if asked is not None:
+        attributes[genai.REQUEST_MODEL] = asked.model
+        attributes[genai.REQUEST_STREAM] = asked.stream
+        attributes[genai.TENANT] = obs.tenant
+        attributes[genai.REQUEST_ID] = obs.request_id
+        attributes[genai.CLIENT_FORMAT] = obs.fmt
+        if asked.HasField("max_tokens"):
+            attributes[genai.REQUEST_MAX_TOKENS] = asked.max_tokens
+        if asked.HasField("temperature"):
+            attributes[genai.REQUEST_TEMPERATURE] = asked.temperature
+        if tracer.SETTINGS.record_content:
+            attributes[genai.INPUT_MESSAGES] = _messages_json(asked.messages)
+    start, accounting = obs.start, obs.accounting
+    if start is not None and accounting is not None:
+        attributes.update(accounting.upstream_attributes(start.provider, obs.fmt))
+        attributes[genai.RESPONSE_MODEL] = start.model
+        if start.id:
+            attributes[genai.RESPONSE_ID] = start.id
+        attributes[genai.ATTEMPTS] = obs.attempts
+        if start.dropped_params:
+            attributes[genai.DROPPED_PARAMS] = list(start.dropped_params)
+    if obs.usage is not None:
+        attributes.update(genai.usage_attributes(obs.usage))
+        if obs.stops:
+            attributes[genai.FINISH_REASONS] = obs.stops
+        if obs.cost is not None:
+            attributes[genai.COST_USD] = obs.cost
+    attributes["http.response.status_code"] = status
+    attributes[genai.OVERHEAD_MS] = round(obs.overhead_ms, 3)
+    if obs.error:
+        attributes["error.type"] = obs.error
+    return attributes
 
 
 class current:   # noqa: N801 - used as `with observe.current(obs):`
@@ -150,12 +207,21 @@ class current:   # noqa: N801 - used as `with observe.current(obs):`
 
 
 def finish(obs: Observed, response: Response) -> Response:
-    """End the span and write the log line when the answer is complete (streams: later)."""
+    """End the span and write the log line once the answer is sent: a whole answer's after
+    its body (uvicorn's send returns, not raises, for a client that left), a stream's after
+    its last chunk."""
     if isinstance(response, StreamingResponse):
         response.body_iterator = _streamed(obs, response.body_iterator, response.status_code)
         return response
-    _close(obs, response.status_code)
+    response.background = BackgroundTask(_close_after_send, obs, response.status_code,
+                                         response.background)
     return response
+
+
+async def _close_after_send(obs: Observed, status: int, then: BackgroundTask | None) -> None:
+    _close(obs, status)
+    if then is not None:
+        await then()
 
 
 async def _streamed(obs: Observed, iterable: AsyncIterable[Any], status: int
@@ -185,10 +251,9 @@ def _close(obs: Observed, status: int) -> None:
     latency_ms = (time.perf_counter() - obs.arrived) * 1000.0
     span = obs.span
     if span is not None:
-        span.set_attributes({"http.response.status_code": status,
-                             genai.OVERHEAD_MS: round(obs.overhead_ms, 3)})
-        if obs.error:
-            span.set_attribute("error.type", obs.error)
+        if obs.asked is not None:
+            span.update_name(f"chat {obs.asked.model}")
+        span.set_attributes(_span_attributes(obs, status))
         # A client's 4xx is not the server's failure (HTTP conventions); a 5xx or an error
         # event in a 200 stream is.
         if status >= 500 or (obs.error and status < 400):
@@ -239,19 +304,8 @@ def admitted(request: Request, request_id: str, req: chat_pb2.ChatRequest, tenan
         return
     obs.model, obs.tenant, obs.stream = req.model, tenant, req.stream
     obs.request_id = request_id
-    span = obs.span
-    if span is None:
-        return
-    span.update_name(f"chat {req.model}")
-    span.set_attributes({genai.REQUEST_MODEL: req.model, genai.REQUEST_STREAM: req.stream,
-                         genai.TENANT: tenant, genai.REQUEST_ID: request_id,
-                         genai.CLIENT_FORMAT: obs.fmt})
-    if req.HasField("max_tokens"):
-        span.set_attribute(genai.REQUEST_MAX_TOKENS, req.max_tokens)
-    if req.HasField("temperature"):
-        span.set_attribute(genai.REQUEST_TEMPERATURE, req.temperature)
-    if tracer.SETTINGS.record_content:
-        span.set_attribute(genai.INPUT_MESSAGES, _messages_json(req.messages))
+    if obs.span is not None:
+        obs.asked = req
 
 
 def started(request: Request, start: chat_pb2.StreamStart) -> None:
@@ -261,17 +315,8 @@ def started(request: Request, start: chat_pb2.StreamStart) -> None:
         return
     obs.provider, obs.upstream_model = start.provider, start.model
     obs.attempts, obs.upstream_ms = start.attempts or 1, start.upstream_ms
-    span = obs.span
-    if span is None:
-        return
-    attributes = _accounting(request).upstream_attributes(start.provider, obs.fmt)
-    attributes[genai.RESPONSE_MODEL] = start.model
-    if start.id:
-        attributes[genai.RESPONSE_ID] = start.id
-    attributes[genai.ATTEMPTS] = obs.attempts
-    if start.dropped_params:
-        attributes[genai.DROPPED_PARAMS] = list(start.dropped_params)
-    span.set_attributes(attributes)   # one call: on the request path each one is a cost
+    if obs.span is not None:
+        obs.start, obs.accounting = start, _accounting(request)
 
 
 def turn_done(request: Request, tenant: str, start: chat_pb2.StreamStart,
@@ -298,14 +343,6 @@ def turn_done(request: Request, tenant: str, start: chat_pb2.StreamStart,
         return
     obs.usage, obs.cost = usage, cost
     obs.stops = [genai.finish_reason(s) for s in stops if s]
-    span = obs.span
-    if span is None:
-        return
-    genai.set_usage(span, usage)
-    if obs.stops:
-        span.set_attribute(genai.FINISH_REASONS, obs.stops)
-    if cost is not None:
-        span.set_attribute(genai.COST_USD, cost)
 
 
 def first_token(request: Request, fmt: str, upstream: str, seconds: float) -> None:

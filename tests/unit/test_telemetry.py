@@ -357,6 +357,39 @@ def test_tracing_off_loads_no_sdk_and_starts_nothing():
     run_fresh(code, drop_env=lambda name: name.startswith("OTEL_"))
 
 
+def test_a_whole_answers_span_ends_after_its_body_is_sent(monkeypatch):
+    """The span's attributes and end are off the answer's latency: built once the body went
+    out, and a background task the response already had still runs."""
+    from starlette.background import BackgroundTask
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+    from switchyard.edge import observe
+    t, records = recording_tracer()
+    monkeypatch.setattr(tracer, "TRACER", t)
+    monkeypatch.setattr(tracer, "ENABLED", True)
+    monkeypatch.setattr(tracer, "SETTINGS", Tracing(random_sampling=100))
+    scope = {"type": "http", "method": "POST", "path": "/v1/chat/completions",
+             "query_string": b"", "headers": []}
+    obs = observe.begin(Request(scope), "create_chat_completion", "openai_chat")
+    assert obs is not None
+    events: list[str] = []
+
+    async def earlier_task() -> None:
+        events.append(f"task, {len(records)} span")
+
+    async def send(message: dict) -> None:
+        events.append(f"{message['type']}, {len(records)} span")
+
+    response = observe.finish(obs, Response(b"{}", status_code=201,
+                                            background=BackgroundTask(earlier_task)))
+    assert not records
+    asyncio.run(response(scope, None, send))
+    assert events == ["http.response.start, 0 span", "http.response.body, 0 span",
+                      "task, 1 span"]
+    assert records[0][9]["http.response.status_code"] == 201
+
+
 @pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/odd%3Fpath#x\\y"])
 def test_edge_server_span_records_the_path_as_the_url_has_it(monkeypatch, path):
     from starlette.requests import Request
@@ -368,6 +401,9 @@ def test_edge_server_span_records_the_path_as_the_url_has_it(monkeypatch, path):
     request = Request({"type": "http", "method": "POST", "path": path, "query_string": b"k=v",
                        "scheme": "http", "server": ("127.0.0.1", 8080),
                        "headers": [(b"host", b"gw.example:8080")]})
-    observe._server_span(request).end()
+    monkeypatch.setattr(tracer, "ENABLED", True)
+    obs = observe.begin(request, "create_chat_completion", "openai_chat")
+    assert obs is not None and not records   # the span's attributes come at its end
+    observe._close(obs, 200)
     assert records[0][9]["url.path"] == request.url.path
     assert records[0][9]["http.request.method"] == "POST"

@@ -60,9 +60,8 @@ def finish_reason(stop: int) -> str:
     return STOP_REASONS.get(stop, "stop" if stop else "")
 
 
-def set_usage(span: Span, usage: chat_pb2.Usage) -> None:
-    """The usage attributes; input counts cache reads and writes too, as the conventions say.
-    One `set_attributes` call: on the request path each call is a cost."""
+def usage_attributes(usage: chat_pb2.Usage) -> dict[str, int]:
+    """The usage attributes; input counts cache reads and writes too, as the conventions say."""
     read, write = usage.cache_read_tokens, usage.cache_creation_tokens
     attributes = {INPUT_TOKENS: usage.input_tokens + read + write,
                   OUTPUT_TOKENS: usage.output_tokens}
@@ -72,4 +71,9 @@ def set_usage(span: Span, usage: chat_pb2.Usage) -> None:
         attributes[CACHE_WRITE_TOKENS] = write
     if usage.reasoning_tokens:
         attributes[REASONING_TOKENS] = usage.reasoning_tokens
-    span.set_attributes(attributes)
+    return attributes
+
+
+def set_usage(span: Span, usage: chat_pb2.Usage) -> None:
+    """`usage_attributes` on `span`, in one call (on the request path each call is a cost)."""
+    span.set_attributes(usage_attributes(usage))
