@@ -128,7 +128,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from switchyard.providers.service import serve
     else:
         from switchyard.state.service import serve
-    if args.service != "router":   # off the request path: asyncio's own loop, 1 MB less
+    # uvloop only where it pays: providers' aiohttp. Router and state serve gRPC alone, as
+    # fast on asyncio's own loop (docs/benchmarks.md, Memory), and 1.5 MB smaller each.
+    if args.service == "providers":
         try:
             import uvloop
             uvloop.install()

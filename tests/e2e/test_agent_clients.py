@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from tests.e2e.test_launcher import cmdline
+from tests.e2e.test_launcher import cmdline, maps_file
 from tests.emulator.text import sign_thinking
 
 OLD_CLAUDE = "claude-3-5-sonnet-20241022"     # structured output through the forced tool
@@ -374,12 +374,7 @@ def test_websocket_upgrade_on_responses_is_426(gateway):
 
     edge = [p for p in gateway.children() if " serve edge" in cmdline(p)][0]
     # The WebSocket protocol is loaded by the first upgrade (the only one in this module).
-    assert not websockets_loaded(edge)
+    assert not maps_file(edge, "/websockets/")
     assert asyncio.run(attempt("/v1/responses")) == 426
-    assert websockets_loaded(edge)
+    assert maps_file(edge, "/websockets/")
     assert asyncio.run(attempt("/v1/chat/completions")) != 426
-
-
-def websockets_loaded(pid: int) -> bool:
-    with open(f"/proc/{pid}/maps") as maps:   # websockets' C extension, mapped on import
-        return any("/websockets/" in line for line in maps)

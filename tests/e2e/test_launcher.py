@@ -20,6 +20,13 @@ def cmdline(pid: int) -> str:
         return f.read().replace(b"\0", b" ").decode()
 
 
+def maps_file(pid: int, part: str) -> bool:
+    """Whether process `pid` has a file whose path contains `part` mapped (a C extension
+    is mapped from its first import on)."""
+    with open(f"/proc/{pid}/maps") as maps:
+        return any(part in line for line in maps)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
 def test_stopping_the_launcher_leaves_no_service_behind(emulator, tmp_path, sig):
     port = free_port()
@@ -28,6 +35,10 @@ def test_stopping_the_launcher_leaves_no_service_behind(emulator, tmp_path, sig)
     names = sorted(cmdline(pid).split(" serve ")[1].split()[0] for pid in children)
     assert names == ["edge", "providers", "router", "state"]
     assert f"listening on http://127.0.0.1:{port}" in gw.log()
+    # uvloop where it pays (uvicorn's edge, aiohttp in providers); gRPC alone on asyncio's.
+    with_uvloop = sorted(cmdline(pid).split(" serve ")[1].split()[0] for pid in children
+                         if maps_file(pid, "/uvloop/"))
+    assert with_uvloop == ["edge", "providers"]
     gw.stop(sig)
     wait_for(lambda: not any(alive(p) for p in children), 20, "service processes to exit")
 
