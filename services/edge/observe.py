@@ -144,8 +144,8 @@ def _copied_headers(request: Request) -> dict[str, str]:
 
 
 def _span_attributes(obs: Observed, status: int) -> dict[str, Any]:
-    """The server span's attributes, from what the hooks noted; in the order they were once
-    set one by one (a later key wins over a static or header-copied one)."""
+    """The server span's attributes, from what the hooks noted. Order is precedence: the
+    gateway's own keys win over a static or header-copied one of the same name."""
     # The scope's path escaped as `request.url.path` does, without building the whole URL.
     path = obs.path.replace("?", "%3F").replace("#", "%23").replace("\\", "%5C")
     attributes: dict[str, Any] = {"http.request.method": obs.method, "url.path": path,
