@@ -9,12 +9,10 @@ import signal
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from opentelemetry.context import attach, detach
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode, set_span_in_context
 
 from switchyard.common import service_metrics
 from switchyard.common.config.model import Config, ServiceAddresses, Tracing, endpoints_of
@@ -22,6 +20,9 @@ from switchyard.common.health import Health
 from switchyard.common.internal_auth import METADATA_KEY, TOKEN_ENV
 from switchyard.common.ports import EXIT_ADDRESS_IN_USE, bind_error, in_use, split_host_port
 from switchyard.common.telemetry import propagation, tracer
+
+if TYPE_CHECKING:   # the API is imported where a span is made: tracing off never loads it
+    from opentelemetry.trace import Span
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +116,7 @@ def _traced(method: str) -> bool:
 
 
 def _server_span(method: str, context: grpc.aio.ServicerContext) -> Span:
+    from opentelemetry.trace import SpanKind
     service, _, name = method.lstrip("/").partition("/")
     return tracer.TRACER.start_span(
         f"{service}/{name}", context=propagation.from_metadata(context.invocation_metadata()),
@@ -141,8 +143,21 @@ def _finish(method: str, started: float, context: grpc.aio.ServicerContext,
     if span is not None:
         span.set_attribute("rpc.grpc.status_code", grpc.StatusCode[code].value[0])
         if code != "OK":
+            from opentelemetry.trace import Status, StatusCode
             span.set_status(Status(StatusCode.ERROR, code))
         span.end()
+
+
+def _make_current(span: Span) -> object:
+    """Make `span` current while the handler runs; the token undoes it (`_restore`)."""
+    from opentelemetry.context import attach
+    from opentelemetry.trace import set_span_in_context
+    return attach(set_span_in_context(span))
+
+
+def _restore(token: object) -> None:
+    from opentelemetry.context import detach
+    detach(token)  # type: ignore[arg-type]
 
 
 def _observed(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
@@ -155,7 +170,7 @@ def _observed(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHand
     async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
         started, failed = time.perf_counter(), None
         span = _server_span(method, context) if _traced(method) else None
-        token = attach(set_span_in_context(span)) if span is not None else None
+        token = _make_current(span) if span is not None else None
         try:
             return await behaviour(request, context)
         except BaseException as exc:
@@ -163,7 +178,7 @@ def _observed(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHand
             raise
         finally:
             if token is not None:
-                detach(token)
+                _restore(token)
             _finish(method, started, context, failed, span)
 
     async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:

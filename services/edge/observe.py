@@ -4,19 +4,17 @@
 Tracing off and request log off: no object is made per request, no tracer is called; the
 pipeline's hooks find no `Observed` in scope state and return. Tracing on, the hooks only
 note facts on the `Observed`; the span's attributes are built once, when it ends — after a
-whole answer's last byte went out, so that work is off the answer's latency.
+whole answer's last byte went out, so that work is off the answer's latency. The
+OpenTelemetry API is imported where a span is made, so tracing off never loads it.
 """
 from __future__ import annotations
 
 import contextlib
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Iterator, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
-from opentelemetry import trace
-from opentelemetry.context import Context, attach, detach
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -26,6 +24,10 @@ from switchyard.common.config.model import Config, ProviderEntry
 from switchyard.common.proto import chat_pb2
 from switchyard.common.telemetry import genai, propagation, request_log, tracer
 from switchyard.common.telemetry.cost import Prices, cost_usd
+
+if TYPE_CHECKING:
+    from opentelemetry.context import Context
+    from opentelemetry.trace import Span
 
 T = TypeVar("T")
 STATE_KEY = "observed"
@@ -80,7 +82,10 @@ class Observed:
     def __init__(self, span: Span | None, route: str, fmt: str) -> None:
         # An unsampled span still carries the trace on (its context); nothing is set on it.
         self.span = span if span is not None and span.is_recording() else None
-        self.context: Context | None = trace.set_span_in_context(span) if span else None
+        self.context: Context | None = None
+        if span is not None:
+            from opentelemetry.trace import set_span_in_context
+            self.context = set_span_in_context(span)
         self.method = self.path = ""
         self.copied: dict[str, str] = {}   # request headers named by header_prefixes
         self.route = route
@@ -126,6 +131,7 @@ def begin(request: Request, route: str, fmt: str) -> Observed | None:
 def _server_span(request: Request) -> Span:
     """The request's span, started with no attributes: `_span_attributes` gives them at its
     end."""
+    from opentelemetry.trace import SpanKind
     parent = propagation.context_from(request.headers.get(propagation.HEADER))
     return tracer.TRACER.start_span("chat", context=parent, kind=SpanKind.SERVER)
 
@@ -199,10 +205,12 @@ class current:   # noqa: N801 - used as `with observe.current(obs):`
 
     def __enter__(self) -> None:
         if self._context is not None:
+            from opentelemetry.context import attach
             self._token = attach(self._context)
 
     def __exit__(self, *exc: object) -> None:
         if self._context is not None:
+            from opentelemetry.context import detach
             detach(self._token)  # type: ignore[arg-type]
 
 
@@ -228,6 +236,7 @@ async def _streamed(obs: Observed, iterable: AsyncIterable[Any], status: int
                     ) -> AsyncIterator[Any]:
     """The SSE body with the request's context current around each step (so the state write
     at its end is a child of the request) and the span ended after the last byte."""
+    from opentelemetry.context import attach, detach  # once per stream, not per chunk
     body = aiter(iterable)
     try:
         while True:
@@ -257,6 +266,7 @@ def _close(obs: Observed, status: int) -> None:
         # A client's 4xx is not the server's failure (HTTP conventions); a 5xx or an error
         # event in a 200 stream is.
         if status >= 500 or (obs.error and status < 400):
+            from opentelemetry.trace import Status, StatusCode
             span.set_status(Status(StatusCode.ERROR, obs.error or str(status)))
         span.end()
     if request_log.ENABLED:
@@ -267,6 +277,7 @@ def _log_fields(obs: Observed, status: int, latency_ms: float) -> dict[str, Any]
     """The request's log line: ids, names, counts and times; never content or keys."""
     trace_id = ""
     if obs.context is not None:   # sampled or not: the trace the request belongs to
+        from opentelemetry import trace
         ctx = trace.get_current_span(obs.context).get_span_context()
         trace_id = f"{ctx.trace_id:032x}" if ctx.is_valid else ""
     usage = obs.usage
@@ -366,6 +377,7 @@ async def state_call(name: str, call: Awaitable[T]) -> T:
     """A state read or write as a child span of the request (tracing on), else just `call`."""
     if not tracer.ENABLED:
         return await call
+    from opentelemetry.trace import SpanKind
     with tracer.TRACER.start_as_current_span(
             f"state {name}", kind=SpanKind.CLIENT,
             attributes={"rpc.system": "grpc", "rpc.service": "switchyard.v1.State",
@@ -382,6 +394,7 @@ def filter_span(filter_id: str, filter_type: str, phase: str) -> Iterator[Span |
     if not tracer.ENABLED:
         yield None
         return
+    from opentelemetry.trace import SpanKind
     with tracer.TRACER.start_as_current_span(
             f"filter {filter_id}", kind=SpanKind.CLIENT, record_exception=False,
             set_status_on_exception=False,
@@ -401,6 +414,7 @@ def filter_done(span: Span | None, filter_id: str, phase: str, outcome: str, sec
     if status:
         span.set_attribute("http.response.status_code", status)
     if outcome == "failed":
+        from opentelemetry.trace import Status, StatusCode
         span.set_status(Status(StatusCode.ERROR, outcome))
 
 

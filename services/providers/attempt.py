@@ -6,12 +6,11 @@ import asyncio
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
-from opentelemetry.context import Context
-from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from switchyard.common.config.model import ProviderEntry
 from switchyard.common.http_headers import retry_after_seconds
@@ -23,6 +22,9 @@ from switchyard.providers.failures import AttemptFailed
 from switchyard.providers.http import SessionPool
 from switchyard.providers.retry import is_retryable
 from switchyard.providers.stream_reader import EventParser, StreamReader, first_error, has_content
+
+if TYPE_CHECKING:   # the API is imported where a span is made: tracing off never loads it
+    from opentelemetry.context import Context
 
 ERROR_BODY_LIMIT = 64 * 1024
 ERROR_BODY_WAIT_S = 5.0   # an error body that is slower than this is not worth waiting for
@@ -125,6 +127,7 @@ class Attempt:
     async def _traced_post(self) -> aiohttp.ClientResponse:
         """`_post` inside an HTTP client span, from sending to the response headers. The URL
         is recorded without its query (some upstreams take a key there)."""
+        from opentelemetry.trace import SpanKind, Status, StatusCode
         span = tracer.TRACER.start_span("POST", context=self.trace_ctx, kind=SpanKind.CLIENT,
                                         attributes=_http_attributes(self.call.url))
         try:

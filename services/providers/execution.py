@@ -13,11 +13,9 @@ import random
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import orjson
-from opentelemetry import trace
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
-from opentelemetry.util.types import AttributeValue
 
 from switchyard.common import service_metrics
 from switchyard.common.config.model import ProviderEntry
@@ -36,6 +34,11 @@ from switchyard.providers.relay import relay, stamp_start
 from switchyard.providers.retry import RetryPolicy
 from switchyard.providers.secrets import Secrets, entry_secrets
 from switchyard.providers.stream_reader import EventParser
+
+if TYPE_CHECKING:   # the API is imported where a span is made: tracing off never loads it
+    from opentelemetry.context import Context
+    from opentelemetry.trace import Span
+    from opentelemetry.util.types import AttributeValue
 
 log = logging.getLogger(__name__)
 
@@ -209,7 +212,7 @@ class Executor:
             try:
                 committed = await Attempt(
                     call, self.pool, run.deadline, self.sse_parser,
-                    trace.set_span_in_context(span) if span is not None else None).run()
+                    _context_of(span) if span is not None else None).run()
             except AttemptFailed as failed:
                 if span is not None:
                     _span_error(span, failed.error, outcome=str(failed.error.http_status))
@@ -259,8 +262,14 @@ class Executor:
         return delay
 
 
+def _context_of(span: Span) -> Context:
+    from opentelemetry.trace import set_span_in_context
+    return set_span_in_context(span)
+
+
 def _execution_span(gen: providers_pb2.GenerateRequest) -> Span:
     """The span of one generate call, a child of the edge's request span."""
+    from opentelemetry.trace import SpanKind
     return tracer.TRACER.start_span(
         f"execute {gen.request.model}", context=propagation.context_from(gen.traceparent),
         kind=SpanKind.SERVER,
@@ -271,9 +280,10 @@ def _execution_span(gen: providers_pb2.GenerateRequest) -> Span:
 
 def _attempt_span(run: _Run, call: Call) -> Span:
     """One upstream attempt, a sibling of the plan's other attempts (retries, fallbacks)."""
+    from opentelemetry.trace import SpanKind
     entry = call.entry
     return tracer.TRACER.start_span(
-        f"chat {run.model}", context=trace.set_span_in_context(run.span) if run.span else None,
+        f"chat {run.model}", context=_context_of(run.span) if run.span else None,
         kind=SpanKind.CLIENT,
         attributes={genai.OPERATION: "chat", genai.PROVIDER: genai.provider_name(entry.provider),
                     genai.REQUEST_MODEL: run.model, genai.UPSTREAM_ENTRY: entry.name,
@@ -306,6 +316,7 @@ def _span_finish(span: Span, finish: chat_pb2.StreamFinish) -> None:
 
 def _span_error(span: Span, err: chat_pb2.Error, outcome: str = "") -> None:
     """An error on a span: its type and status, never its message (it may echo input)."""
+    from opentelemetry.trace import Status, StatusCode
     span.set_status(Status(StatusCode.ERROR, err.type or str(err.http_status)))
     span.set_attribute("error.type", err.type or str(err.http_status))
     if err.http_status:

@@ -1,9 +1,12 @@
 """OpenTelemetry GenAI semantic-convention names, and the gateway's own attribute names."""
 from __future__ import annotations
 
-from opentelemetry.trace import Span
+from typing import TYPE_CHECKING
 
 from switchyard.common.proto import chat_pb2
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span
 
 OPERATION = "gen_ai.operation.name"
 PROVIDER = "gen_ai.provider.name"

@@ -1,16 +1,18 @@
-"""W3C `traceparent` in and out: HTTP headers, gRPC metadata, the GenerateRequest field."""
+"""W3C `traceparent` in and out: HTTP headers, gRPC metadata, the GenerateRequest field.
+
+Called only with tracing on; the OpenTelemetry API is imported in the functions, so a
+gateway with tracing off never loads it.
+"""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-from opentelemetry import trace
-from opentelemetry.context import Context
-from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
-
-from switchyard.common.telemetry.spans import RecordingSpan
+if TYPE_CHECKING:
+    from opentelemetry.context import Context
+    from opentelemetry.trace import SpanContext
 
 HEADER = "traceparent"
-_INVALID = trace.INVALID_SPAN_CONTEXT
 
 
 def format_traceparent(ctx: SpanContext) -> str:
@@ -22,6 +24,9 @@ def format_traceparent(ctx: SpanContext) -> str:
 
 def current_traceparent() -> str:
     """The traceparent of the span current in this context ("" without one)."""
+    from opentelemetry import trace
+
+    from switchyard.common.telemetry.spans import RecordingSpan
     span = trace.get_current_span()
     if type(span) is RecordingSpan:   # ours: no SpanContext to build
         return span.traceparent()
@@ -30,6 +35,7 @@ def current_traceparent() -> str:
 
 def parse_traceparent(value: str) -> SpanContext | None:
     """A remote parent from a traceparent value; None when it is malformed (then ignored)."""
+    from opentelemetry.trace import SpanContext, TraceFlags
     value = value.strip()
     if len(value) == 55 and value.startswith("00-") and value.count("-") == 3 \
             and value[35] == "-" and value[52] == "-":   # the one shape seen in practice
@@ -61,7 +67,8 @@ def context_from(value: str | None) -> Context | None:
     parent = parse_traceparent(value)
     if parent is None:
         return None
-    return trace.set_span_in_context(NonRecordingSpan(parent))
+    from opentelemetry.trace import NonRecordingSpan, set_span_in_context
+    return set_span_in_context(NonRecordingSpan(parent))
 
 
 def from_metadata(metadata: Iterable[tuple[str, str | bytes]] | None) -> Context | None:
