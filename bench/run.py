@@ -169,12 +169,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--json", default="", help="also write the raw rows here")
     p.add_argument("--markdown", action="store_true", help="print Markdown tables")
     p.add_argument("--tracing", action="store_true",
-                   help="also measure switchyard with tracing at 100%% to an OTLP receiver "
+                   help="also measure switchyard with tracing on to an OTLP receiver "
                         "(target switchyard-tracing: the same gateway, switched on by a live "
                         "reload, right after switchyard)")
     p.add_argument("--tracing-slices", type=int, default=1,
                    help="with --tracing: measure switchyard and switchyard-tracing in this "
                         "many alternating slices of --seconds (less noise on a busy machine)")
+    p.add_argument("--tracing-sampling", type=float, default=100.0,
+                   help="with --tracing: `random_sampling`, percent of requests traced "
+                        "(below 100: what tracing on costs the requests it does not sample)")
     a = p.parse_args(argv)
     a.scenarios = [s for s in a.scenarios.split(",") if s]
     a.targets = [t for t in a.targets.split(",") if t]
@@ -197,6 +200,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                                                          TRACED)]
     if bad:
         p.error(f"unknown scenario/target: {', '.join(bad)}")
+    if not 0 < a.tracing_sampling <= 100:
+        p.error("--tracing-sampling: a percentage above 0, at most 100")
     return a
 
 
@@ -240,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
             sink, sink_url = procs.start_otlp_sink(workdir, load_core)
             started.append(sink)
             switch = procs.TracingSwitch(launchers["switchyard"], workdir / "switchyard.yaml",
-                                         sink_url)
+                                         sink_url, a.tracing_sampling)
             urls[TRACED], pids[TRACED] = urls["switchyard"], pids["switchyard"]
         if ROUTED in a.targets:   # the same gateway with routing_preferences (routing-c1)
             routed, urls[ROUTED] = procs.start_switchyard(workdir, gw_core, emu_url,
@@ -313,7 +318,8 @@ def main(argv: list[str] | None = None) -> int:
                          f"chunks/s" if "chunks_per_s" in row else "")
                       + (f"  CPU {row['cpu_pct']:.0f}%" if "cpu_pct" in row else "")
                       + (f"  ({row['first_error']})" if row.get("first_error") else "")
-                      + (f"  tracing +p50 {row['tracing_paired_p50_ms']:.2f} ms (median of "
+                      + (f"  tracing ({a.tracing_sampling:g} %) +p50 "
+                         f"{row['tracing_paired_p50_ms']:.2f} ms (median of "
                          f"{a.tracing_slices} paired slices)"
                          if "tracing_paired_p50_ms" in row else ""),
                       flush=True)

@@ -51,9 +51,35 @@ def test_bench_tracing_rows_come_from_one_gateway_switched_by_reload(tmp_path):
     for row in rows.values():
         assert row["requests"] > 0 and row["errors"] == 0, row
     assert rows["switchyard-tracing"]["tracing_paired_p50_ms"] is not None
-    assert "tracing +p50" in run.stdout
+    assert re.search(r"tracing \(100 %\) \+p50 -?\d", run.stdout), run.stdout
     received = re.search(r"the OTLP sink received (\d+) spans in (\d+) exports", run.stdout)
     assert received and int(received[1]) >= rows["switchyard-tracing"]["requests"], run.stdout
+
+
+def test_bench_tracing_below_full_sampling(tmp_path):
+    """`--tracing-sampling`: tracing on at a tiny rate is measured the same way (the cost of
+    being switched on for the requests not sampled); the sink sees far fewer spans than
+    requests, so the rate did reach the services."""
+    out_json = tmp_path / "rows.json"
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--targets", "switchyard", "--tracing",
+         "--tracing-slices", "2", "--tracing-sampling", "0.0001", "--scenarios", "chat-c1",
+         "--seconds", "2", "--warmup", "0.5", "--driver", "python", "--json", str(out_json)],
+        cwd=procs.ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    rows = {r["target"]: r for r in json.loads(out_json.read_text())["rows"]}
+    traced = rows["switchyard-tracing"]
+    assert traced["requests"] > 0 and traced["errors"] == 0, traced
+    assert re.search(r"tracing \(0.0001 %\) \+p50 -?\d", run.stdout), run.stdout
+    received = re.search(r"the OTLP sink received (\d+) spans", run.stdout)
+    assert received and int(received[1]) < traced["requests"] / 10, run.stdout
+
+
+def test_bench_refuses_a_sampling_rate_out_of_range():
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--tracing", "--tracing-sampling", "0"],
+        cwd=procs.ROOT, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and "--tracing-sampling" in run.stderr, run.stderr
 
 
 def test_bench_streams_through_each_grammar(tmp_path):
