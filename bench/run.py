@@ -73,10 +73,15 @@ def merge(slices: list[dict]) -> dict:
     """One row from alternating slices: counts summed, percentiles the slices' medians."""
     seconds = sum(r["seconds"] for r in slices)
     requests = sum(r["requests"] for r in slices)
-    return {**slices[0], "requests": requests, "errors": sum(r["errors"] for r in slices),
-            "seconds": seconds, "rps": requests / seconds if seconds > 0 else 0.0,
-            "p50_ms": statistics.median(r["p50_ms"] for r in slices),
-            "p99_ms": statistics.median(r["p99_ms"] for r in slices)}
+    row = {**slices[0], "requests": requests, "errors": sum(r["errors"] for r in slices),
+           "seconds": seconds, "rps": requests / seconds if seconds > 0 else 0.0,
+           "p50_ms": statistics.median(r["p50_ms"] for r in slices),
+           "p99_ms": statistics.median(r["p99_ms"] for r in slices)}
+    for key in ("cpu_pct", "cpu_ms_per_req", "core_busy_pct", "core_other_pct"):
+        values = [r[key] for r in slices if r.get(key) is not None]
+        if len(values) == len(slices):
+            row[key] = statistics.median(values)
+    return row
 
 
 def switch_tracing(switch: procs.TracingSwitch, target: str, url: str, scenario: Scenario,
@@ -90,7 +95,8 @@ def switch_tracing(switch: procs.TracingSwitch, target: str, url: str, scenario:
 
 
 def measure_tracing(switch: procs.TracingSwitch, url: str, scenario: Scenario, seconds: float,
-                    slices: int, warmup: float, driver: str, load_core: int | None
+                    slices: int, warmup: float, driver: str, load_core: int | None,
+                    watched: Callable[[], list[int]] | None = None, core: int | None = None
                     ) -> tuple[dict, dict]:
     """Switchyard without and with tracing in `slices` alternating slices (ABBA...), so both
     see the same machine state; the tracing row carries the median paired p50 difference."""
@@ -99,11 +105,25 @@ def measure_tracing(switch: procs.TracingSwitch, url: str, scenario: Scenario, s
         pair = ("switchyard", TRACED) if i % 2 == 0 else (TRACED, "switchyard")
         for target in pair:
             switch_tracing(switch, target, url, scenario, warmup, driver, load_core)
-            got[target].append(measure(target, url, scenario, seconds / slices, driver,
-                                       load_core))
+            with machine.Window(watched, core) as cpu:
+                row = measure(target, url, scenario, seconds / slices, driver, load_core)
+            cpu.fill(row, row["requests"])
+            got[target].append(row)
     plain, traced = merge(got["switchyard"]), merge(got[TRACED])
-    traced["tracing_paired_p50_ms"] = statistics.median(
-        t["p50_ms"] - p["p50_ms"] for p, t in zip(got["switchyard"], got[TRACED]))
+    pairs = list(zip(got["switchyard"], got[TRACED]))
+    traced["tracing_paired_p50_ms"] = statistics.median(t["p50_ms"] - p["p50_ms"]
+                                                        for p, t in pairs)
+    # CPU per request is steadier than latency: the services' own, and all of the
+    # gateway core's (exporters that strayed there, interrupts) when it is pinned.
+    if all(p.get("cpu_ms_per_req") is not None and t.get("cpu_ms_per_req") is not None
+           for p, t in pairs):
+        traced["tracing_paired_cpu_us"] = 1000.0 * statistics.median(
+            t["cpu_ms_per_req"] - p["cpu_ms_per_req"] for p, t in pairs)
+    if all("core_busy_pct" in p and "core_busy_pct" in t and p["requests"] and t["requests"]
+           for p, t in pairs):
+        traced["tracing_paired_core_us"] = 1e4 * statistics.median(
+            t["core_busy_pct"] * t["seconds"] / t["requests"]
+            - p["core_busy_pct"] * p["seconds"] / p["requests"] for p, t in pairs)
     return plain, traced
 
 
@@ -296,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
                     if not paired:
                         paired["switchyard"], paired[TRACED] = measure_tracing(
                             switch, url, scenario, a.seconds, a.tracing_slices, a.warmup,
-                            a.driver, load_core)
+                            a.driver, load_core, pids.get("switchyard"), gw_core)
                     row = paired[target]
                 else:
                     watched = (direct_pids.get(scenario.upstream, pids["direct"])
@@ -321,7 +341,11 @@ def main(argv: list[str] | None = None) -> int:
                       + (f"  tracing ({a.tracing_sampling:g} %) +p50 "
                          f"{row['tracing_paired_p50_ms']:.2f} ms (median of "
                          f"{a.tracing_slices} paired slices)"
-                         if "tracing_paired_p50_ms" in row else ""),
+                         if "tracing_paired_p50_ms" in row else "")
+                      + (f", CPU {row['tracing_paired_cpu_us']:+.0f} µs/req"
+                         if "tracing_paired_cpu_us" in row else "")
+                      + (f", gateway core {row['tracing_paired_core_us']:+.0f} µs/req"
+                         if "tracing_paired_core_us" in row else ""),
                       flush=True)
         for minute in range(1, a.soak_minutes + 1):
             for target in (t for t in a.targets if t in pids and t != "direct"):

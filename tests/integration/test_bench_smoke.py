@@ -51,7 +51,9 @@ def test_bench_tracing_rows_come_from_one_gateway_switched_by_reload(tmp_path):
     for row in rows.values():
         assert row["requests"] > 0 and row["errors"] == 0, row
     assert rows["switchyard-tracing"]["tracing_paired_p50_ms"] is not None
-    assert re.search(r"tracing \(100 %\) \+p50 -?\d", run.stdout), run.stdout
+    assert re.search(r"tracing \(100 %\) \+p50 -?\d.*CPU [+-]\d+ µs/req", run.stdout), \
+        run.stdout
+    assert rows["switchyard-tracing"]["tracing_paired_cpu_us"] is not None
     received = re.search(r"the OTLP sink received (\d+) spans in (\d+) exports", run.stdout)
     assert received and int(received[1]) >= rows["switchyard-tracing"]["requests"], run.stdout
 
