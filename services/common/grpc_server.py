@@ -115,11 +115,16 @@ def _traced(method: str) -> bool:
         method in REQUEST_PATH_METHODS or tracer.INTERNAL)
 
 
-def _server_span(method: str, context: grpc.aio.ServicerContext) -> Span:
+def _server_span(method: str, context: grpc.aio.ServicerContext) -> Span | None:
+    """The call's span, when the caller sent a sampled `traceparent` (else none: a trace
+    starts only at the edge)."""
+    parent = propagation.in_metadata(context.invocation_metadata())
+    if not propagation.is_sampled(parent):
+        return None
     from opentelemetry.trace import SpanKind
     service, _, name = method.lstrip("/").partition("/")
     return tracer.TRACER.start_span(
-        f"{service}/{name}", context=propagation.from_metadata(context.invocation_metadata()),
+        f"{service}/{name}", context=propagation.context_from(parent),
         kind=SpanKind.SERVER, attributes={"rpc.system": "grpc", "rpc.service": service,
                                           "rpc.method": name})
 

@@ -117,7 +117,12 @@ def begin(request: Request, route: str, fmt: str) -> Observed | None:
     """Start recording a request: the server span (continuing a client's `traceparent`)."""
     if not (tracer.ENABLED or request_log.ENABLED):
         return None
-    obs = Observed(_server_span(request) if tracer.ENABLED else None, route, fmt)
+    span = _server_span(request) if tracer.ENABLED else None
+    if span is not None and not span.is_recording() and not request_log.ENABLED:
+        # Not sampled: no record, no current span, so no traceparent is sent on and the
+        # other services record nothing either (propagation.is_sampled).
+        return None
+    obs = Observed(span, route, fmt)
     if obs.span is not None:
         obs.method, obs.path = request.method, request.scope["path"]
         if tracer.SETTINGS.span_attributes.header_prefixes:
@@ -373,9 +378,15 @@ def failed(request: Request, error_type: str) -> None:
         obs.error = error_type
 
 
+def _in_sampled_request() -> bool:
+    """A sampled request's span is current (only those get child spans)."""
+    from opentelemetry.trace import get_current_span
+    return get_current_span().is_recording()
+
+
 async def state_call(name: str, call: Awaitable[T]) -> T:
-    """A state read or write as a child span of the request (tracing on), else just `call`."""
-    if not tracer.ENABLED:
+    """A state read or write as a child span of a sampled request, else just `call`."""
+    if not tracer.ENABLED or not _in_sampled_request():
         return await call
     from opentelemetry.trace import SpanKind
     with tracer.TRACER.start_as_current_span(
@@ -389,9 +400,9 @@ async def state_call(name: str, call: Awaitable[T]) -> T:
 
 @contextlib.contextmanager
 def filter_span(filter_id: str, filter_type: str, phase: str) -> Iterator[Span | None]:
-    """A filter call as a CLIENT child span of the request (tracing on), else nothing. A
-    refusal is the filter's verdict, not an exception to record: the outcome says it."""
-    if not tracer.ENABLED:
+    """A filter call as a CLIENT child span of a sampled request, else nothing. A refusal is
+    the filter's verdict, not an exception to record: the outcome says it."""
+    if not tracer.ENABLED or not _in_sampled_request():
         yield None
         return
     from opentelemetry.trace import SpanKind

@@ -111,9 +111,9 @@ class Executor:
         batch holds none: `attempt` raises on one; `relay` cuts a batch after one); only that
         event is looked at, content events are not walked again.
         """
-        span = _execution_span(gen) if tracer.ENABLED else None
-        if span is not None and not span.is_recording():
-            span = None   # not sampled: nothing below it is recorded or sent on
+        # Only under a sampled request (propagation.is_sampled): nothing below it is recorded.
+        span = (_execution_span(gen) if tracer.ENABLED and propagation.is_sampled(gen.traceparent)
+                else None)
         try:
             try:
                 committed, breaker = await self._commit(gen, span)

@@ -410,3 +410,13 @@ def test_edge_server_span_records_the_path_as_the_url_has_it(monkeypatch, path):
     observe._close(obs, 200)
     assert records[0][9]["url.path"] == request.url.path
     assert records[0][9]["http.request.method"] == "POST"
+
+
+def test_is_sampled_reads_the_sampled_flag_of_a_well_formed_traceparent():
+    tid, sid = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    assert propagation.is_sampled(f"00-{tid}-{sid}-01")
+    assert propagation.is_sampled(f"00-{tid}-{sid}-03")
+    assert not propagation.is_sampled(f"00-{tid}-{sid}-00")
+    assert not propagation.is_sampled(f"00-{'0' * 32}-{sid}-01")   # invalid trace id
+    assert not propagation.is_sampled("not a traceparent")
+    assert not propagation.is_sampled("") and not propagation.is_sampled(None)

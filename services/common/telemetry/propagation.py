@@ -71,9 +71,22 @@ def context_from(value: str | None) -> Context | None:
     return set_span_in_context(NonRecordingSpan(parent))
 
 
-def from_metadata(metadata: Iterable[tuple[str, str | bytes]] | None) -> Context | None:
-    """The remote parent carried in gRPC call metadata."""
+def is_sampled(value: str | None) -> bool:
+    """`value` names a parent whose trace is recorded. Only the edge starts a trace; every
+    other service records a span only under such a parent, so an unsampled request costs
+    them nothing (the edge sends it on with no traceparent)."""
+    parent = parse_traceparent(value) if value else None
+    return parent is not None and parent.trace_flags.sampled
+
+
+def in_metadata(metadata: Iterable[tuple[str, str | bytes]] | None) -> str:
+    """The traceparent carried in gRPC call metadata ("" without one)."""
     for key, value in metadata or ():
         if key == HEADER:
-            return context_from(value.decode() if isinstance(value, bytes) else value)
-    return None
+            return value.decode() if isinstance(value, bytes) else value
+    return ""
+
+
+def from_metadata(metadata: Iterable[tuple[str, str | bytes]] | None) -> Context | None:
+    """The remote parent carried in gRPC call metadata."""
+    return context_from(in_metadata(metadata))

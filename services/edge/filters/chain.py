@@ -143,8 +143,8 @@ class FilterRun:
               else contextlib.nullcontext()) as span:
             try:
                 headers = self.headers
-                if tracer.ENABLED:
-                    headers = {**headers, propagation.HEADER: propagation.current_traceparent()}
+                if tracer.ENABLED and (parent := propagation.current_traceparent()):
+                    headers = {**headers, propagation.HEADER: parent}
                 async with asyncio.timeout(f.timeout_s):
                     answer = await self.filters.transport(f).call(
                         f, self.path, payload, kind, headers, content_type)
