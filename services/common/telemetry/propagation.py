@@ -85,8 +85,3 @@ def in_metadata(metadata: Iterable[tuple[str, str | bytes]] | None) -> str:
         if key == HEADER:
             return value.decode() if isinstance(value, bytes) else value
     return ""
-
-
-def from_metadata(metadata: Iterable[tuple[str, str | bytes]] | None) -> Context | None:
-    """The remote parent carried in gRPC call metadata."""
-    return context_from(in_metadata(metadata))
