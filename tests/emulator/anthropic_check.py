@@ -597,8 +597,5 @@ def anthropic_info(body: dict) -> RequestInfo:
     if fmt:
         info.json_mode, info.json_schema = "text", fmt["schema"]
     elif choice.get("type") == "tool":
-        tool = next((t for t in body.get("tools") or [] if t.get("name") == choice["name"]), None)
-        if tool is not None:
-            info.json_mode, info.json_tool = "tool", tool["name"]
-            info.json_schema = tool.get("input_schema")
+        info.force_tool(choice.get("name"))
     return info

@@ -348,13 +348,19 @@ def gemini_info(body: dict) -> RequestInfo:
     th = gen.get("thinkingConfig") or {}
     json_out = gen.get("responseMimeType") == "application/json"
     schema = gen.get("responseJsonSchema")   # responseSchema (OpenAPI subset): not checked
-    return RequestInfo(last_user_text=last_user, max_tokens=gen.get("maxOutputTokens"),
+    info = RequestInfo(last_user_text=last_user, max_tokens=gen.get("maxOutputTokens"),
                        stop=list(gen.get("stopSequences") or []),
                        thinking=bool(th.get("includeThoughts")), input_tokens=input_tokens(body),
                        n=int(gen.get("candidateCount") or 1),
                        json_mode="text" if json_out else None,
                        json_schema=schema if json_out and isinstance(schema, dict) else None,
                        offered_tools=_offered(body))
+    calling = (body.get("toolConfig") or {}).get("functionCallingConfig") or {}
+    if calling.get("mode") in ("ANY", "VALIDATED"):   # a call is forced; of one function: it
+        names = calling.get("allowedFunctionNames") or list(info.offered_tools)
+        if len(names) == 1:
+            info.force_tool(names[0])
+    return info
 
 
 def _offered(body: dict) -> dict[str, dict | None]:

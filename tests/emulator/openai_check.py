@@ -365,7 +365,7 @@ def openai_info(body: dict) -> RequestInfo:
     limit = body.get("max_completion_tokens") or body.get("max_tokens")
     fmt = body.get("response_format") or {}
     mode = "text" if fmt.get("type") in ("json_object", "json_schema") else None
-    return RequestInfo(
+    info = RequestInfo(
         last_user_text=last_user,
         max_tokens=limit if isinstance(limit, int) else None,
         stop=[stop] if isinstance(stop, str) else list(stop or []),
@@ -376,3 +376,8 @@ def openai_info(body: dict) -> RequestInfo:
                        for t in body.get("tools") or [] if isinstance(t, dict)
                        and isinstance(t.get("function"), dict) and "name" in t["function"]},
     )
+    choice = body.get("tool_choice")
+    if isinstance(choice, dict) and choice.get("type") == "function":
+        info.force_tool((choice.get("function") or {}).get("name"))
+        info.named_call_finish = "stop"
+    return info

@@ -26,7 +26,7 @@ class RequestInfo:
     n: int = 1
     # Structured output the request asked for: "text" (the reply's text is the JSON: OpenAI
     # response_format, Anthropic output_config.format, Gemini responseMimeType) or "tool"
-    # (Anthropic tool_choice forcing `json_tool`, whose input is the answer); None: not asked.
+    # (a tool_choice forcing `json_tool`, whose input is the answer); None: not asked.
     json_mode: str | None = None
     json_schema: dict | None = None
     json_tool: str = ""
@@ -35,6 +35,17 @@ class RequestInfo:
     offered_tools: dict[str, dict | None] = field(default_factory=dict)
     # Anthropic `thinking.display: omitted`: thinking blocks come back empty, signed.
     thinking_omitted: bool = False
+    # OpenAI's finish_reason for a reply that calls tools when tool_choice named the function:
+    # "stop", not "tool_calls" (what its API returns, streamed or not).
+    named_call_finish: str | None = None
+
+    def force_tool(self, name: str | None) -> None:
+        """A tool_choice forcing the offered tool `name`: a scripted `json` reply is that tool's
+        call (how LangChain's and instructor's tool-calling structured output ask for it),
+        unless a response format already asked for the JSON as text."""
+        if self.json_mode is None and name in self.offered_tools:
+            self.json_mode, self.json_tool = "tool", name
+            self.json_schema = self.offered_tools[name]
 
 
 @dataclass
@@ -209,6 +220,8 @@ def make_plan(info: RequestInfo, reply: dict | None, new_tool_id: Callable[[], s
             arguments=args if isinstance(args, str) else orjson.dumps(args).decode()))
     if plan.tool_calls and plan.stop == "end_turn":
         plan.stop = "tool_use"
+        if plan.finish_reason is None:
+            plan.finish_reason = info.named_call_finish
 
     text, seq = _cut_at_stop(text, info.stop)
     if seq is not None:

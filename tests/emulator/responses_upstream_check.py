@@ -334,7 +334,7 @@ def responses_info(body: dict) -> RequestInfo:
                           and _text(i.get("content"))), "")
     fmt = (body.get("text") or {}).get("format") or {}
     mode = "text" if fmt.get("type") in ("json_object", "json_schema") else None
-    return RequestInfo(
+    info = RequestInfo(
         last_user_text=last_user, max_tokens=body.get("max_output_tokens"),
         thinking=(body.get("reasoning") or {}).get("effort") not in (None, "none"),
         input_tokens=max(count_json_tokens(items) + count_json_tokens(body.get("tools") or [])
@@ -342,3 +342,7 @@ def responses_info(body: dict) -> RequestInfo:
         json_mode=mode, json_schema=fmt.get("schema") if mode else None,
         offered_tools={t["name"]: t.get("parameters") if t.get("type") == "function" else None
                        for t in body.get("tools") or [] if isinstance(t.get("name"), str)})
+    choice = body.get("tool_choice")
+    if isinstance(choice, dict) and choice.get("type") == "function":
+        info.force_tool(choice.get("name"))
+    return info

@@ -37,6 +37,16 @@ def test_openai_scripted_json_is_the_content(emu):
     assert json.loads(r.json()["choices"][0]["message"]["content"]) == ANSWER
 
 
+def test_openai_answers_json_as_the_forced_function(emu):
+    emu.script("gpt-4o", {"reply": {"json": ANSWER}})
+    r = openai_post(emu, tools=[{"type": "function", "function": {"name": "out",
+                                                                "parameters": SCHEMA}}],
+                    tool_choice={"type": "function", "function": {"name": "out"}})
+    (call,) = r.json()["choices"][0]["message"]["tool_calls"]
+    assert call["function"]["name"] == "out" and json.loads(call["function"]["arguments"]) == ANSWER
+    assert r.json()["choices"][0]["finish_reason"] == "stop"   # OpenAI's, for a named choice
+
+
 def test_scripted_json_needs_a_request_that_asked_for_it(emu):
     emu.script("gpt-4o", {"reply": {"json": ANSWER}})
     assert openai_post(emu).json()["choices"][0]["message"]["content"] == NOT_ASKED
