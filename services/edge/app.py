@@ -74,6 +74,8 @@ def create_app(config: Config, backends: EdgeBackends | None = None) -> Guard:
             await app.state.accounting.close()
             if app.state.filters is not None:
                 await app.state.filters.close()
+            if app.state.routing is not None:
+                await app.state.routing.pins.close()
             await be.close()
             await asyncio.to_thread(tracer.shutdown)   # send the last spans
 

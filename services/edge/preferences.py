@@ -9,7 +9,6 @@ import hashlib
 import logging
 import re
 import time
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +20,7 @@ from switchyard.common.config.model import Config, Routing
 from switchyard.common.errors import GatewayError
 from switchyard.common.proto import chat_pb2, router_pb2
 from switchyard.common.telemetry import propagation, tracer
-from switchyard.edge import observe
+from switchyard.edge import observe, pins
 
 log = logging.getLogger("switchyard.edge")
 
@@ -52,31 +51,6 @@ class Decision:
         return self.route or "none"
 
 
-class Pins:
-    """route_on_user_only: the decision of a conversation's last user turn, replayed for its
-    loop steps (tool results, ...). Per edge process, bounded, expiring."""
-
-    def __init__(self, ttl_s: float, max_entries: int) -> None:
-        self.ttl_s, self.max_entries = ttl_s, max_entries
-        self._pins: OrderedDict[str, tuple[float, Decision]] = OrderedDict()
-
-    def get(self, key: str) -> Decision | None:
-        found = self._pins.get(key)
-        if found is None:
-            return None
-        if found[0] < time.monotonic():
-            del self._pins[key]
-            return None
-        self._pins.move_to_end(key)
-        return found[1]
-
-    def put(self, key: str, decision: Decision) -> None:
-        self._pins[key] = (time.monotonic() + self.ttl_s, decision)
-        self._pins.move_to_end(key)
-        while len(self._pins) > self.max_entries:
-            self._pins.popitem(last=False)
-
-
 class Latencies:
     """Moving average time to first byte per target (provider entry, upstream model)."""
 
@@ -103,8 +77,17 @@ class EdgeRouting:
         # Aliases are the operator's direct selections (Plano's "direct model selection"):
         # the config's routes leave them alone; so is a call naming the routing model.
         self.direct = set(aliases) | ({routing.llm_model} if routing.llm_model else set())
-        self.pins = Pins(routing.session_ttl_s, routing.session_max_entries)
+        self.pins = pins.build(routing)
         self.latencies = Latencies()
+
+    def carried_over(self, old: EdgeRouting) -> list[pins.PinStore]:
+        """After a reload: keep `old`'s latencies, and its pins when they are kept where
+        this config keeps them; the stores to close (after the drain)."""
+        self.latencies = old.latencies
+        if pins.pin_settings(self.settings) == pins.pin_settings(old.settings):
+            fresh, self.pins = self.pins, old.pins
+            return [fresh]
+        return [old.pins]
 
 
 def enabled(request: Request) -> EdgeRouting | None:
@@ -113,6 +96,7 @@ def enabled(request: Request) -> EdgeRouting | None:
 
 
 def from_config(config: Config) -> EdgeRouting | None:
+    """The edge's routing for `config`; None when it routes nothing."""
     return EdgeRouting(config.routing, list(config.aliases)) if config.routing.enabled else None
 
 
@@ -151,10 +135,13 @@ def is_user_turn(req: chat_pb2.ChatRequest) -> bool:
                                            for p in last.parts)
 
 
-def pin_key(request: Request, req: chat_pb2.ChatRequest, tenant: str, model: str) -> str:
+def pin_key(request: Request, req: chat_pb2.ChatRequest, tenant: str, model: str,
+            tenant_header: str = "") -> str:
     """The conversation a loop step belongs to: X-Model-Affinity, else its stable prefix
-    (system prompt, tool names, first user turn), on the model lane it asked for."""
+    (system prompt, tool names, first user turn), on the model lane it asked for; prefixed
+    with the value of `routing.session_cache.tenant_header` when the request has one."""
     explicit = request.headers.get(AFFINITY_HEADER)
+    scope = request.headers.get(tenant_header, "") if tenant_header else ""
     h = hashlib.blake2b(digest_size=16)
     for part in (tenant, model, explicit or ""):
         h.update(part.encode() + b"\0")
@@ -166,7 +153,7 @@ def pin_key(request: Request, req: chat_pb2.ChatRequest, tenant: str, model: str
         for t in req.tools:
             h.update(t.name.encode() + b"\0")
         h.update((message_text(first_user) if first_user else "").encode())
-    return h.hexdigest()
+    return f"{scope}:{h.hexdigest()}" if scope else h.hexdigest()
 
 
 def take_preferences(body: dict[str, Any]) -> list[router_pb2.RoutePreference] | None:
@@ -237,12 +224,12 @@ async def decide(request: Request, req: chat_pb2.ChatRequest, tenant: str, reque
         return None
     key = ""
     if er.settings.route_on_user_only:
-        key = pin_key(request, req, tenant, req.model)
+        key = pin_key(request, req, tenant, req.model, er.settings.session_tenant_header)
         if not is_user_turn(req):
-            pinned = er.pins.get(key)
+            pinned = await er.pins.get(key)
             if pinned is not None:
                 metrics.ROUTING_SKIPS.labels("not_user_turn").inc()
-                return _pinned(pinned)
+                return _decision(pinned, "pinned")
     call = router_pb2.RouteRequest(
         model=req.model, messages=route_messages(req), has_preferences=inline is not None,
         preferences=inline or (), latencies=er.latencies.table(), request_id=request_id,
@@ -258,16 +245,16 @@ async def decide(request: Request, req: chat_pb2.ChatRequest, tenant: str, reque
         log.warning("request %s: no routing decision (%s); it keeps model %r", request_id,
                     exc.type, req.model)
         return Decision(None, (req.model,), None, "router_unavailable", "")
-    decision = Decision(answer.route or None, tuple(answer.models),
-                        answer.plan if answer.HasField("plan") else None, answer.reason,
-                        answer.router)
     if key:
-        er.pins.put(key, decision)
-    return decision
+        await er.pins.put(key, answer)
+    return _decision(answer, answer.reason)
 
 
-def _pinned(d: Decision) -> Decision:
-    return Decision(d.route, d.models, d.plan, "pinned", d.router, pinned=True)
+def _decision(answer: router_pb2.RouteDecision, reason: str) -> Decision:
+    """The router's answer (or its pin, replayed: reason `pinned`) as the edge uses it."""
+    return Decision(answer.route or None, tuple(answer.models),
+                    answer.plan if answer.HasField("plan") else None, reason, answer.router,
+                    pinned=reason == "pinned")
 
 
 def record(request: Request, headers: dict[str, str], decision: Decision) -> None:

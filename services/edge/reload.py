@@ -1,5 +1,6 @@
 """A reloaded config in a running edge: the guard's gateway keys and limits (swapped
-together), the body limits, the listener's filters, the price book and the request log.
+together), the body limits, the listener's filters, the price book, the request log and
+the routing settings (its pins kept when they stay where they were kept).
 
 Requests already admitted finish under the config they started with: they hold their key,
 limits and filter chain. What a reload replaces (a Redis client, the filters' sessions, a
@@ -16,7 +17,7 @@ from starlette.applications import Starlette
 
 from switchyard.common.config.model import Config, RedisSettings, Security
 from switchyard.common.telemetry import request_log
-from switchyard.edge import filters, limits, observe
+from switchyard.edge import filters, limits, observe, preferences
 from switchyard.edge.guard import Guard
 from switchyard.edge.limits.base import Limiter
 from switchyard.edge.limits.memory import MemoryLimiter
@@ -77,6 +78,8 @@ class EdgeReloader:
             app.state.filters = filters.from_config(config.filters)
             if current is not None:
                 self.retire(current.close, config.security.drain_s)
+        if config.routing != old.routing or config.aliases != old.aliases:
+            self.reroute(config)
         accounting: observe.Accounting = app.state.accounting
         if config.cost_sources == old.cost_sources:
             accounting.use_entries(config)
@@ -86,6 +89,17 @@ class EdgeReloader:
             app.state.accounting = fresh
             self.retire(accounting.close, config.security.drain_s)
         request_log.setup(config.request_log)
+
+    def reroute(self, config: Config) -> None:
+        """The edge's routing for `config` (routes, direct selections, pin settings)."""
+        current: preferences.EdgeRouting | None = self.app.state.routing
+        fresh = preferences.from_config(config)
+        self.app.state.routing = fresh
+        if current is None:
+            return
+        stale = fresh.carried_over(current) if fresh is not None else [current.pins]
+        for store in stale:
+            self.retire(store.close, config.security.drain_s)
 
     def retire(self, close: Close, after_s: float) -> None:
         """Close `close`'s resource once requests that may use it have had their drain."""

@@ -1,12 +1,14 @@
 """Start the real gateway (`switchyard up` in a subprocess) against the emulator."""
 from __future__ import annotations
 
+import contextlib
 import os
 import pathlib
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator, Mapping
 
 import httpx
 
@@ -167,6 +169,23 @@ class Gateway:
                 self.proc.wait()
         self._log.close()
         return self.proc.returncode
+
+
+@contextlib.contextmanager
+def gateways(configs: Mapping[str, Callable[[int], str]], tmp_path_factory,
+             env: dict[str, str] | None = None) -> Iterator[tuple[Gateway, ...]]:
+    """A gateway per name, each from its config for a free port, started in turn; all
+    stopped at the end, or as soon as one fails to start."""
+    started: list[Gateway] = []
+    try:
+        for name, config in configs.items():
+            port = free_port()
+            started.append(Gateway(config(port), tmp_path_factory.mktemp(name), port,
+                                   env=env).start())
+        yield tuple(started)
+    finally:
+        for gw in started:
+            gw.stop()
 
 
 class ServiceSet:

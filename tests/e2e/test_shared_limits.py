@@ -14,7 +14,7 @@ import openai
 import pytest
 import redis
 
-from tests.e2e.harness import Gateway, free_port, gateway_config, wait_for
+from tests.e2e.harness import Gateway, gateway_config, gateways, wait_for
 from tests.support.redis import redis_server
 
 PASSWORD = "redis-pw-e2e-secret"
@@ -46,23 +46,11 @@ redis:
 @pytest.fixture(scope="module")
 def edges(emulator, store, tmp_path_factory):
     """Two gateways on one Redis: `allow` and `deny` differ only while Redis is down."""
-    started = []
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SWITCHYARD_E2E_REDIS_PW", PASSWORD)   # the children inherit it
-        try:
-            for policy in ("allow", "deny"):
-                port = free_port()
-                text = gateway_config(emulator.url, port,
-                                      extra=limits_section(store.port, policy))
-                started.append(Gateway(text, tmp_path_factory.mktemp(f"shared-{policy}"),
-                                       port).start())
-        except BaseException:
-            for gw in started:
-                gw.stop()
-            raise
-    yield tuple(started)
-    for gw in started:
-        gw.stop()
+    configs = {f"shared-{policy}": (lambda port, policy=policy: gateway_config(
+        emulator.url, port, extra=limits_section(store.port, policy)))
+        for policy in ("allow", "deny")}
+    with gateways(configs, tmp_path_factory, env={"SWITCHYARD_E2E_REDIS_PW": PASSWORD}) as gws:
+        yield gws
 
 
 @pytest.fixture

@@ -301,3 +301,35 @@ async def test_limits_move_to_another_store_and_the_old_one_is_retired(tmp_path)
     gone, old = rebuild_limits(fresh, edge_config(tmp_path, BASE).security)
     assert gone is None and old is fresh
     await fresh.close()
+
+
+ROUTED = "version: v0.4.0\n" + BASE + """
+routing_preferences:
+  - {name: code, description: writing code, models: [openai/gpt-4o-mini]}
+routing: {route_on_user_only: true, session_ttl_seconds: 60}
+"""
+
+
+async def test_routing_is_rebuilt_and_keeps_its_pins_unless_they_move(tmp_path):
+    from switchyard.common.proto import router_pb2
+    from switchyard.edge.pins import MemoryPins
+    from switchyard.edge.pins_redis import RedisPins
+
+    guard = create_app(edge_config(tmp_path, ROUTED), backends=None)
+    reloader = EdgeReloader(guard)
+    app = reloader.app
+    first = app.state.routing
+    await first.pins.put("k", router_pb2.RouteDecision(route="code"))
+    await reloader.apply(edge_config(tmp_path, ROUTED.replace("writing code", "coding")))
+    kept = app.state.routing
+    assert kept is not first and kept.settings.preferences[0].description == "coding"
+    assert kept.pins is first.pins and (await kept.pins.get("k")).route == "code"
+    assert kept.latencies is first.latencies
+    await reloader.apply(edge_config(tmp_path, ROUTED.replace(
+        "session_ttl_seconds: 60}", "session_ttl_seconds: 60, session_cache: "
+        "{type: redis, url: 'redis://127.0.0.1:9/0'}}")))
+    assert isinstance(app.state.routing.pins, RedisPins)
+    await reloader.apply(edge_config(tmp_path, BASE))   # routes nothing now
+    assert app.state.routing is None
+    await reloader.close()
+    assert isinstance(first.pins, MemoryPins)

@@ -165,11 +165,33 @@ def test_top_level_and_inline_routes_are_one_list():
     ({"overrides": {"llm_routing_model": "plano/Arch-Router"}}, "is not a configured model"),
     ({"routing": {"session_max_entries": 20000}}, "session_max_entries must be at most"),
     ({"routing": {"embedding_threshold": 3}}, "embedding_threshold must be a cosine"),
+    ({"routing": {"session_cache": {"type": "memcached"}}}, "type must be memory or redis"),
+    ({"routing": {"session_cache": {"type": "redis"}}}, "url is required with type: redis"),
+    ({"routing": {"session_cache": {"type": "redis", "url": "http://:pw-secret@r:6379"}}},
+     "url http://:***@r:6379: the scheme must be redis://"),
+    ({"routing": {"session_cache": {"type": "redis", "url": "redis://r", "ttl": 3}}},
+     "unknown key 'ttl'"),
+    ({"routing": {"session_cache": {"tenant_header": "x org"}}},
+     "tenant_header must be an HTTP header name"),
 ])
 def test_routing_config_errors_name_the_place(extra, words):
     with pytest.raises(ConfigError) as err:
         parse_config(config(**extra))
     assert any(words in e for e in err.value.errors), err.value.errors
+
+
+def test_a_redis_session_cache_is_shared_settings_and_memory_is_none(monkeypatch):
+    monkeypatch.setenv("PINS_PW", "pw-secret")
+    shared = parse_config(config(routing={"session_cache": {
+        "type": "redis", "url": "redis://:${PINS_PW}@redis:6379/1",
+        "tenant_header": "X-Org-Id"}})).routing
+    assert shared.session_cache is not None
+    assert shared.session_cache.url == "redis://:pw-secret@redis:6379/1"
+    assert shared.session_cache.display == "redis://:***@redis:6379/1"
+    assert "pw-secret" not in repr(shared)
+    assert shared.session_tenant_header == "x-org-id"
+    assert parse_config(config(routing={"session_cache": {"type": "memory"}})
+                        ).routing.session_cache is None
 
 
 def test_a_wildcard_entry_cannot_carry_inline_routes():
@@ -260,17 +282,17 @@ def test_inline_preferences_are_taken_out_of_the_body_and_checked():
         assert err.value.http_status == 400
 
 
-def test_pins_expire_and_are_bounded(monkeypatch):
-    pins = preferences.Pins(ttl_s=10, max_entries=2)
-    d = preferences.Decision("r", ("m",), None, "matched", "embedding")
+async def test_pins_expire_and_are_bounded(monkeypatch):
+    from switchyard.edge import pins as pin_stores
+    store = pin_stores.MemoryPins(ttl_s=10, max_entries=2)
+    d = router_pb2.RouteDecision(route="r", models=["m"], reason="matched", router="embedding")
     now = [100.0]
-    monkeypatch.setattr(preferences.time, "monotonic", lambda: now[0])
-    pins.put("a", d)
-    pins.put("b", d)
-    pins.put("c", d)
-    assert pins.get("a") is None and pins.get("c") is d
+    monkeypatch.setattr(pin_stores.time, "monotonic", lambda: now[0])
+    for key in "abc":
+        await store.put(key, d)
+    assert await store.get("a") is None and await store.get("c") is d
     now[0] += 11
-    assert pins.get("c") is None
+    assert await store.get("c") is None
 
 
 def test_latency_is_a_moving_average_per_target():

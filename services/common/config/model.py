@@ -126,7 +126,8 @@ class ApiKey:
 
 @dataclass(frozen=True)
 class RedisSettings:
-    """Our `redis:` extension: where every edge counts the limits it shares."""
+    """A Redis every edge shares: our `redis:` extension (the limits), Plano's
+    `routing.session_cache` (the routing pins)."""
     url: str = field(repr=False)           # may carry a password: shown only as `display`
     display: str = ""                      # the URL with any password replaced by ***
     on_unavailable: str = "allow"          # allow | deny, while Redis cannot be reached
@@ -253,8 +254,11 @@ class Routing:
     llm_model: str | None = None
     llm_context_tokens: int = 8192            # overrides.orchestrator_model_context_length
     route_on_user_only: bool = False
-    session_ttl_s: float = 600.0              # pins of route_on_user_only (per edge)
-    session_max_entries: int = 10_000
+    session_ttl_s: float = 600.0              # pins of route_on_user_only
+    session_max_entries: int = 10_000         # of each edge's in-memory pins
+    # routing.session_cache type: redis (None: each edge keeps its own pins in memory)
+    session_cache: RedisSettings | None = None
+    session_tenant_header: str = ""           # its header whose value prefixes the pin keys
     threshold: float = 0.05                   # extension: embedding similarity floor
     llm_timeout_s: float = 5.0                # extension: the routing model's answer bound
 

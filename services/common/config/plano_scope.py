@@ -77,12 +77,8 @@ GAPS: dict[str, Gap] = {
 
     # Accepted, not yet applied (routing sessions): delete a row when its feature lands.
     # routing_preferences (top level and inline), routing.route_on_user_only / session_ttl_
-    # seconds / session_max_entries and overrides.llm_routing_model are config/routing.py's.
-    "routing.session_cache": Gap(
-        PENDING, "accepted, not yet applied: a shared (Redis) cache of routing pins; each "
-        "edge keeps its own pins in memory, so a loop continued on another edge is routed "
-        "afresh", keys={"type": None, "url": None, "tenant_header": None},
-        when=lambda v: isinstance(v, dict) and v.get("type", "memory") != "memory"),
+    # seconds / session_max_entries / session_cache and overrides.llm_routing_model are
+    # config/routing.py's.
     "routing.routing_budget": Gap(
         PENDING, "accepted, not yet applied: the per-session budget on model switches; "
         "until it is, each routed request takes the model its route ranks first",

@@ -34,15 +34,23 @@ def parse_redis(rep: Report, raw: Any) -> RedisSettings | None:
         rep.add(WHERE, f"on_unavailable must be allow or deny, got {policy!r}")
         policy = "allow"
     timeout_s = duration(rep, WHERE, "timeout", raw.get("timeout"), DEFAULT_TIMEOUT_S)
-    if not isinstance(url, str) or not url:
-        rep.add(WHERE, "url is required, e.g. url: redis://redis:6379/0")
-        return None
-    problem = url_problem(url)
-    if problem:
-        rep.add(WHERE, f"url {redacted(url)}: {problem}")
+    if not checked_url(rep, WHERE, url, "url is required"):
         return None
     return RedisSettings(url=url, display=redacted(url), on_unavailable=policy,
                          timeout_s=timeout_s)
+
+
+def checked_url(rep: Report, where: str, url: Any, missing: str) -> bool:
+    """Whether `url` (expanded) is a usable Redis URL; else what is wrong goes to `rep`,
+    the password never quoted (`missing` starts the line when there is no URL)."""
+    if not isinstance(url, str) or not url:
+        rep.add(where, f"{missing}, e.g. url: redis://redis:6379/0")
+        return False
+    problem = url_problem(url)
+    if problem:
+        rep.add(where, f"url {redacted(url)}: {problem}")
+        return False
+    return True
 
 
 def redacted(url: str) -> str:

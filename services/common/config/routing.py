@@ -7,17 +7,32 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from switchyard.common.config.fields import Report, boolean, check_keys, duration, positive_int
-from switchyard.common.config.model import Alias, ProviderEntry, RoutePreference, Routing
+from switchyard.common.config.fields import (
+    Report,
+    boolean,
+    check_keys,
+    duration,
+    expand,
+    positive_int,
+)
+from switchyard.common.config.model import (
+    Alias,
+    ProviderEntry,
+    RedisSettings,
+    RoutePreference,
+    Routing,
+)
 from switchyard.common.config.providers import match_providers
+from switchyard.common.config.redis import checked_url, redacted
 
 PREFERENCE_KEYS = {"name", "description", "models", "selection_policy"}
 INLINE_KEYS = {"name", "description"}
 PREFER = ("none", "cheapest", "fastest")
 # `routing:` keys we apply; Plano's others stay rows of config/plano_scope.py; ours marked.
 ROUTING_KEYS = {"route_on_user_only", "session_ttl_seconds", "session_max_entries",
-                "embedding_threshold", "llm_timeout"}             # the last two: extensions
-PLANO_ROUTING_KEYS = {"llm_provider", "model", "session_cache", "routing_budget"}
+                "session_cache", "embedding_threshold", "llm_timeout"}   # the last two: ours
+PLANO_ROUTING_KEYS = {"llm_provider", "model", "routing_budget"}
+SESSION_CACHE_KEYS = {"type", "url", "tenant_header"}
 MAX_SESSION_ENTRIES = 10_000   # Plano's schema maximum
 # Plano accepts top-level routing_preferences from this config version on.
 TOP_LEVEL_SINCE = (0, 4, 0)
@@ -191,6 +206,8 @@ def _settings(rep: Report, raw: Any) -> dict[str, Any]:
         entries = MAX_SESSION_ENTRIES
     out["session_ttl_s"] = float(ttl or 600)
     out["session_max_entries"] = entries or MAX_SESSION_ENTRIES
+    if raw.get("session_cache") is not None:
+        out.update(_session_cache(rep, raw["session_cache"]))
     threshold = raw.get("embedding_threshold")
     if threshold is not None:
         if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) \
@@ -201,4 +218,32 @@ def _settings(rep: Report, raw: Any) -> dict[str, Any]:
             out["threshold"] = float(threshold)
     if raw.get("llm_timeout") is not None:
         out["llm_timeout_s"] = duration(rep, where, "llm_timeout", raw["llm_timeout"], 5.0)
+    return out
+
+
+def _session_cache(rep: Report, raw: Any) -> dict[str, Any]:
+    """`routing.session_cache`: `memory` (each edge's own pins) or `redis` (pins every edge
+    shares, under switchyard:affinity:[tenant:]key)."""
+    where = "routing.session_cache"
+    if not isinstance(raw, dict):
+        rep.add(where, "must be a mapping like {type: redis, url: redis://redis:6379/0}")
+        return {}
+    check_keys(rep, where, raw, SESSION_CACHE_KEYS, set(), "key")
+    kind = raw.get("type", "memory")
+    if kind not in ("memory", "redis"):
+        rep.add(where, f"type must be memory or redis, got {kind!r}")
+        return {}
+    header = raw.get("tenant_header")
+    out: dict[str, Any] = {}
+    if header is not None:
+        if not isinstance(header, str) or not header.strip() or \
+                any(c in header for c in " :\t\r\n"):
+            rep.add(where, f"tenant_header must be an HTTP header name, got {header!r}")
+        else:
+            out["session_tenant_header"] = header.strip().lower()
+    if kind == "memory":
+        return out
+    url = expand(rep, where, "url", raw.get("url"))
+    if checked_url(rep, where, url, "url is required with type: redis"):
+        out["session_cache"] = RedisSettings(url=url, display=redacted(url))
     return out
