@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.ports import free_port
+from tests.support.servers import Throwaway
 
 INSTALL_HINT = ("PostgreSQL server binaries (initdb, pg_ctl) not found; install them with"
                 " `apt-get install -y postgresql` (CI installs it)")
@@ -52,7 +53,7 @@ def find_bindir() -> Path:
 
 
 
-class PostgresServer:
+class PostgresServer(Throwaway):
     """One PostgreSQL server in a temp dir, trust auth, listening on 127.0.0.1 only."""
 
     def __init__(self, startup_timeout: float = 30.0) -> None:
@@ -135,17 +136,6 @@ class PostgresServer:
         if proc.returncode != 0:
             raise RuntimeError(f"createdb {name} failed: {proc.stderr}")
         return self.dsn(name)
-
-    def __enter__(self) -> PostgresServer:
-        try:
-            self.start()
-        except BaseException:
-            self.remove()
-            raise
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.remove()
 
 
 _shared: PostgresServer | None = None

@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.ports import free_port
+from tests.support.servers import Throwaway, stop_process
 
 INSTALL_HINT = ("redis-server not found; install it with `apt-get install -y redis-server` "
                 "(scripts/test.sh does)")
@@ -39,7 +40,7 @@ def find_binary() -> str:
 
 
 
-class RedisServer:
+class RedisServer(Throwaway):
     """One redis-server listening on 127.0.0.1 only, no persistence, its files in a temp dir."""
 
     def __init__(self, password: str | None = None, startup_timeout: float = 20.0) -> None:
@@ -98,30 +99,13 @@ class RedisServer:
         if self.proc is None:
             return
         proc, self.proc = self.proc, None
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(proc)
 
     def remove(self) -> None:
         try:
             self.stop()
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
-
-    def __enter__(self) -> RedisServer:
-        try:
-            self.start()
-        except BaseException:
-            self.remove()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.remove()
 
 
 def redis_server(scope: str = "module", password: str | None = None):

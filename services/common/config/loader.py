@@ -25,7 +25,7 @@ from switchyard.common.config.filters import parse_filters
 from switchyard.common.config.listeners import listen_override, parse_listeners
 from switchyard.common.config.model import Config, FilterChains
 from switchyard.common.config.observability import (
-    parse_cost_sources,
+    parse_metrics_sources,
     parse_request_log,
     parse_tracing,
 )
@@ -137,7 +137,8 @@ def parse_config(data: Any, path: str = "<string>", *, environ: Mapping[str, str
     for message in security_errors:
         rep.add("", message)
     tracing = parse_tracing(rep, data.get("tracing"))
-    cost_sources = parse_cost_sources(rep, data.get("model_metrics_sources"))
+    cost_sources, latency_sources = parse_metrics_sources(rep,
+                                                          data.get("model_metrics_sources"))
     request_log = parse_request_log(rep, data.get("logging"))
     filters = parse_filters(rep, data) if rep.reads("filters") else FilterChains()
     upstream = parse_overrides(rep, data.get("overrides"))
@@ -149,6 +150,7 @@ def parse_config(data: Any, path: str = "<string>", *, environ: Mapping[str, str
     return Config(path=rep.path, version=version, listener=listener, providers=providers,
                   aliases=aliases, state=state, services=services, raw=data,
                   security=security, tracing=tracing, cost_sources=cost_sources,
+                  latency_sources=latency_sources,
                   request_log=request_log, filters=filters, notices=tuple(rep.notices),
                   unserved_listeners=unserved, upstream=upstream, env_file=env_file,
                   routing=routing, service=service, source_digest=digest)

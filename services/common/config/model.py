@@ -198,6 +198,16 @@ class CostSource:
 
 
 @dataclass(frozen=True)
+class LatencySource:
+    """A `model_metrics_sources` entry of `type: latency`: a Prometheus query whose result is
+    one value per `model_name` label, lower being faster (`prefer: fastest`)."""
+    url: str = field(repr=False)              # the Prometheus base URL; may carry a password
+    query: str = ""
+    refresh_s: float = 60.0
+    display: str = ""                         # the URL without its credentials
+
+
+@dataclass(frozen=True)
 class Filter:
     """A `filters` entry: a service that sees each request (input) or reply (output) of the
     model listener and may change or refuse it."""
@@ -282,6 +292,7 @@ class Config:
     security: Security = field(default_factory=Security)
     tracing: Tracing = field(default_factory=Tracing)
     cost_sources: tuple[CostSource, ...] = ()
+    latency_sources: tuple[LatencySource, ...] = ()
     request_log: bool = False                 # extension `logging: {requests: json}`
     filters: FilterChains = field(default_factory=FilterChains)
     # What of Plano's config is not served (config/plano_scope.py), the listeners of types

@@ -5,13 +5,21 @@ from __future__ import annotations
 from typing import Any
 
 from switchyard.common.config.fields import Report, boolean, check_keys, expand
-from switchyard.common.config.model import CostSource, Price, SpanAttributes, Tracing
+from switchyard.common.config.model import (
+    CostSource,
+    LatencySource,
+    Price,
+    SpanAttributes,
+    Tracing,
+)
+from switchyard.common.config.redis import redacted
 
 TRACING_KEYS = {"random_sampling", "opentracing_grpc_endpoint", "trace_arch_internal",
                 "span_attributes", "record_content"}
 PLANO_TRACING_KEYS = {"exporters"}   # PostHog export: a Plano feature we do not have
 SPAN_ATTRIBUTE_KEYS = {"header_prefixes", "static"}
 COST_KEYS = {"type", "provider", "url", "refresh_interval", "model_aliases"}
+LATENCY_KEYS = {"type", "provider", "url", "query", "refresh_interval"}
 CATALOGS = {"models.dev": "https://models.dev/api.json",
             "digitalocean": "https://api.digitalocean.com/v2/gen-ai/models/catalog"}
 PRICING_KEYS = {"input_per_mtok", "output_per_mtok", "cache_read_per_mtok",
@@ -71,15 +79,17 @@ def _span_attributes(rep: Report, raw: Any) -> SpanAttributes:
                           static=tuple((str(k), str(v)) for k, v in static.items()))
 
 
-def parse_cost_sources(rep: Report, raw: Any) -> tuple[CostSource, ...]:
-    """`model_metrics_sources:` entries of type cost (latency sources are accepted, unused)."""
+def parse_metrics_sources(rep: Report, raw: Any
+                          ) -> tuple[tuple[CostSource, ...], tuple[LatencySource, ...]]:
+    """`model_metrics_sources:`: the cost catalogs and the Prometheus latency queries."""
     if raw is None:
-        return ()
+        return (), ()
     if not isinstance(raw, list):
         rep.add("model_metrics_sources", "must be a list like [{type: cost, provider: "
                                          "models.dev}]")
-        return ()
-    out = []
+        return (), ()
+    costs: list[CostSource] = []
+    latencies: list[LatencySource] = []
     for i, item in enumerate(raw):
         where = f"model_metrics_sources[{i}]"
         if not isinstance(item, dict):
@@ -87,33 +97,67 @@ def parse_cost_sources(rep: Report, raw: Any) -> tuple[CostSource, ...]:
             continue
         kind = item.get("type")
         if kind == "latency":
-            continue   # Plano's latency-aware routing: not a feature of ours
+            latency = _latency_source(rep, where, item)
+            if latency is not None:
+                latencies.append(latency)
+            continue
         if kind != "cost":
             rep.add(where, f"type must be cost or latency, got {kind!r}")
             continue
-        check_keys(rep, where, item, COST_KEYS, set())
-        provider = item.get("provider")
-        if provider not in CATALOGS:
-            rep.add(where, f"provider must be one of {', '.join(sorted(CATALOGS))}, got "
-                           f"{provider!r}")
-            continue
-        url = expand(rep, where, "url", item.get("url", CATALOGS[provider]))
-        if not isinstance(url, str) or not url:
-            rep.add(where, "url must be a URL (http, https, file) or a file path")
-            continue
-        refresh = item.get("refresh_interval", 3600)
-        if isinstance(refresh, bool) or not isinstance(refresh, int) or refresh < 1:
-            rep.add(where, f"refresh_interval must be a whole number of seconds ≥ 1, got "
-                           f"{refresh!r}")
-            refresh = 3600
-        aliases = item.get("model_aliases") or {}
-        if not isinstance(aliases, dict) or not all(isinstance(v, str)
-                                                    for v in aliases.values()):
-            rep.add(where, "model_aliases must map catalog keys to model names")
-            aliases = {}
-        out.append(CostSource(provider=provider, url=url, refresh_s=float(refresh),
-                              aliases=tuple((str(k), v) for k, v in aliases.items())))
-    return tuple(out)
+        cost = _cost_source(rep, where, item)
+        if cost is not None:
+            costs.append(cost)
+    return tuple(costs), tuple(latencies)
+
+
+def _cost_source(rep: Report, where: str, item: dict[str, Any]) -> CostSource | None:
+    check_keys(rep, where, item, COST_KEYS, set())
+    provider = item.get("provider")
+    if provider not in CATALOGS:
+        rep.add(where, f"provider must be one of {', '.join(sorted(CATALOGS))}, got "
+                       f"{provider!r}")
+        return None
+    url = expand(rep, where, "url", item.get("url", CATALOGS[provider]))
+    if not isinstance(url, str) or not url:
+        rep.add(where, "url must be a URL (http, https, file) or a file path")
+        return None
+    aliases = item.get("model_aliases") or {}
+    if not isinstance(aliases, dict) or not all(isinstance(v, str)
+                                                for v in aliases.values()):
+        rep.add(where, "model_aliases must map catalog keys to model names")
+        aliases = {}
+    return CostSource(provider=provider, url=url, refresh_s=_refresh(rep, where, item, 3600),
+                      aliases=tuple((str(k), v) for k, v in aliases.items()))
+
+
+def _latency_source(rep: Report, where: str, item: dict[str, Any]) -> LatencySource | None:
+    """A Prometheus instance and the query giving one latency per `model_name`."""
+    check_keys(rep, where, item, LATENCY_KEYS, set())
+    if item.get("provider") != "prometheus":
+        rep.add(where, f"provider must be prometheus, got {item.get('provider')!r}")
+        return None
+    url = expand(rep, where, "url", item.get("url"))
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        shown = redacted(url) if isinstance(url, str) else repr(url)
+        rep.add(where, f"url must be the Prometheus server's http(s):// URL, like "
+                       f"http://prometheus:9090, got {shown}")
+        return None
+    query = expand(rep, where, "query", item.get("query"))
+    if not isinstance(query, str) or not query.strip():
+        rep.add(where, "query must be a PromQL query giving one value per model_name, like "
+                       "avg by (model_name) (rate(llm_latency_seconds_sum[5m]))")
+        return None
+    return LatencySource(url=url.rstrip("/"), query=query,
+                         refresh_s=_refresh(rep, where, item, 60), display=redacted(url))
+
+
+def _refresh(rep: Report, where: str, item: dict[str, Any], default: int) -> float:
+    refresh = item.get("refresh_interval", default)
+    if isinstance(refresh, bool) or not isinstance(refresh, int) or refresh < 1:
+        rep.add(where, f"refresh_interval must be a whole number of seconds ≥ 1, got "
+                       f"{refresh!r}")
+        refresh = default
+    return float(refresh)
 
 
 def parse_pricing(rep: Report, where: str, raw: Any) -> Price | None:

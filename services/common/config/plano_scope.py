@@ -88,12 +88,6 @@ GAPS: dict[str, Gap] = {
         IGNORED, "ignored: name the routing model with overrides.llm_routing_model"),
     "routing.model": Gap(
         IGNORED, "ignored: name the routing model with overrides.llm_routing_model"),
-    "model_metrics_sources[type=latency]": Gap(
-        IGNORED, "ignored: selection_policy prefer: fastest ranks candidates by the latency "
-        "the gateway itself observes per target (a moving average); the Prometheus query "
-        "is not read",
-        keys={"type": None, "provider": None, "url": None, "query": None,
-              "refresh_interval": None}),
 
     # Accepted, no effect here.
     "overrides.prompt_target_intent_matching_threshold": Gap(
@@ -145,11 +139,6 @@ def note_sections(rep: Report, data: Mapping[str, Any]) -> None:
             note(rep, row, row, data[head][key])
     if data.get("mode", "llm") not in ("llm", "prompt"):
         rep.add("mode", f"must be llm or prompt (Plano's two modes), got {data['mode']!r}")
-    sources = data.get("model_metrics_sources")
-    for i, item in enumerate(sources if isinstance(sources, list) else []):
-        if isinstance(item, dict) and item.get("type") == "latency":
-            note(rep, "model_metrics_sources[type=latency]",
-                 f"model_metrics_sources[{i}] (type latency)", item)
 
 
 def check_shape(rep: Report, where: str, value: Any, shape: Shape) -> None:

@@ -4,7 +4,6 @@ from a URL or a file and refreshed in the background. An unknown price is an unk
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import pathlib
 from collections.abc import Iterable, Mapping
@@ -15,6 +14,7 @@ import orjson
 
 from switchyard.common.config.model import CostSource, Price, ProviderEntry
 from switchyard.common.proto import chat_pb2
+from switchyard.common.refresher import Refresher
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +138,8 @@ class Prices:
         self.sources = tuple(sources)
         self.catalogs: dict[int, dict[str, Price]] = {}
         self._warned: set[int] = set()
-        self._task: asyncio.Task[None] | None = None
+        self._refresher = Refresher([s.refresh_s for s in self.sources], self.refresh,
+                                    "cost-catalogs")
 
     def price(self, entry: ProviderEntry | None, model: str) -> Price | None:
         """The entry's own pricing, else the first catalog knowing `provider/model`."""
@@ -176,23 +177,7 @@ class Prices:
 
     def start(self) -> None:
         """Load every catalog now and on its refresh_interval (in the running loop)."""
-        if self.sources and self._task is None:
-            self._task = asyncio.create_task(self._run(), name="cost-catalogs")
-
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        due = [0.0] * len(self.sources)
-        while True:
-            now = loop.time()
-            for i, source in enumerate(self.sources):
-                if due[i] <= now:
-                    await self.refresh(i)
-                    due[i] = now + source.refresh_s
-            await asyncio.sleep(max(0.0, min(due) - loop.time()))
+        self._refresher.start()
 
     async def close(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._refresher.close()

@@ -13,6 +13,7 @@ from switchyard.common.proto import router_pb2
 from switchyard.common.telemetry.cost import Prices
 from switchyard.router.resolution import pool_plan, resolve
 from switchyard.router.routing.base import Choice, Classifier, ModelUnavailable
+from switchyard.router.routing.prometheus import PrometheusLatencies
 from switchyard.router.routing.ranking import rank
 
 if TYPE_CHECKING:
@@ -54,12 +55,15 @@ class RoutingEngine:
         self.config = config
         self.classifier = classifier
         self.prices = Prices(config.cost_sources)
+        self.latencies = PrometheusLatencies(config.latency_sources)
 
     async def start(self) -> None:
         await self.classifier.start(self.config.routing.preferences)
         self.prices.start()
+        self.latencies.start()
 
     async def close(self) -> None:
+        await self.latencies.close()
         await self.prices.close()
         await self.classifier.close()
 
@@ -89,7 +93,8 @@ class RoutingEngine:
         if route is not None:
             allowed = set(request.allowed)
             pool = [m for m in route.models if not allowed or m in allowed]
-            ranked = rank(self.config, pool, route.prefer, self.prices, request.latencies)
+            ranked = rank(self.config, pool, route.prefer, self.prices, request.latencies,
+                          self.latencies)
             plan = pool_plan(self.config, route.name, ranked)
             if plan is not None:
                 decision.route = route.name

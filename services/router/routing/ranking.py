@@ -1,8 +1,9 @@
 """A route's candidate pool in the order its `selection_policy` asks: `none` as written,
 `cheapest` by input + output price per million tokens (entry `pricing:` or the cost catalogs
-of `model_metrics_sources`, common/telemetry/cost.py), `fastest` by the moving average time
-to first byte the edge observed per target. Candidates without data go last, in written
-order, as in Plano."""
+of `model_metrics_sources`, common/telemetry/cost.py), `fastest` by the latency sources of
+`model_metrics_sources` when the config has one (Prometheus, routing/prometheus.py), else by
+the moving average time to first byte the edge observed per target. Candidates without data
+go last, in written order, as in Plano."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -11,6 +12,7 @@ from switchyard.common.config.model import Config
 from switchyard.common.proto import router_pb2
 from switchyard.common.telemetry.cost import Prices
 from switchyard.router.resolution import resolve
+from switchyard.router.routing.prometheus import PrometheusLatencies
 
 Metric = Callable[[str], float | None]
 
@@ -29,7 +31,8 @@ def by_metric(models: Sequence[str], metric: Metric) -> list[str]:
 
 
 def rank(config: Config, models: Sequence[str], prefer: str, prices: Prices,
-         latencies: Sequence[router_pb2.TargetLatency]) -> list[str]:
+         latencies: Sequence[router_pb2.TargetLatency],
+         sources: PrometheusLatencies | None = None) -> list[str]:
     """`models` ordered by the policy `prefer` (none | cheapest | fastest)."""
     if prefer == "cheapest":
         def cost(model: str) -> float | None:
@@ -39,6 +42,9 @@ def rank(config: Config, models: Sequence[str], prefer: str, prices: Prices,
             price = prices.price(config.provider(target.provider), target.model)
             return None if price is None else price.input + price.output
         return by_metric(models, cost)
+    if prefer == "fastest" and sources is not None and sources.configured:
+        # The operator's measure, in its own unit: never mixed with the edge's.
+        return by_metric(models, sources.latency)
     if prefer == "fastest":
         observed = {(t.provider, t.model): t.ms for t in latencies}
 
