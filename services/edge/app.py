@@ -75,7 +75,7 @@ def create_app(config: Config, backends: EdgeBackends | None = None) -> Guard:
             if app.state.filters is not None:
                 await app.state.filters.close()
             if app.state.routing is not None:
-                await app.state.routing.pins.close()
+                await app.state.routing.sessions.close()
             await be.close()
             await asyncio.to_thread(tracer.shutdown)   # send the last spans
 

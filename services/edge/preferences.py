@@ -10,17 +10,18 @@ import logging
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from starlette.requests import Request
 
 from switchyard.common import metrics
+from switchyard.common.canonical.token_estimate import estimate_tokens
 from switchyard.common.config.model import Config, Routing
 from switchyard.common.errors import GatewayError
 from switchyard.common.proto import chat_pb2, router_pb2
 from switchyard.common.telemetry import propagation, tracer
-from switchyard.edge import observe, pins
+from switchyard.edge import observe, pins, routing_budget
 
 log = logging.getLogger("switchyard.edge")
 
@@ -45,6 +46,8 @@ class Decision:
     reason: str
     router: str
     pinned: bool = False
+    budget: str = ""           # routing_budget's verdict (routing_budget.Verdict.reason)
+    counterfactual: str = ""   # the model a vetoed switch would have taken (when recorded)
 
     @property
     def header(self) -> str:
@@ -77,17 +80,25 @@ class EdgeRouting:
         # Aliases are the operator's direct selections (Plano's "direct model selection"):
         # the config's routes leave them alone; so is a call naming the routing model.
         self.direct = set(aliases) | ({routing.llm_model} if routing.llm_model else set())
-        self.pins = pins.build(routing)
+        self.sessions = pins.build(routing)
+        self._bind(self.sessions)
         self.latencies = Latencies()
 
-    def carried_over(self, old: EdgeRouting) -> list[pins.PinStore]:
-        """After a reload: keep `old`'s latencies, and its pins when they are kept where
+    def _bind(self, sessions: pins.SessionStore) -> None:
+        self.sessions = sessions
+        self.pins = pins.Pins(sessions)
+        self.budget = routing_budget.SwitchBudget(self.settings.budget, sessions) \
+            if self.settings.budget is not None else None
+
+    def carried_over(self, old: EdgeRouting) -> list[pins.SessionStore]:
+        """After a reload: keep `old`'s latencies, and its sessions when they are kept where
         this config keeps them; the stores to close (after the drain)."""
         self.latencies = old.latencies
-        if pins.pin_settings(self.settings) == pins.pin_settings(old.settings):
-            fresh, self.pins = self.pins, old.pins
+        if pins.store_settings(self.settings) == pins.store_settings(old.settings):
+            fresh = self.sessions
+            self._bind(old.sessions)
             return [fresh]
-        return [old.pins]
+        return [old.sessions]
 
 
 def enabled(request: Request) -> EdgeRouting | None:
@@ -223,8 +234,9 @@ async def decide(request: Request, req: chat_pb2.ChatRequest, tenant: str, reque
     if not routed(er, req.model, inline):
         return None
     key = ""
-    if er.settings.route_on_user_only:
+    if er.settings.route_on_user_only or er.budget is not None:
         key = pin_key(request, req, tenant, req.model, er.settings.session_tenant_header)
+    if er.settings.route_on_user_only:
         if not is_user_turn(req):
             pinned = await er.pins.get(key)
             if pinned is not None:
@@ -245,9 +257,50 @@ async def decide(request: Request, req: chat_pb2.ChatRequest, tenant: str, reque
         log.warning("request %s: no routing decision (%s); it keeps model %r", request_id,
                     exc.type, req.model)
         return Decision(None, (req.model,), None, "router_unavailable", "")
-    if key:
+    answer, verdict = await _budgeted(request, er, req, key, answer)
+    if er.settings.route_on_user_only:
         await er.pins.put(key, answer)
-    return _decision(answer, answer.reason)
+    decision = _decision(answer, answer.reason)
+    if verdict is None:
+        return decision
+    # A kept answer lists the proposed model second.
+    counterfactual = answer.models[1] if verdict.reason == "over" and \
+        er.settings.budget is not None and er.settings.budget.record_counterfactual and \
+        len(answer.models) > 1 else ""
+    return replace(decision, budget=verdict.reason, counterfactual=counterfactual)
+
+
+async def _budgeted(request: Request, er: EdgeRouting, req: chat_pb2.ChatRequest, key: str,
+                    answer: router_pb2.RouteDecision
+                    ) -> tuple[router_pb2.RouteDecision, routing_budget.Verdict | None]:
+    """routing_budget's gate on the router's answer: the answer, or one that stays on the
+    session's anchor (reason `budget_kept`, the proposed model second)."""
+    budget = er.budget
+    if budget is None or not answer.route or not answer.models or not answer.plan.targets:
+        return answer, None
+    cap = routing_budget.cap_of(request.headers.get(routing_budget.HEADER), budget.settings)
+    config: Config = request.app.state.config
+    prices = request.app.state.accounting.prices
+    discount = budget.settings.cache_read_discount
+
+    def rates_of(target: router_pb2.Target) -> routing_budget.Rates | None:
+        price = prices.price(config.provider(target.provider), target.model)
+        return None if price is None else routing_budget.rates(price.input, price.cache_read,
+                                                                discount)
+    session = await budget.session(key)
+    verdict, after = routing_budget.judge(session, answer.models[0], answer.plan.targets[0],
+                                          rates_of, estimate_tokens(req), cap, time.time(),
+                                          budget.settings)
+    await budget.save(key, after)
+    if verdict.switch or session is None:
+        return answer, verdict
+    from switchyard.edge.pipeline import backends  # the flow's own accessor
+    plan = await backends(request).routes.resolve(session.anchor)
+    kept = router_pb2.RouteDecision(
+        route=answer.route, router=answer.router, reason="budget_kept", score=answer.score,
+        models=[session.anchor] + [m for m in answer.models if m != session.anchor])
+    kept.plan.CopyFrom(plan)
+    return kept, verdict
 
 
 def _decision(answer: router_pb2.RouteDecision, reason: str) -> Decision:
@@ -273,6 +326,10 @@ def record(request: Request, headers: dict[str, str], decision: Decision) -> Non
         span.set_attribute("switchyard.route.reason", decision.reason)
         if decision.pinned:
             span.set_attribute("switchyard.routing.skipped", "not_user_turn")
+        if decision.budget:
+            span.set_attribute("switchyard.routing.budget", decision.budget)
+        if decision.counterfactual:   # Plano's attribute, for its dashboards
+            span.set_attribute("plano.switch.counterfactual_route", decision.counterfactual)
 
 
 def observed_start(request: Request, start: chat_pb2.StreamStart) -> None:

@@ -97,7 +97,7 @@ class EdgeReloader:
         self.app.state.routing = fresh
         if current is None:
             return
-        stale = fresh.carried_over(current) if fresh is not None else [current.pins]
+        stale = fresh.carried_over(current) if fresh is not None else [current.sessions]
         for store in stale:
             self.retire(store.close, config.security.drain_s)
 

@@ -101,7 +101,7 @@ def test_with_redis_stopped_a_loop_step_is_routed_afresh(edges, emu, db, store):
         assert step.headers["x-switchyard-route"] == "code generation"
         assert routing_calls(emu) == 2
         lines = [line for line in b.log().splitlines()
-                 if "routing pins" in line and "is unavailable" in line]
+                 if "routing sessions" in line and "is unavailable" in line]
         assert len(lines) == 1 and "routed afresh" in lines[0]
         assert "redis://:***@127.0.0.1" in lines[0] and PASSWORD not in b.log()
     finally:

@@ -312,8 +312,8 @@ routing: {route_on_user_only: true, session_ttl_seconds: 60}
 
 async def test_routing_is_rebuilt_and_keeps_its_pins_unless_they_move(tmp_path):
     from switchyard.common.proto import router_pb2
-    from switchyard.edge.pins import MemoryPins
-    from switchyard.edge.pins_redis import RedisPins
+    from switchyard.edge.pins import MemoryStore
+    from switchyard.edge.sessions_redis import RedisStore
 
     guard = create_app(edge_config(tmp_path, ROUTED), backends=None)
     reloader = EdgeReloader(guard)
@@ -323,13 +323,13 @@ async def test_routing_is_rebuilt_and_keeps_its_pins_unless_they_move(tmp_path):
     await reloader.apply(edge_config(tmp_path, ROUTED.replace("writing code", "coding")))
     kept = app.state.routing
     assert kept is not first and kept.settings.preferences[0].description == "coding"
-    assert kept.pins is first.pins and (await kept.pins.get("k")).route == "code"
+    assert kept.sessions is first.sessions and (await kept.pins.get("k")).route == "code"
     assert kept.latencies is first.latencies
     await reloader.apply(edge_config(tmp_path, ROUTED.replace(
         "session_ttl_seconds: 60}", "session_ttl_seconds: 60, session_cache: "
         "{type: redis, url: 'redis://127.0.0.1:9/0'}}")))
-    assert isinstance(app.state.routing.pins, RedisPins)
+    assert isinstance(app.state.routing.sessions, RedisStore)
     await reloader.apply(edge_config(tmp_path, BASE))   # routes nothing now
     assert app.state.routing is None
     await reloader.close()
-    assert isinstance(first.pins, MemoryPins)
+    assert isinstance(first.sessions, MemoryStore)

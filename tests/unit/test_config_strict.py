@@ -301,14 +301,19 @@ def test_values_that_ask_for_what_switchyard_does_need_no_line():
 
 
 def test_deleting_a_pending_row_is_all_it_takes_to_stop_naming_a_key(monkeypatch):
-    data = base(routing={"routing_budget": {"max_switch_spend_pct": 20}})
-    assert notices_of(data) == [("pending", "cfg.yaml: routing.routing_budget: "
-                                            + plano_scope.GAPS["routing.routing_budget"].says)]
+    # A row as a feature has it until it lands (routing_budget had one).
+    monkeypatch.setitem(plano_scope.GAPS, "routing.routing_budget", plano_scope.Gap(
+        plano_scope.PENDING, "accepted, not yet applied: the switch budget",
+        keys={"max_switch_spend_pct": None}))
+    data = base(routing={"routing_budget": {"max_switch_spend_pct": 20}},
+                model_metrics_sources=[{"type": "cost", "provider": "models.dev"}])
+    assert notices_of(data) == [("pending", "cfg.yaml: routing.routing_budget: accepted, not "
+                                            "yet applied: the switch budget")]
     monkeypatch.delitem(plano_scope.GAPS, "routing.routing_budget")
     assert notices_of(data) == []
-    # ... and its keys are no longer checked here (the feature's own parser does that).
+    # ... and its keys are checked by the feature's own parser.
     data["routing"]["routing_budget"]["typo"] = 1
-    parse_config(data)
+    assert any("typo" in e for e in errors_of(data))
 
 
 def test_every_row_has_a_kind_and_says_what_happens():

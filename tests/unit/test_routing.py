@@ -173,6 +173,11 @@ def test_top_level_and_inline_routes_are_one_list():
      "unknown key 'ttl'"),
     ({"routing": {"session_cache": {"tenant_header": "x org"}}},
      "tenant_header must be an HTTP header name"),
+    ({"routing": {"routing_budget": {"max_switch_spend_pct": 120}}},
+     "max_switch_spend_pct must be a percentage from 0 to 100"),
+    ({"routing": {"routing_budget": {}}}, "max_switch_spend_pct must be a percentage"),
+    ({"routing": {"routing_budget": {"max_switch_spend_pct": 20, "cache_read_discount": 2}}},
+     "cache_read_discount must be a fraction from 0 to 1"),
 ])
 def test_routing_config_errors_name_the_place(extra, words):
     with pytest.raises(ConfigError) as err:
@@ -192,6 +197,21 @@ def test_a_redis_session_cache_is_shared_settings_and_memory_is_none(monkeypatch
     assert shared.session_tenant_header == "x-org-id"
     assert parse_config(config(routing={"session_cache": {"type": "memory"}})
                         ).routing.session_cache is None
+
+
+def test_a_switch_budget_is_parsed_and_needs_prices():
+    budget = parse_config(config(routing={"routing_budget": {
+        "max_switch_spend_pct": 15, "replenish_on_rebind": False,
+        "record_counterfactual": True}})).routing.budget
+    assert budget is not None and (budget.max_switch_pct, budget.replenish_on_rebind,
+                                   budget.cache_read_discount, budget.record_counterfactual) \
+        == (15.0, False, 0.1, True)
+    unpriced = config(routing={"routing_budget": {"max_switch_spend_pct": 15}})
+    for entry in unpriced["model_providers"]:
+        entry.pop("pricing", None)
+    with pytest.raises(ConfigError) as err:
+        parse_config(unpriced)
+    assert any("routing.routing_budget: needs prices" in e for e in err.value.errors)
 
 
 def test_a_wildcard_entry_cannot_carry_inline_routes():
@@ -283,16 +303,16 @@ def test_inline_preferences_are_taken_out_of_the_body_and_checked():
 
 
 async def test_pins_expire_and_are_bounded(monkeypatch):
-    from switchyard.edge import pins as pin_stores
-    store = pin_stores.MemoryPins(ttl_s=10, max_entries=2)
+    from switchyard.edge import pins as sessions
+    pins = sessions.Pins(sessions.MemoryStore(ttl_s=10, max_entries=2))
     d = router_pb2.RouteDecision(route="r", models=["m"], reason="matched", router="embedding")
     now = [100.0]
-    monkeypatch.setattr(pin_stores.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(sessions.time, "monotonic", lambda: now[0])
     for key in "abc":
-        await store.put(key, d)
-    assert await store.get("a") is None and await store.get("c") is d
+        await pins.put(key, d)
+    assert await pins.get("a") is None and await pins.get("c") == d
     now[0] += 11
-    assert await store.get("c") is None
+    assert await pins.get("c") is None
 
 
 def test_latency_is_a_moving_average_per_target():

@@ -33,7 +33,7 @@ from switchyard.common.config.overrides import parse_overrides
 from switchyard.common.config.providers import match_providers, parse_providers
 from switchyard.common.config.ratelimits import parse_ratelimits
 from switchyard.common.config.redis import parse_redis
-from switchyard.common.config.routing import parse_routing
+from switchyard.common.config.routing import check_budget_prices, parse_routing
 from switchyard.common.config.sections import parse_services, parse_state
 from switchyard.common.config.security import parse_security
 from switchyard.common.config.yamlfile import read_yaml
@@ -143,6 +143,7 @@ def parse_config(data: Any, path: str = "<string>", *, environ: Mapping[str, str
     filters = parse_filters(rep, data) if rep.reads("filters") else FilterChains()
     upstream = parse_overrides(rep, data.get("overrides"))
     routing = parse_routing(rep, data, providers, aliases, version)
+    check_budget_prices(rep, routing, providers, cost_sources)
     check_port_clashes(rep, listener, services)
     plano_scope.note_sections(rep, data)
     if rep.errors:

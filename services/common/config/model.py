@@ -257,6 +257,17 @@ class RoutePreference:
 
 
 @dataclass(frozen=True)
+class RoutingBudget:
+    """Plano's `routing.routing_budget`: a session's switches away from the model its
+    provider cache is warm on may cost at most `max_switch_pct` % of what staying would
+    have (edge/routing_budget.py)."""
+    max_switch_pct: float
+    replenish_on_rebind: bool = True
+    cache_read_discount: float = 0.1          # cached rate = input rate × this, unpublished
+    record_counterfactual: bool = False
+
+
+@dataclass(frozen=True)
 class Routing:
     """Preference-aligned routing (config/routing.py): the routes, the routing model
     (`overrides.llm_routing_model`; None: the local embedding router) and `routing:`."""
@@ -269,6 +280,7 @@ class Routing:
     # routing.session_cache type: redis (None: each edge keeps its own pins in memory)
     session_cache: RedisSettings | None = None
     session_tenant_header: str = ""           # its header whose value prefixes the pin keys
+    budget: RoutingBudget | None = None       # routing.routing_budget (None: switches are free)
     threshold: float = 0.05                   # extension: embedding similarity floor
     llm_timeout_s: float = 5.0                # extension: the routing model's answer bound
 

@@ -75,15 +75,9 @@ GAPS: dict[str, Gap] = {
         UNSUPPORTED, "not supported: Plano's agent orchestrator; without it no request is "
         "routed to agents — the model listener answers plain LLM calls only", when=_true),
 
-    # Accepted, not yet applied (routing sessions): delete a row when its feature lands.
     # routing_preferences (top level and inline), routing.route_on_user_only / session_ttl_
-    # seconds / session_max_entries / session_cache and overrides.llm_routing_model are
-    # config/routing.py's.
-    "routing.routing_budget": Gap(
-        PENDING, "accepted, not yet applied: the per-session budget on model switches; "
-        "until it is, each routed request takes the model its route ranks first",
-        keys={"max_switch_spend_pct": None, "replenish_on_rebind": None,
-              "cache_read_discount": None, "record_counterfactual": None}),
+    # seconds / session_max_entries / session_cache / routing_budget and
+    # overrides.llm_routing_model are config/routing.py's.
     "routing.llm_provider": Gap(
         IGNORED, "ignored: name the routing model with overrides.llm_routing_model"),
     "routing.model": Gap(

@@ -17,10 +17,12 @@ from switchyard.common.config.fields import (
 )
 from switchyard.common.config.model import (
     Alias,
+    CostSource,
     ProviderEntry,
     RedisSettings,
     RoutePreference,
     Routing,
+    RoutingBudget,
 )
 from switchyard.common.config.providers import match_providers
 from switchyard.common.config.redis import checked_url, redacted
@@ -30,8 +32,11 @@ INLINE_KEYS = {"name", "description"}
 PREFER = ("none", "cheapest", "fastest")
 # `routing:` keys we apply; Plano's others stay rows of config/plano_scope.py; ours marked.
 ROUTING_KEYS = {"route_on_user_only", "session_ttl_seconds", "session_max_entries",
-                "session_cache", "embedding_threshold", "llm_timeout"}   # the last two: ours
-PLANO_ROUTING_KEYS = {"llm_provider", "model", "routing_budget"}
+                "session_cache", "routing_budget",
+                "embedding_threshold", "llm_timeout"}   # the last two: ours
+PLANO_ROUTING_KEYS = {"llm_provider", "model"}
+BUDGET_KEYS = {"max_switch_spend_pct", "replenish_on_rebind", "cache_read_discount",
+               "record_counterfactual"}
 SESSION_CACHE_KEYS = {"type", "url", "tenant_header"}
 MAX_SESSION_ENTRIES = 10_000   # Plano's schema maximum
 # Plano accepts top-level routing_preferences from this config version on.
@@ -208,6 +213,8 @@ def _settings(rep: Report, raw: Any) -> dict[str, Any]:
     out["session_max_entries"] = entries or MAX_SESSION_ENTRIES
     if raw.get("session_cache") is not None:
         out.update(_session_cache(rep, raw["session_cache"]))
+    if raw.get("routing_budget") is not None:
+        out["budget"] = _budget(rep, raw["routing_budget"])
     threshold = raw.get("embedding_threshold")
     if threshold is not None:
         if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) \
@@ -247,3 +254,36 @@ def _session_cache(rep: Report, raw: Any) -> dict[str, Any]:
     if checked_url(rep, where, url, "url is required with type: redis"):
         out["session_cache"] = RedisSettings(url=url, display=redacted(url))
     return out
+
+
+def _budget(rep: Report, raw: Any) -> RoutingBudget | None:
+    where = "routing.routing_budget"
+    if not isinstance(raw, dict):
+        rep.add(where, "must be a mapping like {max_switch_spend_pct: 20}")
+        return None
+    check_keys(rep, where, raw, BUDGET_KEYS, set(), "key")
+    pct = raw.get("max_switch_spend_pct")
+    if isinstance(pct, bool) or not isinstance(pct, (int, float)) or not 0 <= pct <= 100:
+        rep.add(where, f"max_switch_spend_pct must be a percentage from 0 to 100, got {pct!r}")
+        return None
+    discount = raw.get("cache_read_discount", 0.1)
+    if isinstance(discount, bool) or not isinstance(discount, (int, float)) \
+            or not 0 <= discount <= 1:
+        rep.add(where, f"cache_read_discount must be a fraction from 0 to 1, got {discount!r}")
+        discount = 0.1
+    return RoutingBudget(
+        max_switch_pct=float(pct),
+        replenish_on_rebind=boolean(rep, where, "replenish_on_rebind",
+                                    raw.get("replenish_on_rebind", True)),
+        cache_read_discount=float(discount),
+        record_counterfactual=boolean(rep, where, "record_counterfactual",
+                                      raw.get("record_counterfactual")))
+
+
+def check_budget_prices(rep: Report, routing: Routing, providers: Sequence[ProviderEntry],
+                        cost_sources: Sequence[CostSource]) -> None:
+    """A switch budget is priced: it needs a cost catalog or `pricing:` on an entry."""
+    if routing.budget is not None and not cost_sources and \
+            not any(p.pricing is not None for p in providers):
+        rep.add("routing.routing_budget", "needs prices: a model_metrics_sources entry of "
+                                          "type cost, or pricing: on the provider entries")
