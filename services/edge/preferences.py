@@ -241,6 +241,8 @@ async def decide(request: Request, req: chat_pb2.ChatRequest, tenant: str, reque
             pinned = await er.pins.get(key)
             if pinned is not None:
                 metrics.ROUTING_SKIPS.labels("not_user_turn").inc()
+                if er.budget is not None and pinned.models:
+                    await er.budget.touch(key, pinned.models[0])
                 return _decision(pinned, "pinned")
     call = router_pb2.RouteRequest(
         model=req.model, messages=route_messages(req), has_preferences=inline is not None,

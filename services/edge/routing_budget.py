@@ -12,6 +12,7 @@ price is never held back. The session lives in the routing session store (pins.p
 shared across edges with `session_cache: {type: redis}`. docs/architecture.md, "Routing"."""
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -130,6 +131,13 @@ class SwitchBudget:
 
     async def save(self, key: str, session: Session) -> None:
         await self.store.put(NAMESPACE + key, session.encode())
+
+    async def touch(self, key: str, model: str) -> None:
+        """A loop step replayed from a pin ran on `model`: if that is the anchor, its cache
+        stays warm (the baseline is left as it is: a step's tokens are not estimated)."""
+        session = await self.session(key)
+        if session is not None and session.anchor == model:
+            await self.save(key, replace(session, seen=time.time()))
 
 
 def rates(price_input: float, price_cached: float | None, discount: float) -> Rates:

@@ -17,7 +17,7 @@ prompt_guards:
     jailbreak:
       on_exception: {message: "I can't help with that."}
 routing:
-  routing_budget: {max_switch_spend_pct: 20}
+  llm_provider: arch-router
 """
 
 
@@ -64,7 +64,7 @@ def test_up_allow_unsupported_starts_and_logs_the_same_lines(emulator, tmp_path)
         cfg = gw.config_path
         assert f"switchyard: config {cfg} (variables also from {tmp_path / '.env'})" in log
         assert f"switchyard: {cfg}: prompt_guards: not supported: Plano's jailbreak guard" in log
-        assert f"switchyard: {cfg}: routing.routing_budget: accepted, not yet applied" in log
+        assert f"switchyard: {cfg}: routing.llm_provider: ignored" in log
         assert OPENAI_KEY not in log
         # The key came from the .env: the emulator accepts only the real one.
         client = openai.OpenAI(api_key="k", base_url=f"{gw.url}/v1", max_retries=0, timeout=30)

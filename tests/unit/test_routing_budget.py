@@ -104,3 +104,15 @@ def test_a_session_round_trips_and_a_foreign_value_is_no_session():
     s = anchored(spend=0.25)
     assert Session.decode(s.encode()) == s
     assert Session.decode(b"not json") is None and Session.decode(b'{"a": 1}') is None
+
+
+async def test_a_loop_step_on_the_anchor_keeps_its_cache_warm(monkeypatch):
+    from switchyard.edge import routing_budget
+    from switchyard.edge.pins import MemoryStore
+    budget = routing_budget.SwitchBudget(SETTINGS, MemoryStore(600, 10))
+    await budget.save("k", anchored(seen=100.0))
+    monkeypatch.setattr(routing_budget.time, "time", lambda: 500.0)
+    await budget.touch("k", "openai/big")         # not the anchor: nothing changes
+    assert (await budget.session("k")).seen == 100.0
+    await budget.touch("k", "openai/mini")
+    assert (await budget.session("k")).seen == 500.0
