@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+# One model per upstream family, for the client suites that run on each (LangChain, AI SDK).
+ROUTE_MODELS = {"openai": "gpt-4o-mini", "anthropic": "claude-sonnet-4-5-20250929",
+                "gemini": "gemini-2.5-flash"}
 TOOL_SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}},
                "required": ["city"]}
 PNG_1PX = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")

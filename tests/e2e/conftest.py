@@ -1,5 +1,6 @@
 import pytest
 
+from tests.e2e.clients import ROUTE_MODELS
 from tests.e2e.harness import (
     ANTHROPIC_KEY,
     BEDROCK_AKID,
@@ -58,3 +59,9 @@ def anthropic_client(gateway):
     import anthropic
     return anthropic.Anthropic(api_key="test-key", base_url=gateway.url, max_retries=0,
                                timeout=30)
+
+
+@pytest.fixture(params=list(ROUTE_MODELS))
+def route_model(request):
+    """A model on each upstream family: OpenAI, Anthropic, Gemini."""
+    return ROUTE_MODELS[request.param]

@@ -9,8 +9,9 @@ import json
 import pytest
 from pydantic import BaseModel
 
-GPT, CLAUDE, GEMINI = "gpt-4o-mini", "claude-sonnet-4-5-20250929", "gemini-2.5-flash"
-ROUTES = {"openai": GPT, "anthropic": CLAUDE, "gemini": GEMINI}
+from tests.e2e.clients import ROUTE_MODELS
+
+GEMINI = ROUTE_MODELS["gemini"]
 CLIENTS = ["chat_openai", "chat_openai_responses", "chat_anthropic", "chat_google"]
 FORECAST = "Sunny in Paris, 21 C"
 ANSWER = "It is sunny in Paris today."
@@ -48,11 +49,6 @@ def client(request):
     return request.param
 
 
-@pytest.fixture(params=list(ROUTES))
-def model(request):
-    return ROUTES[request.param]
-
-
 def upstream_bodies(emu) -> list[str]:
     """Every upstream request body the emulator got, as JSON text, in order."""
     reqs = emu.requests()
@@ -60,10 +56,10 @@ def upstream_bodies(emu) -> list[str]:
     return [json.dumps(r["json"]) for r in reqs]
 
 
-def test_invoke(gateway, emu, client, model):
+def test_invoke(gateway, emu, client, route_model):
     from langchain_core.messages import HumanMessage, SystemMessage
 
-    llm = chat_model(client, gateway.url, model)
+    llm = chat_model(client, gateway.url, route_model)
     ai = llm.invoke([SystemMessage("Be brief, LangChain."), HumanMessage("Hello from LangChain")])
     assert ai.text == "Echo: Hello from LangChain"
     usage = ai.usage_metadata
@@ -72,10 +68,10 @@ def test_invoke(gateway, emu, client, model):
     assert "Be brief, LangChain." in body   # the system prompt reached the upstream
 
 
-def test_stream(gateway, emu, client, model):
-    llm = chat_model(client, gateway.url, model)
-    emu.script(model, {"chunks": 4, "chunk_delay": 0.05,   # frames apart, so chunks are apart
-                       "reply": {"text": ANSWER}})
+def test_stream(gateway, emu, client, route_model):
+    llm = chat_model(client, gateway.url, route_model)
+    emu.script(route_model, {"chunks": 4, "chunk_delay": 0.05,   # frames apart: chunks apart
+                             "reply": {"text": ANSWER}})
     chunks = list(llm.stream("What's the weather?"))
     assert sum(1 for c in chunks if c.text) >= 2   # streamed in pieces, not in one
     whole = chunks[0]
@@ -86,11 +82,11 @@ def test_stream(gateway, emu, client, model):
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
-def test_tool_loop(gateway, emu, client, model, stream):
+def test_tool_loop(gateway, emu, client, route_model, stream):
     from langchain_core.messages import HumanMessage, ToolMessage
 
-    llm = chat_model(client, gateway.url, model).bind_tools([get_weather])
-    emu.script(model, {"reply": {"tool_calls": [{"name": "get_weather", "offered": True,
+    llm = chat_model(client, gateway.url, route_model).bind_tools([get_weather])
+    emu.script(route_model, {"reply": {"tool_calls": [{"name": "get_weather", "offered": True,
                                                  "arguments": {"city": "Paris"}}]}},
                {"reply": {"text": ANSWER}})
     messages: list = [HumanMessage("What's the weather in Paris?")]
@@ -111,24 +107,24 @@ def test_tool_loop(gateway, emu, client, model, stream):
     assert FORECAST in second   # the tool's result went back upstream
 
 
-def test_structured_output(gateway, emu, client, model):
-    llm = chat_model(client, gateway.url, model).with_structured_output(Place)
-    emu.script(model, {"reply": {"json": {"city": "Paris", "population": 2100000}}})
+def test_structured_output(gateway, emu, client, route_model):
+    llm = chat_model(client, gateway.url, route_model).with_structured_output(Place)
+    emu.script(route_model, {"reply": {"json": {"city": "Paris", "population": 2100000}}})
     assert llm.invoke("Where is the Louvre?") == Place(city="Paris", population=2100000)
     (body,) = upstream_bodies(emu)
     assert '"population"' in body   # the schema reached the upstream
 
 
-def test_responses_state_carries_the_tool_loop(gateway, emu, model):
+def test_responses_state_carries_the_tool_loop(gateway, emu, route_model):
     """ChatOpenAI's `use_previous_response_id`: LangChain sends only the new messages and the
     gateway's stored conversation supplies the rest, so the upstream still sees it whole."""
     from langchain_core.messages import HumanMessage, ToolMessage
     from langchain_openai import ChatOpenAI
 
-    llm = ChatOpenAI(model=model, base_url=f"{gateway.url}/v1", api_key="test-key",
+    llm = ChatOpenAI(model=route_model, base_url=f"{gateway.url}/v1", api_key="test-key",
                      max_retries=0, timeout=30, use_responses_api=True,
                      use_previous_response_id=True).bind_tools([get_weather])
-    emu.script(model, {"reply": {"tool_calls": [{"name": "get_weather", "offered": True,
+    emu.script(route_model, {"reply": {"tool_calls": [{"name": "get_weather", "offered": True,
                                                  "arguments": {"city": "Paris"}}]}},
                {"reply": {"text": ANSWER}})
     messages: list = [HumanMessage("What's the weather in Paris?")]
@@ -140,6 +136,6 @@ def test_responses_state_carries_the_tool_loop(gateway, emu, model):
     first, second = upstream_bodies(emu)
     # The second turn's upstream request holds the question and the call from the stored
     # turn (Gemini's calls carry no id upstream), and the tool's result LangChain sent.
-    stored_call = '"functionCall"' if model == GEMINI else call["id"]
+    stored_call = '"functionCall"' if route_model == GEMINI else call["id"]
     assert "What's the weather in Paris?" in second and stored_call in second
     assert FORECAST in second

@@ -12,8 +12,9 @@ import sys
 import pytest
 import yaml
 
-ROUTES = {"openai": "gpt-4o-mini", "anthropic": "claude-sonnet-4-5-20250929",
-          "gemini": "gemini-2.5-flash"}
+from tests.e2e.clients import ROUTE_MODELS
+
+ROUTES = ROUTE_MODELS
 APIS = ("chat", "responses")
 FORECAST = "Sunny in Paris, 21 C"
 ANSWER = "It is sunny in Paris today."

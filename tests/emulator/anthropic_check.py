@@ -598,4 +598,6 @@ def anthropic_info(body: dict) -> RequestInfo:
         info.json_mode, info.json_schema = "text", fmt["schema"]
     elif choice.get("type") == "tool":
         info.force_tool(choice.get("name"))
+    elif choice.get("type") == "any":
+        info.force_any_tool()
     return info

@@ -380,4 +380,6 @@ def openai_info(body: dict) -> RequestInfo:
     if isinstance(choice, dict) and choice.get("type") == "function":
         info.force_tool((choice.get("function") or {}).get("name"))
         info.named_call_finish = "stop"
+    elif choice == "required":
+        info.force_any_tool()
     return info

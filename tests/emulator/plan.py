@@ -39,6 +39,12 @@ class RequestInfo:
     # "stop", not "tool_calls" (what its API returns, streamed or not).
     named_call_finish: str | None = None
 
+    def force_any_tool(self) -> None:
+        """A tool_choice that forces some tool call (OpenAI `required`, Anthropic `any`)
+        with one tool offered forces that one."""
+        if len(self.offered_tools) == 1:
+            self.force_tool(next(iter(self.offered_tools)))
+
     def force_tool(self, name: str | None) -> None:
         """A tool_choice forcing the offered tool `name`: a scripted `json` reply is that tool's
         call (how LangChain's and instructor's tool-calling structured output ask for it),

@@ -345,4 +345,6 @@ def responses_info(body: dict) -> RequestInfo:
     choice = body.get("tool_choice")
     if isinstance(choice, dict) and choice.get("type") == "function":
         info.force_tool(choice.get("name"))
+    elif choice == "required":
+        info.force_any_tool()
     return info

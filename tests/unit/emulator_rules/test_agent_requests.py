@@ -47,6 +47,25 @@ def test_openai_answers_json_as_the_forced_function(emu):
     assert r.json()["choices"][0]["finish_reason"] == "stop"   # OpenAI's, for a named choice
 
 
+def test_a_required_tool_choice_with_one_tool_forces_it(emu):
+    """OpenAI `required` / Anthropic `any` with one tool: the model must call that one (the
+    AI SDK's Anthropic provider asks for JSON this way)."""
+    tool = {"type": "function", "function": {"name": "json", "parameters": SCHEMA}}
+    emu.script("gpt-4o", {"reply": {"json": ANSWER}}, {"reply": {"json": ANSWER}})
+    r = openai_post(emu, tools=[tool], tool_choice="required")
+    (call,) = r.json()["choices"][0]["message"]["tool_calls"]
+    assert json.loads(call["function"]["arguments"]) == ANSWER
+    assert r.json()["choices"][0]["finish_reason"] == "tool_calls"
+    two = openai_post(emu, tools=[tool, {**tool, "function": {**tool["function"],
+                                                              "name": "other"}}],
+                      tool_choice="required")
+    assert two.json()["choices"][0]["message"]["content"] == NOT_ASKED   # which one: unsaid
+    emu.script("claude-x", {"reply": {"json": ANSWER}})
+    r = anthropic_post(emu, tools=[{"name": "json", "input_schema": SCHEMA}],
+                       tool_choice={"type": "any"})
+    assert r.json()["content"][0]["input"] == ANSWER
+
+
 def test_scripted_json_needs_a_request_that_asked_for_it(emu):
     emu.script("gpt-4o", {"reply": {"json": ANSWER}})
     assert openai_post(emu).json()["choices"][0]["message"]["content"] == NOT_ASKED
