@@ -157,6 +157,22 @@ def test_a_clients_unsampled_traceparent_is_kept_and_nothing_is_recorded(tgw, em
     assert logged()[0]["status"] == 200 and logged()[0]["trace_id"] == trace_id
 
 
+def test_dropped_params_and_the_route_pair_are_on_the_edge_span(tgw, emu, otlp):
+    """Thinking asked of a model without reasoning is dropped (the header says so); the
+    span names the same parameters and the client format → upstream wire pair."""
+    r = httpx.post(f"{tgw.url}/v1/messages", timeout=30,
+                   headers={"anthropic-version": "2023-06-01", "x-api-key": "k"},
+                   json={"model": "gpt-4o-mini", "max_tokens": 16000, "messages": USER,
+                         "thinking": {"type": "enabled", "budget_tokens": 8192}})
+    assert r.status_code == 200, r.text
+    dropped = r.headers["x-switchyard-dropped-params"].split(",")
+    assert "reasoning_effort" in dropped
+    spans = trace_of(otlp, r.headers["x-request-id"], has(("switchyard-edge", "chat")))
+    edge = one(spans, "switchyard-edge", "chat")
+    assert edge.attributes["switchyard.dropped_params"] == dropped
+    assert edge.attributes["switchyard.route"] == "anthropic_messages→openai"
+
+
 def test_responses_trace_has_state_spans(tgw, emu, otlp):
     first = httpx.post(f"{tgw.url}/v1/responses", timeout=30,
                        json={"model": "gpt-4o-mini", "input": "remember 42"})
