@@ -3,6 +3,7 @@ manager that removes the server when starting it fails, and stopping a process f
 from __future__ import annotations
 
 import subprocess
+from abc import ABC, abstractmethod
 from typing import Self
 
 
@@ -17,14 +18,14 @@ def stop_process(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
             proc.wait()
 
 
-class Throwaway:
+class Throwaway(ABC):
     """Started on enter, removed (stopped, its files deleted) on exit."""
 
-    def start(self) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def start(self) -> None: ...
 
-    def remove(self) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def remove(self) -> None: ...
 
     def __enter__(self) -> Self:
         try:

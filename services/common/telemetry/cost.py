@@ -137,9 +137,8 @@ class Prices:
     def __init__(self, sources: Iterable[CostSource]) -> None:
         self.sources = tuple(sources)
         self.catalogs: dict[int, dict[str, Price]] = {}
-        self._warned: set[int] = set()
-        self._refresher = Refresher([s.refresh_s for s in self.sources], self.refresh,
-                                    "cost-catalogs")
+        self._refresher = Refresher([s.refresh_s for s in self.sources], self._load,
+                                    self._failed, self._recovered, "cost-catalogs")
 
     def price(self, entry: ProviderEntry | None, model: str) -> Price | None:
         """The entry's own pricing, else the first catalog knowing `provider/model`."""
@@ -159,21 +158,20 @@ class Prices:
 
     async def refresh(self, index: int) -> bool:
         """Load source `index` once; a failure keeps what was loaded and is logged once."""
+        return await self._refresher.refresh(index)
+
+    async def _load(self, index: int) -> None:
         source = self.sources[index]
-        try:
-            self.catalogs[index] = await asyncio.to_thread(
-                load_catalog, source, await fetch(source.url))
-        except Exception as exc:  # noqa: BLE001 - any failure only leaves cost unknown
-            if index not in self._warned:
-                self._warned.add(index)
-                log.warning("cost catalog %s (%s) could not be loaded (%s); costs of its "
-                            "models stay unknown until it can", source.url, source.provider,
-                            type(exc).__name__)
-            return False
-        if index in self._warned:
-            self._warned.discard(index)
-            log.info("cost catalog %s loaded", source.url)
-        return True
+        self.catalogs[index] = await asyncio.to_thread(load_catalog, source,
+                                                       await fetch(source.url))
+
+    def _failed(self, index: int, exc: Exception) -> None:
+        source = self.sources[index]
+        log.warning("cost catalog %s (%s) could not be loaded (%s); costs of its models stay "
+                    "unknown until it can", source.url, source.provider, type(exc).__name__)
+
+    def _recovered(self, index: int) -> None:
+        log.info("cost catalog %s loaded", self.sources[index].url)
 
     def start(self) -> None:
         """Load every catalog now and on its refresh_interval (in the running loop)."""

@@ -57,9 +57,8 @@ class PrometheusLatencies:
     def __init__(self, sources: Iterable[LatencySource]) -> None:
         self.sources = tuple(sources)
         self.values: dict[int, dict[str, float]] = {}
-        self._warned: set[int] = set()
-        self._refresher = Refresher([s.refresh_s for s in self.sources], self.refresh,
-                                    "latency-sources")
+        self._refresher = Refresher([s.refresh_s for s in self.sources], self._load,
+                                    self._failed, self._recovered, "latency-sources")
 
     @property
     def configured(self) -> bool:
@@ -73,23 +72,21 @@ class PrometheusLatencies:
         return None
 
     async def refresh(self, index: int) -> bool:
-        source = self.sources[index]
-        try:
-            values = parse_vector(orjson.loads(await fetch(query_url(source))))
-            if not values:
-                raise ValueError(f"the query gave no value labelled {LABEL}")
-        except Exception as exc:  # noqa: BLE001 - any failure only leaves the last values
-            if index not in self._warned:
-                self._warned.add(index)
-                reason = str(exc) if isinstance(exc, ValueError) else type(exc).__name__
-                log.warning("latency source %s: %s; prefer: fastest keeps its last values "
-                            "until the query answers", source.display, reason)
-            return False
+        return await self._refresher.refresh(index)
+
+    async def _load(self, index: int) -> None:
+        values = parse_vector(orjson.loads(await fetch(query_url(self.sources[index]))))
+        if not values:
+            raise ValueError(f"the query gave no value labelled {LABEL}")
         self.values[index] = values
-        if index in self._warned:
-            self._warned.discard(index)
-            log.info("latency source %s answers again", source.display)
-        return True
+
+    def _failed(self, index: int, exc: Exception) -> None:
+        reason = str(exc) if isinstance(exc, ValueError) else type(exc).__name__
+        log.warning("latency source %s: %s; prefer: fastest keeps its last values until the "
+                    "query answers", self.sources[index].display, reason)
+
+    def _recovered(self, index: int) -> None:
+        log.info("latency source %s answers again", self.sources[index].display)
 
     def start(self) -> None:
         self._refresher.start()
