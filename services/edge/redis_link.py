@@ -5,9 +5,11 @@ once a minute, never with the URL's password. Each user decides what a request g
 Redis is down."""
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 from redis.asyncio import Redis
@@ -22,6 +24,7 @@ from switchyard.common.config.model import RedisSettings
 BACKOFF_S = 1.0
 LOG_EVERY_S = 60.0
 FAILURES = (RedisError, OSError, TimeoutError, ValueError)
+T = TypeVar("T")
 
 
 class RedisLink:
@@ -55,9 +58,19 @@ class RedisLink:
                                           retry=Retry(NoBackoff(), 0))
         return self._client
 
-    @property
-    def connected(self) -> bool:
-        return self._client is not None
+    async def run(self, op: Callable[[Redis], Awaitable[T]]) -> T | None:
+        """`op(client)`, bounded by twice the timeout (the socket timeouts bound each read
+        and connect; this, the whole call); None while resting or when it fails."""
+        if self.resting:
+            return None
+        try:
+            async with asyncio.timeout(2 * self.settings.timeout_s):
+                result = await op(self.client())
+        except FAILURES as exc:
+            self.failed(exc)
+            return None
+        self.answered()
+        return result
 
     def answered(self) -> None:
         if self.down:

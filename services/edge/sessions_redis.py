@@ -5,12 +5,11 @@ advice, so a read finds nothing and a write is dropped; a warning at most once a
 (redis_link.py)."""
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 
 from switchyard.common.config.model import RedisSettings
-from switchyard.edge.redis_link import FAILURES, RedisLink
+from switchyard.edge.redis_link import RedisLink
 
 log = logging.getLogger("switchyard.edge.routing")
 
@@ -27,27 +26,11 @@ class RedisStore:
                               "decisions are not pinned and switches are not budgeted", log)
 
     async def get(self, key: str) -> bytes | None:
-        if self.link.resting:
-            return None
-        try:
-            async with asyncio.timeout(2 * self.settings.timeout_s):
-                raw = await self.link.client().get(PREFIX + key)
-        except FAILURES as exc:
-            self.link.failed(exc)
-            return None
-        self.link.answered()
+        raw = await self.link.run(lambda client: client.get(PREFIX + key))
         return raw if isinstance(raw, bytes) else None
 
     async def put(self, key: str, value: bytes) -> None:
-        if self.link.resting:
-            return
-        try:
-            async with asyncio.timeout(2 * self.settings.timeout_s):
-                await self.link.client().set(PREFIX + key, value, ex=self.ttl_s)
-        except FAILURES as exc:
-            self.link.failed(exc)
-            return
-        self.link.answered()
+        await self.link.run(lambda client: client.set(PREFIX + key, value, ex=self.ttl_s))
 
     async def close(self) -> None:
         await self.link.close()

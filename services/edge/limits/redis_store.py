@@ -9,12 +9,13 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 
+from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
 from switchyard.common.config.model import RedisSettings
 from switchyard.edge.limits.base import ADMITTED, Charge, Decision
 from switchyard.edge.limits.metrics import STORE_UNAVAILABLE, STORE_UP
-from switchyard.edge.redis_link import BACKOFF_S, FAILURES, RedisLink
+from switchyard.edge.redis_link import BACKOFF_S, RedisLink
 
 log = logging.getLogger("switchyard.edge.limits")
 
@@ -71,14 +72,10 @@ class RedisLimiter:
         self._script: AsyncScript | None = None
 
     async def admit(self, charges: Sequence[Charge]) -> Decision:
-        if self.link.resting:
+        reply = await self.link.run(lambda client: self._call(client, "take", charges))
+        if reply is None:
             return self._unavailable()
-        try:
-            allowed, wait_ms, worst = await self._run("take", charges)
-        except FAILURES as exc:
-            self.link.failed(exc)
-            return self._unavailable()
-        self.link.answered()
+        allowed, wait_ms, worst = reply
         if allowed:
             return ADMITTED
         return Decision(False, wait_ms / 1000.0, charges[int(worst) - 1].bucket)
@@ -97,23 +94,16 @@ class RedisLimiter:
         await self.link.close()
 
     async def _give(self, charges: Sequence[Charge]) -> None:
-        try:
-            await self._run("give", charges)
-        except FAILURES as exc:
-            self.link.failed(exc)
-        else:
-            self.link.answered()
+        await self.link.run(lambda client: self._call(client, "give", charges))
 
-    async def _run(self, mode: str, charges: Sequence[Charge]) -> list[int]:
+    async def _call(self, client: Redis, mode: str, charges: Sequence[Charge]) -> list[int]:
         if self._script is None:
-            self._script = self.link.client().register_script(SCRIPT)
+            self._script = client.register_script(SCRIPT)
         args: list[str | float] = [mode]
         for c in charges:
             args += (c.bucket.capacity, c.bucket.rate / 1000.0, c.amount)
-        # The socket timeouts bound each read and connect; this bounds the whole call.
-        async with asyncio.timeout(2 * self.settings.timeout_s):
-            reply: list[int] = await self._script(keys=[PREFIX + c.bucket.key for c in charges],
-                                                  args=args)
+        reply: list[int] = await self._script(keys=[PREFIX + c.bucket.key for c in charges],
+                                              args=args)
         return reply
 
     def _unavailable(self) -> Decision:
