@@ -21,6 +21,7 @@ from switchyard.common.config.model import Config, Routing
 from switchyard.common.errors import GatewayError
 from switchyard.common.proto import chat_pb2, router_pb2
 from switchyard.common.telemetry import propagation, tracer
+from switchyard.common.telemetry.cost import target_price
 from switchyard.edge import observe, pins, routing_budget
 
 log = logging.getLogger("switchyard.edge")
@@ -265,11 +266,10 @@ async def decide(request: Request, req: chat_pb2.ChatRequest, tenant: str, reque
     decision = _decision(answer, answer.reason)
     if verdict is None:
         return decision
-    # A kept answer lists the proposed model second.
-    counterfactual = answer.models[1] if verdict.reason == "over" and \
-        er.settings.budget is not None and er.settings.budget.record_counterfactual and \
-        len(answer.models) > 1 else ""
-    return replace(decision, budget=verdict.reason, counterfactual=counterfactual)
+    record = er.settings.budget is not None and er.settings.budget.record_counterfactual
+    return replace(decision, budget=verdict.reason,
+                   counterfactual=verdict.proposed if record and verdict.reason == "over"
+                   else "")
 
 
 async def _budgeted(request: Request, er: EdgeRouting, req: chat_pb2.ChatRequest, key: str,
@@ -286,7 +286,7 @@ async def _budgeted(request: Request, er: EdgeRouting, req: chat_pb2.ChatRequest
     discount = budget.settings.cache_read_discount
 
     def rates_of(target: router_pb2.Target) -> routing_budget.Rates | None:
-        price = prices.price(config.provider(target.provider), target.model)
+        price = target_price(prices, config, target)
         return None if price is None else routing_budget.rates(price.input, price.cache_read,
                                                                 discount)
     session = await budget.session(key)

@@ -67,6 +67,7 @@ class Session:
 class Verdict:
     switch: bool       # take the proposed model (else stay on the anchor)
     reason: str        # bound | same | cold | cheaper | within | over | unpriced
+    proposed: str      # the model routing proposed
     cost_usd: float = 0.0
 
 
@@ -78,12 +79,12 @@ def judge(session: Session | None, name: str, target: router_pb2.Target, rates_o
     proposed = rates_of(target)
     if session is None:
         cost = tokens * proposed.input if proposed is not None else 0.0
-        return Verdict(True, "bound"), Session(name, target.provider, target.model, now, cost)
+        return Verdict(True, "bound", name), Session(name, target.provider, target.model, now, cost)
     anchor = rates_of(router_pb2.Target(provider=session.provider, model=session.model))
     warm = now - session.seen <= CACHE_WINDOW_S
     stay = 0.0 if anchor is None else tokens * (anchor.cached if warm else anchor.input)
     if name == session.anchor:
-        return Verdict(False, "same"), replace(session, seen=now,
+        return Verdict(False, "same", name), replace(session, seen=now,
                                                baseline=session.baseline + stay)
     moved = replace(session, anchor=name, provider=target.provider, model=target.model,
                     seen=now)
@@ -91,17 +92,17 @@ def judge(session: Session | None, name: str, target: router_pb2.Target, rates_o
         if settings.replenish_on_rebind:
             moved = replace(moved, baseline=0.0, spend=0.0)
         cost = tokens * proposed.input if proposed is not None else 0.0
-        return Verdict(True, "cold"), replace(moved, baseline=moved.baseline + cost)
+        return Verdict(True, "cold", name), replace(moved, baseline=moved.baseline + cost)
     baseline = session.baseline + stay
     if anchor is None or proposed is None:
-        return Verdict(True, "unpriced"), replace(moved, baseline=baseline)
+        return Verdict(True, "unpriced", name), replace(moved, baseline=baseline)
     cost = tokens * (proposed.input - anchor.cached)
     if cost <= 0:
-        return Verdict(True, "cheaper", cost), replace(moved, baseline=baseline)
+        return Verdict(True, "cheaper", name, cost), replace(moved, baseline=baseline)
     if session.spend + cost <= cap_pct / 100.0 * baseline:
-        return Verdict(True, "within", cost), replace(moved, baseline=baseline,
+        return Verdict(True, "within", name, cost), replace(moved, baseline=baseline,
                                                       spend=session.spend + cost)
-    return Verdict(False, "over", cost), replace(session, seen=now, baseline=baseline)
+    return Verdict(False, "over", name, cost), replace(session, seen=now, baseline=baseline)
 
 
 def cap_of(headers_value: str | None, settings: RoutingBudget) -> float:

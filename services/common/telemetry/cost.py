@@ -7,13 +7,13 @@ import asyncio
 import logging
 import pathlib
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import orjson
 
-from switchyard.common.config.model import CostSource, Price, ProviderEntry
-from switchyard.common.proto import chat_pb2
+from switchyard.common.config.model import Config, CostSource, Price, ProviderEntry
+from switchyard.common.proto import chat_pb2, router_pb2
 from switchyard.common.refresher import Refresher
 
 log = logging.getLogger(__name__)
@@ -129,6 +129,15 @@ async def fetch(url: str) -> bytes:
             return await response.content.read(MAX_CATALOG_BYTES)
     path = parts.path if parts.scheme == "file" else url
     return await asyncio.to_thread(pathlib.Path(path).read_bytes)
+
+
+class PriceBook(Protocol):
+    def price(self, entry: ProviderEntry | None, model: str) -> Price | None: ...
+
+
+def target_price(prices: PriceBook, config: Config, target: router_pb2.Target) -> Price | None:
+    """The price of one plan target: its provider entry's, for its upstream model."""
+    return prices.price(config.provider(target.provider), target.model)
 
 
 class Prices:

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 
 from switchyard.common.config.model import Config
 from switchyard.common.proto import router_pb2
-from switchyard.common.telemetry.cost import Prices
+from switchyard.common.telemetry.cost import Prices, target_price
 from switchyard.router.resolution import resolve
 from switchyard.router.routing.prometheus import PrometheusLatencies
 
@@ -39,7 +39,7 @@ def rank(config: Config, models: Sequence[str], prefer: str, prices: Prices,
             target = first_target(config, model)
             if target is None:
                 return None
-            price = prices.price(config.provider(target.provider), target.model)
+            price = target_price(prices, config, target)
             return None if price is None else price.input + price.output
         return by_metric(models, cost)
     if prefer == "fastest" and sources is not None and sources.configured:
