@@ -3,7 +3,24 @@ its own HTTP port when `SWITCHYARD_<SERVICE>_METRICS` (host:port) is set
 (`service_metrics`), and only then imports this module."""
 from __future__ import annotations
 
+from typing import TypeVar
+
 from prometheus_client import Counter, Histogram
+from prometheus_client.metrics import MetricWrapperBase
+
+M = TypeVar("M", bound=MetricWrapperBase)
+_children: dict[tuple[MetricWrapperBase, tuple[str, ...]], MetricWrapperBase] = {}
+
+
+def child(metric: M, *values: str) -> M:
+    """`metric.labels(*values)`, remembered: `labels` checks and locks on every call (~1.4 µs
+    more than this lookup), and a request counts several. The values are bounded sets
+    (routes, entries, models, tenants, statuses), which prometheus_client keeps anyway."""
+    key = (metric, values)
+    found = _children.get(key)
+    if found is None:
+        found = _children[key] = metric.labels(*values)
+    return found  # type: ignore[return-value]  # the same class as `metric`
 
 # Buckets in seconds, tuned for sub-millisecond gateway overhead and second-scale upstreams.
 _FAST = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5)

@@ -7,7 +7,7 @@ import hashlib
 import hmac
 import math
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 import orjson
@@ -17,6 +17,9 @@ from switchyard.common.errors import GatewayError
 from switchyard.edge import ids, limits
 from switchyard.edge.formats import format_for_path
 from switchyard.edge.limits.memory import RateLimiter as RateLimiter  # its old home
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
 
 OPEN_PATHS = ("/healthz", "/readyz", "/metrics")
 # A client's own request id is kept when it is a plain token; anything else gets a fresh one
@@ -50,9 +53,17 @@ def find_key(keys: tuple[ApiKey, ...], presented: str) -> ApiKey | None:
     return found
 
 
-def authorize_model(request_state, model: str) -> None:
-    """403 when the caller's key has an allow-list without this model."""
-    key: ApiKey | None = getattr(request_state, "api_key", None)
+def scope_state(request: Request) -> dict[str, Any]:
+    """The request's own values as the guard put them (request id, tenant, key, slot): the
+    dict behind `request.state`, read without State's failed-lookup fallback (~1 µs a read)."""
+    state: dict[str, Any] = request.scope.setdefault("state", {})
+    return state
+
+
+def authorize_model(state: dict[str, Any], model: str) -> None:
+    """403 when the caller's key (in the request's `scope_state`) has an allow-list without
+    this model."""
+    key: ApiKey | None = state.get("api_key")
     if key is not None and key.models is not None and model not in key.models:
         raise GatewayError(403, f"this API key may not use model '{model}'", type="permission")
 

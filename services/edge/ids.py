@@ -2,8 +2,9 @@
 has one shape, `<prefix><24 hex>`; `is_minted` recognises it without asking any backend."""
 from __future__ import annotations
 
-import os
 import re
+
+from switchyard.common.random_hex import random_hex
 
 TOKEN_BYTES = 12
 RESPONSE_PREFIXES = ("chatcmpl-", "msg_", "resp_")
@@ -11,24 +12,20 @@ _MINTED = re.compile("(?:" + "|".join(map(re.escape, RESPONSE_PREFIXES)) + ")"
                      f"[0-9a-f]{{{TOKEN_BYTES * 2}}}")
 
 
-def _token(n: int = TOKEN_BYTES) -> str:
-    return os.urandom(n).hex()
-
-
 def chat_completion_id() -> str:
-    return f"chatcmpl-{_token()}"
+    return f"chatcmpl-{random_hex(TOKEN_BYTES)}"
 
 
 def message_id() -> str:
-    return f"msg_{_token()}"
+    return f"msg_{random_hex(TOKEN_BYTES)}"
 
 
 def response_id() -> str:
-    return f"resp_{_token()}"
+    return f"resp_{random_hex(TOKEN_BYTES)}"
 
 
 def request_id() -> str:
-    return f"req_{_token(10)}"
+    return f"req_{random_hex(10)}"
 
 
 def is_minted(value: str) -> bool:

@@ -346,14 +346,14 @@ def turn_done(request: Request, tenant: str, start: chat_pb2.StreamStart,
               usage.cache_creation_tokens, usage.reasoning_tokens)
     for kind, n in zip(USAGE_TYPES, counts):
         if n:
-            metrics.TOKENS.labels(provider, model, tenant, kind).inc(n)
+            metrics.child(metrics.TOKENS, provider, model, tenant, kind).inc(n)
     price = accounting.prices.price(entry, model)
     cost = None
     if price is None:
-        metrics.COST_UNKNOWN.labels(provider, model).inc()
+        metrics.child(metrics.COST_UNKNOWN, provider, model).inc()
     else:
         cost = cost_usd(price, usage)
-        metrics.COST.labels(provider, model, tenant).inc(cost)
+        metrics.child(metrics.COST, provider, model, tenant).inc(cost)
     obs = observed(request)
     if obs is None:
         return
@@ -365,7 +365,7 @@ def first_token(request: Request, fmt: str, upstream: str, seconds: float) -> No
     """A stream's first content is going out (from the entry named `upstream`): the
     time-to-first-token histogram and span."""
     provider = _provider_label(_accounting(request).entries.get(upstream), upstream)
-    metrics.TIME_TO_FIRST_TOKEN.labels(fmt, provider).observe(seconds)
+    metrics.child(metrics.TIME_TO_FIRST_TOKEN, fmt, provider).observe(seconds)
     obs = observed(request)
     if obs is not None and obs.span is not None:
         obs.span.set_attribute(genai.TIME_TO_FIRST_CHUNK, seconds)

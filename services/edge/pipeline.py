@@ -29,7 +29,7 @@ from switchyard.edge.formats.base import (
     Reply,
     StreamEncoder,
 )
-from switchyard.edge.guard import Slot, authorize_model
+from switchyard.edge.guard import Slot, authorize_model, scope_state
 from switchyard.edge.sse_response import EventStreamResponse
 
 if TYPE_CHECKING:   # the filter chains are loaded only when the config has filters
@@ -64,7 +64,7 @@ def filter_chains(request: Request) -> Filters | None:
 
 def tenant_of(request: Request) -> str:
     """The caller's tenant (gateway auth sets it; "default" without auth)."""
-    tenant: str = getattr(request.state, "tenant", DEFAULT_TENANT)
+    tenant: str = scope_state(request).get("tenant", DEFAULT_TENANT)
     return tenant
 
 
@@ -84,9 +84,9 @@ class Exchange:
     routing: preferences.Decision | None = None  # preference-aligned routing, when routed
 
     def __post_init__(self) -> None:
-        state = self.request.state
-        self.request_id = getattr(state, "request_id", None) or ids.request_id()
-        state.request_id = self.request_id
+        state = scope_state(self.request)
+        self.request_id = state.get("request_id") or ids.request_id()
+        state["request_id"] = self.request_id
 
     def client_api_key(self) -> str:
         h = self.request.headers
@@ -149,7 +149,7 @@ async def admit(ex: Exchange, prepare: BodyHook | None = None
     inline = preferences.take_preferences(body)   # the request's own routes, never upstream
     decoded = ex.fmt.decode(body)
     ex.dropped = decoded.dropped
-    authorize_model(ex.request.state, decoded.request.model)
+    authorize_model(scope_state(ex.request), decoded.request.model)
     routed = await route_request(ex, decoded, inline)
     if routed is not None:
         return decoded, routed
@@ -285,18 +285,16 @@ async def read_json(request: Request, run: FilterRun | None = None) -> dict[str,
     body is the one the listener's input filters return."""
     security = request.app.state.config.security
     limit = security.max_body_bytes
-    too_large = GatewayError(413, f"request body larger than {limit} bytes",
-                             type="request_too_large")
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > limit:
-        raise too_large
+        raise body_too_large(limit)
     chunks, size = [], 0
     try:
         async with asyncio.timeout(security.body_timeout_s):
             async for chunk in request.stream():  # also bounds chunked bodies without a length
                 size += len(chunk)
                 if size > limit:
-                    raise too_large
+                    raise body_too_large(limit)
                 chunks.append(chunk)
     except TimeoutError:
         raise GatewayError(408, f"the request body did not arrive within "
@@ -304,7 +302,7 @@ async def read_json(request: Request, run: FilterRun | None = None) -> dict[str,
     except ClientDisconnect:
         # Nobody is left to answer: one line, counted as 499 by the route's metrics.
         log.info("request %s %s: client closed the connection during the upload",
-                 getattr(request.state, "request_id", "-"), request.url.path)
+                 scope_state(request).get("request_id", "-"), request.url.path)
         raise GatewayError(499, "client closed the connection during the upload") from None
     raw = b"".join(chunks)
     if not raw:
@@ -313,6 +311,10 @@ async def read_json(request: Request, run: FilterRun | None = None) -> dict[str,
         parse_json(request, raw)   # the client's own malformed body is its 400, unfiltered
         raw = await run.request_body(raw)   # the bytes as sent, through each filter in order
     return parse_json(request, raw)
+
+
+def body_too_large(limit: int) -> GatewayError:
+    return GatewayError(413, f"request body larger than {limit} bytes", type="request_too_large")
 
 
 def parse_json(request: Request, raw: bytes) -> dict[str, Any]:
@@ -332,7 +334,7 @@ def parse_json(request: Request, raw: bytes) -> dict[str, Any]:
             orjson.dumps([[[[body]]]])
         except orjson.JSONEncodeError:
             raise too_deep() from None
-    slot: Slot | None = request.scope["state"].get("slot")
+    slot: Slot | None = scope_state(request).get("slot")
     if slot is not None:
         slot.take()
     return body
@@ -358,11 +360,14 @@ def with_history(req: chat_pb2.ChatRequest, history: list[chat_pb2.Message]) -> 
 
 def generate_request(ex: Exchange, req: chat_pb2.ChatRequest,
                      plan: router_pb2.RoutePlan) -> providers_pb2.GenerateRequest:
-    return providers_pb2.GenerateRequest(
+    msg = providers_pb2.GenerateRequest(
         request=req, plan=plan, request_id=ex.request_id, client_api_key=ex.client_api_key(),
-        forward_headers=ex.forward_headers(),
         # The request's span, carried in the message: the Multiplex stream is shared.
         traceparent=propagation.current_traceparent() if tracer.ENABLED else "")
+    forwarded = ex.forward_headers()
+    if forwarded:   # a map field filled from a dict runs Python's MutableMapping.update
+        msg.forward_headers.update(forwarded)
+    return msg
 
 
 async def open_generation(be: EdgeBackends, ex: Exchange, req: chat_pb2.ChatRequest,

@@ -23,6 +23,7 @@ from switchyard.common.proto import chat_pb2, router_pb2
 from switchyard.common.telemetry import propagation, tracer
 from switchyard.common.telemetry.cost import target_price
 from switchyard.edge import observe, pins, routing_budget
+from switchyard.edge.guard import scope_state
 
 log = logging.getLogger("switchyard.edge")
 
@@ -217,7 +218,7 @@ def routed(er: EdgeRouting, model: str,
 
 
 def _allowed(request: Request) -> list[str]:
-    key = getattr(request.state, "api_key", None)
+    key = scope_state(request).get("api_key")
     models = getattr(key, "models", None)
     return sorted(models) if models is not None else []
 

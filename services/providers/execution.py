@@ -233,8 +233,8 @@ class Executor:
                 span.end()
             breaker.record_success()
             if (metrics := service_metrics.METRICS) is not None:
-                metrics.UPSTREAM_ATTEMPTS.labels(call.entry.name, "ok").inc()
-                metrics.UPSTREAM_FIRST_BYTE.labels(call.entry.name).observe(
+                metrics.child(metrics.UPSTREAM_ATTEMPTS, call.entry.name, "ok").inc()
+                metrics.child(metrics.UPSTREAM_FIRST_BYTE, call.entry.name).observe(
                     committed.upstream_ms / 1000.0)
             return committed
         return None
@@ -250,7 +250,7 @@ class Executor:
         log.warning("request %s: provider %s attempt %d failed: %d %s", run.gen.request_id,
                     call.entry.name, run.attempts, last.http_status, last.type)
         if (metrics := service_metrics.METRICS) is not None:
-            metrics.UPSTREAM_ATTEMPTS.labels(call.entry.name, str(last.http_status)).inc()
+            metrics.child(metrics.UPSTREAM_ATTEMPTS, call.entry.name, str(last.http_status)).inc()
         if failed.final or (not failed.retryable and 400 <= last.http_status < 500):
             raise _PlanFailed(last)   # out of time, or a request no upstream would accept
         if not failed.retryable or retry >= run.gen.plan.max_retries:

@@ -42,7 +42,7 @@ class SessionPool:
     """Lazily creates one ClientSession per provider entry and keeps it for the process's life."""
 
     def __init__(self, defaults: Timeouts, tls_ca_path: str | None = None) -> None:
-        self.defaults = defaults
+        self.defaults = defaults   # the setter below also empties the per-entry cache
         # Plano's `overrides.upstream_tls_ca_path`: only these CAs are trusted upstream. Built
         # once here, so a bad bundle fails at start-up rather than at the first request.
         self.ssl: ssl.SSLContext | bool = ssl.create_default_context(cafile=tls_ca_path) \
@@ -56,8 +56,22 @@ class SessionPool:
         return cls(default_timeouts(config.listener.timeout_s, up.connect_timeout_s),
                    tls_ca_path=up.tls_ca_path)
 
+    @property
+    def defaults(self) -> Timeouts:
+        return self._defaults
+
+    @defaults.setter
+    def defaults(self, value: Timeouts) -> None:
+        self._defaults = value
+        self._timeouts: dict[str, tuple[ProviderEntry, Timeouts]] = {}
+
     def timeouts(self, entry: ProviderEntry) -> Timeouts:
-        return timeouts_for(entry, self.defaults)
+        """The entry's bounds, worked out once per entry (a reload brings new entries and
+        defaults, and with them new bounds); every attempt asks."""
+        found = self._timeouts.get(entry.name)
+        if found is None or found[0] is not entry:
+            found = self._timeouts[entry.name] = (entry, timeouts_for(entry, self._defaults))
+        return found[1]
 
     def session(self, entry: ProviderEntry) -> aiohttp.ClientSession:
         """The entry's session (created on first use, inside the running loop)."""
@@ -69,8 +83,11 @@ class SessionPool:
                                              ssl=self.ssl)
             # First-byte and idle bounds are applied per read by the caller (they differ
             # before and after the stream commits); aiohttp only bounds the connect.
+            # No cookie jar: an upstream's cookie must not ride along on the next tenant's
+            # call (LLM APIs authenticate by header), and the jar was ~5 µs a request.
             session = aiohttp.ClientSession(
                 connector=connector, auto_decompress=True, raise_for_status=False,
+                cookie_jar=aiohttp.DummyCookieJar(),
                 timeout=aiohttp.ClientTimeout(total=None, connect=None, sock_connect=t.connect_s,
                                               sock_read=None))
             self._sessions[entry.name] = session

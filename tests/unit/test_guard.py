@@ -72,13 +72,12 @@ def test_presented_key_from_either_sdk_header():
 
 
 def test_model_allow_list():
-    class State:
-        api_key = ApiKey(sha256=b"x" * 32, tenant="t", models=frozenset({"fast-model"}))
-    authorize_model(State, "fast-model")
+    state = {"api_key": ApiKey(sha256=b"x" * 32, tenant="t", models=frozenset({"fast-model"}))}
+    authorize_model(state, "fast-model")
     with pytest.raises(GatewayError) as info:
-        authorize_model(State, "gpt-4o")
+        authorize_model(state, "gpt-4o")
     assert info.value.http_status == 403
-    authorize_model(object(), "anything")  # no auth: everything allowed
+    authorize_model({}, "anything")  # no auth: everything allowed
     assert Security().max_concurrent_requests > 0
 
 
@@ -88,3 +87,14 @@ def test_per_key_rate_overrides_the_default():
     assert rl.take("k", 2) == 0 and rl.take("k", 2) == 0
     assert rl.take("k", 2) > 0
     assert rl.take("j") == 0
+
+
+def test_scope_state_is_the_dict_behind_request_state() -> None:
+    from starlette.requests import Request
+
+    from switchyard.edge.guard import scope_state
+    request = Request({"type": "http", "headers": [], "state": {"tenant": "t"}})
+    assert scope_state(request)["tenant"] == "t" and request.state.tenant == "t"
+    bare = Request({"type": "http", "headers": []})
+    scope_state(bare)["request_id"] = "req_1"
+    assert bare.state.request_id == "req_1"

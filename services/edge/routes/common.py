@@ -35,10 +35,10 @@ def guarded(fmt: ClientFormat) -> Callable[[Handler], Handler]:
             else:
                 with observe.current(obs):
                     response = await _answer(request)
-            metrics.HTTP_REQUESTS.labels(route, str(response.status_code)).inc()
+            metrics.child(metrics.HTTP_REQUESTS, route, str(response.status_code)).inc()
             overhead = response.headers.get("x-switchyard-overhead-ms")
             if overhead:
-                metrics.GATEWAY_OVERHEAD.labels(route).observe(float(overhead) / 1000.0)
+                metrics.child(metrics.GATEWAY_OVERHEAD, route).observe(float(overhead) / 1000.0)
             if obs is not None:
                 if overhead and not obs.overhead_ms:
                     obs.overhead_ms = float(overhead)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-import os
+
+from switchyard.common.random_hex import random_hex
 
 _MARK = "__gsig_"
 GENERATED = "gcall_"
@@ -17,7 +18,7 @@ GENERATED = "gcall_"
 
 def new_call_id() -> str:
     """An id for a call Gemini sent without one."""
-    return GENERATED + os.urandom(12).hex()
+    return GENERATED + random_hex(12)
 
 
 def pack_call_id(call_id: str, signature: str) -> str:

@@ -22,10 +22,10 @@ either bound, or that repeats an item id, is refused whole (`InvalidInput`).
 from __future__ import annotations
 
 import asyncio
-import os
 from typing import Protocol
 
 from switchyard.common.proto import chat_pb2, state_pb2
+from switchyard.common.random_hex import random_hex
 
 DEFAULT_TENANT = "default"
 # Bounds of one conversation: its items are the history of every turn that uses it.
@@ -143,7 +143,7 @@ class Store(Protocol):
 
 def new_conversation_id() -> str:
     """A fresh conversation id in OpenAI's shape (`conv_` and 48 hex digits)."""
-    return CONVERSATION_PREFIX + os.urandom(24).hex()
+    return CONVERSATION_PREFIX + random_hex(24)
 
 
 def check_append(count: int, size: int, max_items: int, max_bytes: int) -> None:

@@ -2,7 +2,6 @@
 ResponsesContext (state, echo fields, normalised input items)."""
 from __future__ import annotations
 
-import os
 import re
 from typing import Any, TypeGuard
 
@@ -11,6 +10,7 @@ import orjson
 from switchyard.common.data_urls import is_data_url, split_data_url
 from switchyard.common.errors import GatewayError, echo, invalid_request
 from switchyard.common.proto import chat_pb2
+from switchyard.common.random_hex import random_hex
 from switchyard.edge.formats.fields import MAX_ID_CHARS, check_model, check_name
 from switchyard.edge.formats.openai_responses.context import REDACTED, ResponsesContext
 from switchyard.edge.formats.openai_responses.tools import (
@@ -45,7 +45,7 @@ _CONVERSATION_ID = re.compile(r"conv_[A-Za-z0-9_-]+")
 
 def _new_id(prefix: str) -> str:
     """A fresh item id in the API's style (prefix_ + hex)."""
-    return f"{prefix}_{os.urandom(16).hex()}"
+    return f"{prefix}_{random_hex(16)}"
 
 
 def decode_request(body: dict[str, Any]) -> tuple[chat_pb2.ChatRequest, ResponsesContext]:
