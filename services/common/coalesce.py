@@ -4,9 +4,10 @@ multiplexed edge<->providers hop use it.
 
 With `linger_s`, a busy queue writes at most once per `linger_s`: a message on a grpc.aio
 stream costs each side far more CPU (a completion through gRPC's poller thread, wake-ups)
-than the tokens it carries, so under load the tokens of many streams share one message. A
-queue idle for `linger_s` writes at once, and so does an `urgent` item (a stream's first
-batch, a whole answer): lingering only ever delays tokens of busy streams, by < linger_s."""
+than the tokens it carries, so under load the tokens of many streams, and many whole
+requests and answers, share one message. A queue idle for `linger_s` writes at once, and so
+does an `urgent` item (a stream's request and first batch: its time to first token):
+lingering only ever delays the traffic of a busy hop, by < linger_s."""
 from __future__ import annotations
 
 import asyncio

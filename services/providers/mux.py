@@ -26,8 +26,8 @@ GOAWAY_ID = 0   # a reply with this id: the server is draining, open new streams
 # on a stream that fails without it never reached this server, so it may send them elsewhere.
 ACCEPTED = (("x-switchyard-mux", "1"),)
 TERMINAL = ("finish", "error")
-# A busy session writes at most once per LINGER_S, so the tokens of many streams share a
-# message (see common/coalesce.py); first batches and whole answers never wait.
+# A busy session writes at most once per LINGER_S, so the tokens of many streams and many
+# whole answers share a message (see common/coalesce.py); first batches never wait.
 LINGER_S = 0.001
 
 Generate = Callable[[providers_pb2.GenerateRequest], AsyncGenerator[chat_pb2.EventBatch, None]]
@@ -89,7 +89,7 @@ class MuxSession:
     async def _serve(self, rid: int, request: providers_pb2.GenerateRequest, whole: bool) -> None:
         try:
             if whole:
-                self._post(await self._whole(request, rid), urgent=True)
+                self._post(await self._whole(request, rid))
             else:
                 await self._stream(request, rid)
         except asyncio.CancelledError:

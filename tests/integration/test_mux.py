@@ -252,3 +252,27 @@ async def test_backends_count_tokens_over_the_providers_channel(providers):
         assert (err.value.http_status, err.value.type) == (503, "unavailable")
     finally:
         await be.close()
+
+
+async def test_only_a_streams_request_and_first_batch_skip_the_linger(mux, upstream,
+                                                                      monkeypatch):
+    """Under load whole requests and answers wait for the hop's next write (≤ LINGER_S), so
+    many share a gRPC message; a stream's request and first batch (its TTFT) never wait."""
+    from switchyard.common.coalesce import CoalescingWriter
+    posted: list[tuple[str, bool]] = []
+    real = CoalescingWriter.post
+
+    def recording(self, item, urgent=False):
+        if hasattr(item, "generate"):
+            posted.append(("request " + ("whole" if item.whole else "stream"), urgent))
+        elif item.HasField("batch") and item.batch.events:
+            posted.append((f"reply {item.batch.events[0].WhichOneof('event')}", urgent))
+        real(self, item, urgent)
+    monkeypatch.setattr(CoalescingWriter, "post", recording)
+    upstream.script("a", ok_json("whole text"))
+    await mux.complete(gen_request(plan("a"), stream=False), timeout=5.0)
+    upstream.script("a", ok_stream("s1", "s2", gap_s=0.01))
+    await read_all(await mux.generate(gen_request(plan("a"))))
+    assert posted[:2] == [("request whole", False), ("reply start", False)]
+    assert posted[2:4] == [("request stream", True), ("reply start", True)]
+    assert all(not urgent for _, urgent in posted[4:])   # the stream's later tokens linger

@@ -36,6 +36,9 @@ ACCEPTED_KEY = "x-switchyard-mux"
 # providers side's lingering writer puts the tokens of all streams in one message (with 4,
 # each stream's writer flushed its own quarter: ~4x the gRPC messages, measured in bench/).
 STREAMS = 1
+# A busy stream writes requests at most once per LINGER_S (common/coalesce.py), so many
+# non-streaming requests share a gRPC message; a stream's request (its TTFT) never waits.
+LINGER_S = 0.001
 
 if TYPE_CHECKING:
     class EOFType(enum.Enum):
@@ -120,7 +123,8 @@ class MuxStream:
         self.call: grpc.aio.StreamStreamCall = stub.Multiplex()
         self.pending: dict[int, MuxCall] = {}
         self.ids = itertools.count(1)
-        self.outbox: CoalescingWriter[providers_pb2.MuxRequest] = CoalescingWriter(self._write)
+        self.outbox: CoalescingWriter[providers_pb2.MuxRequest] = CoalescingWriter(
+            self._write, linger_s=LINGER_S)
         self.open = True        # takes new requests
         self.broken = False
         self.closing = False    # half-close queued
@@ -142,19 +146,20 @@ class MuxStream:
             raise unavailable()
         mc.rid, mc.stream = next(self.ids), self
         self.pending[mc.rid] = mc
-        self._post(providers_pb2.MuxRequest(id=mc.rid, generate=mc.request, whole=mc.whole))
+        self._post(providers_pb2.MuxRequest(id=mc.rid, generate=mc.request, whole=mc.whole),
+                   urgent=not mc.whole)
 
     def cancel(self, rid: int) -> None:
         if self.pending.pop(rid, None) is not None and not self.broken:
             self._post(providers_pb2.MuxRequest(id=rid, cancel=True))
             self._maybe_finish()
 
-    def _post(self, msg: providers_pb2.MuxRequest | None) -> None:
+    def _post(self, msg: providers_pb2.MuxRequest | None, urgent: bool = False) -> None:
         """Queue a message for the writer (None: half-close after the queue)."""
         if msg is None:
             self.outbox.finish()
         else:
-            self.outbox.post(msg)
+            self.outbox.post(msg, urgent)
 
     async def _write(self, batch: list[providers_pb2.MuxRequest]) -> None:
         await self.call.write(providers_pb2.MuxRequests(requests=batch))
