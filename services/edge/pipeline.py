@@ -15,6 +15,7 @@ import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
+from switchyard.common import timeouts
 from switchyard.common.canonical.aggregate import Turn, TurnBuilder, turn_message
 from switchyard.common.errors import GatewayError
 from switchyard.common.proto import chat_pb2, providers_pb2, router_pb2, state_pb2
@@ -290,7 +291,7 @@ async def read_json(request: Request, run: FilterRun | None = None) -> dict[str,
         raise body_too_large(limit)
     chunks, size = [], 0
     try:
-        async with asyncio.timeout(security.body_timeout_s):
+        with timeouts.within(security.body_timeout_s):
             async for chunk in request.stream():  # also bounds chunked bodies without a length
                 size += len(chunk)
                 if size > limit:

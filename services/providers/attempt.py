@@ -2,7 +2,6 @@
 reply up to the commit point (its first content, or the whole of a non-streamed reply)."""
 from __future__ import annotations
 
-import asyncio
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,6 +11,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import orjson
 
+from switchyard.common import timeouts
 from switchyard.common.config.model import ProviderEntry
 from switchyard.common.http_headers import retry_after_seconds
 from switchyard.common.proto import chat_pb2
@@ -148,7 +148,7 @@ class Attempt:
         session = self.pool.session(entry)
         wait, by_budget = self.deadline.bound(self.limits.first_byte_s)
         try:
-            async with asyncio.timeout(wait):
+            with timeouts.within(wait):
                 return await session.post(call.url, data=call.body, headers=call.headers,
                                           allow_redirects=False)
         except TimeoutError:
@@ -167,7 +167,7 @@ class Attempt:
         status = response.status
         wait, _ = self.deadline.bound(ERROR_BODY_WAIT_S)
         try:
-            async with asyncio.timeout(wait):
+            with timeouts.within(wait):
                 data = await response.content.read(ERROR_BODY_LIMIT)
         except (TimeoutError, aiohttp.ClientError):
             data = b""
@@ -187,7 +187,7 @@ class Attempt:
         byte; the body gets the idle bound, so a long answer already under way is not cut."""
         wait = self.limits.idle_s
         try:
-            async with asyncio.timeout(wait):
+            with timeouts.within(wait):
                 data = await response.read()
         except TimeoutError:
             raise self._timed_out(False, f"stopped sending its reply ({wait:.3g} s)") from None

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Final, Protocol
 
 import grpc
 
+from switchyard.common import timeouts
 from switchyard.common.coalesce import CoalescingWriter
 from switchyard.common.errors import GatewayError
 from switchyard.common.proto import chat_pb2, providers_pb2, providers_pb2_grpc
@@ -258,7 +259,7 @@ class MuxStream:
 async def whole_answer(mc: MuxCall, timeout: float) -> chat_pb2.EventBatch:
     """The one batch of a `whole` request; 504 after `timeout` (and the request cancelled)."""
     try:
-        async with asyncio.timeout(timeout):
+        with timeouts.within(timeout):
             batch = await mc.read()
     except TimeoutError:
         raise status_error("providers", grpc.StatusCode.DEADLINE_EXCEEDED) from None
