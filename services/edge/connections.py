@@ -1,6 +1,7 @@
 """The edge's HTTP/1.1 connections: uvicorn's httptools protocol plus what it lacks — a
 bound on open connections, a deadline for the request headers and a backstop for the body
-(a trickling or silent socket is closed, not kept forever)."""
+(a trickling or silent socket is closed, not kept forever) — and a response's head sent with
+its first body bytes."""
 from __future__ import annotations
 
 import asyncio
@@ -69,6 +70,10 @@ class EdgeHttpProtocol(HttpToolsProtocol):
         self.stage = BODY
         self.deadline = self.loop.time() + self.body_timeout_s + BODY_GRACE_S
         super().on_headers_complete()
+        cycle = self.cycle
+        if cycle is not None and cycle.transport is self.transport:   # not an upgrade
+            # Its task has not run yet: nothing was written through the real transport.
+            cycle.transport = HeadWithBody(self.transport, self.loop)  # type: ignore[assignment]
 
     def on_message_complete(self) -> None:
         self.stage = 0
@@ -110,3 +115,45 @@ def protocol_class(security: Security) -> type[EdgeHttpProtocol]:
         header_timeout_s = security.header_timeout_s
         body_timeout_s = security.body_timeout_s
     return Configured
+
+
+class HeadWithBody:
+    """The transport one response writes through. uvicorn writes the status line and headers
+    at `http.response.start` and the body at `http.response.body`, each a system call and a
+    TCP segment of its own; this holds the first write (the head) until the next one, so a
+    whole answer, or a stream's head and first events, leave together. A head with no body
+    write in the same loop pass is sent at the end of the pass."""
+
+    __slots__ = ("transport", "held", "_loop")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self.transport = transport
+        self.held: bytes | None = None   # None: nothing written yet; b"": the head went out
+        self._loop = loop
+
+    def write(self, data: bytes) -> None:
+        held = self.held
+        if held is None:
+            self.held = data
+            self._loop.call_soon(self.release)
+            return
+        if held:
+            self.held = b""
+            self.transport.writelines((held, data))
+            return
+        self.transport.write(data)
+
+    def release(self) -> None:
+        held, self.held = self.held, b""
+        if held and not self.transport.is_closing():
+            self.transport.write(held)
+
+    def close(self) -> None:
+        self.release()
+        self.transport.close()
+
+    def is_closing(self) -> bool:
+        return self.transport.is_closing()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.transport, name)
