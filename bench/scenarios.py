@@ -61,6 +61,7 @@ SCENARIOS = {s.name: s for s in (
     Scenario("chat-c1", "chat", 1),
     Scenario("chat-c16", "chat", 16),
     Scenario("chat-c64", "chat", 64),
+    Scenario("stream-c1", "stream", 1),     # one stream at a time: the path's own TTFT cost
     Scenario("stream-c16", "stream", 16),
     Scenario("stream-c64", "stream", 64),   # paced chunks at saturation: chunks/s
     # One client format each, to the OpenAI upstream (direct: the upstream's own stream).
