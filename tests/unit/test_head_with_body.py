@@ -28,9 +28,13 @@ class RecordingTransport:
         return f"info:{name}"
 
 
-async def test_a_whole_answer_leaves_in_one_send() -> None:
+def wrapped() -> tuple[RecordingTransport, HeadWithBody]:
     real = RecordingTransport()
-    t = HeadWithBody(real, asyncio.get_running_loop())  # type: ignore[arg-type]
+    return real, HeadWithBody(real, asyncio.get_running_loop())  # type: ignore[arg-type]
+
+
+async def test_a_whole_answer_leaves_in_one_send() -> None:
+    real, t = wrapped()
     t.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n")
     assert real.sends == []
     t.write(b"{}")
@@ -41,8 +45,7 @@ async def test_a_whole_answer_leaves_in_one_send() -> None:
 
 
 async def test_a_head_without_a_body_in_the_same_pass_is_sent_at_its_end() -> None:
-    real = RecordingTransport()
-    t = HeadWithBody(real, asyncio.get_running_loop())  # type: ignore[arg-type]
+    real, t = wrapped()
     t.write(b"HTTP/1.1 200 OK\r\n\r\n")
     await asyncio.sleep(0)
     assert real.sends == [b"HTTP/1.1 200 OK\r\n\r\n"]
@@ -51,14 +54,12 @@ async def test_a_head_without_a_body_in_the_same_pass_is_sent_at_its_end() -> No
 
 
 async def test_close_sends_the_held_head_first_and_a_closed_socket_gets_nothing() -> None:
-    real = RecordingTransport()
-    t = HeadWithBody(real, asyncio.get_running_loop())  # type: ignore[arg-type]
+    real, t = wrapped()
     t.write(b"HTTP/1.1 204 No Content\r\n\r\n")
     t.close()
     assert real.sends == [b"HTTP/1.1 204 No Content\r\n\r\n"] and real.closed
 
-    gone = RecordingTransport()
-    t = HeadWithBody(gone, asyncio.get_running_loop())  # type: ignore[arg-type]
+    gone, t = wrapped()
     t.write(b"HTTP/1.1 200 OK\r\n\r\n")
     gone.closed = True   # the client left before the pass ended
     await asyncio.sleep(0)
@@ -66,8 +67,7 @@ async def test_close_sends_the_held_head_first_and_a_closed_socket_gets_nothing(
 
 
 async def test_everything_else_is_the_real_transports() -> None:
-    real = RecordingTransport()
-    t = HeadWithBody(real, asyncio.get_running_loop())  # type: ignore[arg-type]
+    real, t = wrapped()
     assert t.get_extra_info("peername") == "info:peername"
     assert not t.is_closing()
     real.closed = True
