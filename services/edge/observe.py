@@ -24,6 +24,7 @@ from switchyard.common.config.model import Config, ProviderEntry
 from switchyard.common.proto import chat_pb2
 from switchyard.common.telemetry import genai, propagation, request_log, tracer
 from switchyard.common.telemetry.cost import Prices, cost_usd
+from switchyard.edge.request_state import scope_state
 
 if TYPE_CHECKING:
     from opentelemetry.context import Context
@@ -107,7 +108,7 @@ class Observed:
 
 def observed(request: Request) -> Observed | None:
     """This request's record, if tracing or the request log is on."""
-    found: Observed | None = request.scope["state"].get(STATE_KEY)
+    found: Observed | None = scope_state(request).get(STATE_KEY)
     return found
 
 

@@ -30,7 +30,8 @@ from switchyard.edge.formats.base import (
     Reply,
     StreamEncoder,
 )
-from switchyard.edge.guard import Slot, authorize_model, scope_state
+from switchyard.edge.guard import Slot, authorize_model
+from switchyard.edge.request_state import scope_state
 from switchyard.edge.sse_response import EventStreamResponse
 
 if TYPE_CHECKING:   # the filter chains are loaded only when the config has filters

@@ -23,7 +23,7 @@ from switchyard.common.proto import chat_pb2, router_pb2
 from switchyard.common.telemetry import propagation, tracer
 from switchyard.common.telemetry.cost import target_price
 from switchyard.edge import observe, pins, routing_budget
-from switchyard.edge.guard import scope_state
+from switchyard.edge.request_state import scope_state
 
 log = logging.getLogger("switchyard.edge")
 

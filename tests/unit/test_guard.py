@@ -88,13 +88,3 @@ def test_per_key_rate_overrides_the_default():
     assert rl.take("k", 2) > 0
     assert rl.take("j") == 0
 
-
-def test_scope_state_is_the_dict_behind_request_state() -> None:
-    from starlette.requests import Request
-
-    from switchyard.edge.guard import scope_state
-    request = Request({"type": "http", "headers": [], "state": {"tenant": "t"}})
-    assert scope_state(request)["tenant"] == "t" and request.state.tenant == "t"
-    bare = Request({"type": "http", "headers": []})
-    scope_state(bare)["request_id"] = "req_1"
-    assert bare.state.request_id == "req_1"

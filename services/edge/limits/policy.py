@@ -21,6 +21,7 @@ from switchyard.common.proto import chat_pb2, router_pb2
 from switchyard.edge.limits.base import REQUESTS, TOKENS, Bucket, Charge, Decision, Limiter
 from switchyard.edge.limits.metrics import RATE_LIMITED
 from switchyard.edge.limits.rules import RuleSet, model_names, reservation_size, used_tokens
+from switchyard.edge.request_state import scope_state
 
 STATE_KEY = "limits"
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -172,13 +173,13 @@ class Pending:
 async def admit(request: Request, req: chat_pb2.ChatRequest, plan: router_pb2.RoutePlan,
                 reserve: bool = True) -> None:
     """Count the request (and, `reserve`, hold its tokens); raises the 429/503 when refused."""
-    pending: Pending | None = request.scope["state"].get(STATE_KEY)
+    pending: Pending | None = scope_state(request).get(STATE_KEY)
     if pending is not None:
         await pending.admit(req, plan, request.headers, reserve)
 
 
 def record_usage(request: Request, usage: chat_pb2.Usage) -> None:
     """The turn's final usage, for the settlement."""
-    pending: Pending | None = request.scope["state"].get(STATE_KEY)
+    pending: Pending | None = scope_state(request).get(STATE_KEY)
     if pending is not None:
         pending.used = used_tokens(usage)
