@@ -1,5 +1,6 @@
 """The edge's HTTP protocol under a real uvicorn server (in a thread, fake backends): the open
-connection bound and the header deadline, over real sockets."""
+connection bound, the header deadline, and answers whole and in order with each head held for
+its body (pipelining, 100-continue, HEAD), over real sockets."""
 from __future__ import annotations
 
 import socket
@@ -99,3 +100,51 @@ def test_headers_must_be_complete_within_the_header_timeout(server):
     silent.close()
     trickle.close()
     assert closed_count("header_timeout") == timed_out + 2
+
+
+def read_all(sock: socket.socket) -> bytes:
+    sock.settimeout(5)
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    return data
+
+
+def test_pipelined_requests_get_whole_answers_in_order(server):
+    # Each answer's head is held for its body (HeadWithBody): the two must still come out
+    # whole, in order, on one connection.
+    _, port = server
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n"
+                  b"GET /v1/models HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        data = read_all(s)
+    first, _, rest = data.partition(b"\r\n\r\n")
+    assert first.startswith(b"HTTP/1.1 200")
+    length = int(next(line.split(b":")[1] for line in first.split(b"\r\n")
+                      if line.lower().startswith(b"content-length")))
+    body, second = rest[:length], rest[length:]
+    assert body.startswith(b"{")
+    assert second.startswith(b"HTTP/1.1 200") and b'"gpt-4o-mini"' in second
+
+
+def test_expect_100_continue_is_answered_before_the_body_is_sent(server):
+    _, port = server
+    body = b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}'
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nconnection: close\r\n"
+                  b"content-type: application/json\r\nexpect: 100-continue\r\n"
+                  b"content-length: %d\r\n\r\n" % len(body))
+        interim = s.recv(4096)   # waits: the body is not sent until this arrives
+        assert interim.startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+        s.sendall(body)
+        answer = interim[len(b"HTTP/1.1 100 Continue\r\n\r\n"):] + read_all(s)
+    assert answer.startswith(b"HTTP/1.1 200")
+    assert b'"chat.completion"' in answer
+
+
+def test_a_head_request_gets_the_head_alone(server):
+    _, port = server
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"HEAD /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        data = read_all(s)
+    assert data.startswith(b"HTTP/1.1 ") and data.endswith(b"\r\n\r\n")
