@@ -55,13 +55,24 @@ def closed_count(reason: str) -> float:
                                      {"reason": reason}) or 0.0
 
 
-def get_healthz(port: int) -> bytes:
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-        s.sendall(b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
-        data = b""
-        while chunk := s.recv(4096):
-            data += chunk
+def read_all(sock: socket.socket) -> bytes:
+    """Everything `sock` receives until the server closes it."""
+    sock.settimeout(5)
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
     return data
+
+
+def exchange(port: int, raw: bytes) -> bytes:
+    """Send `raw` on a new connection; all the server sends back until it closes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(raw)
+        return read_all(s)
+
+
+def get_healthz(port: int) -> bytes:
+    return exchange(port, b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
 
 
 def test_beyond_max_connections_a_new_connection_is_closed_at_once(server):
@@ -102,22 +113,12 @@ def test_headers_must_be_complete_within_the_header_timeout(server):
     assert closed_count("header_timeout") == timed_out + 2
 
 
-def read_all(sock: socket.socket) -> bytes:
-    sock.settimeout(5)
-    data = b""
-    while chunk := sock.recv(65536):
-        data += chunk
-    return data
-
-
 def test_pipelined_requests_get_whole_answers_in_order(server):
     # Each answer's head is held for its body (HeadWithBody): the two must still come out
     # whole, in order, on one connection.
     _, port = server
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-        s.sendall(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n"
-                  b"GET /v1/models HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
-        data = read_all(s)
+    data = exchange(port, b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n"
+                          b"GET /v1/models HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
     first, _, rest = data.partition(b"\r\n\r\n")
     assert first.startswith(b"HTTP/1.1 200")
     length = int(next(line.split(b":")[1] for line in first.split(b"\r\n")
@@ -144,7 +145,5 @@ def test_expect_100_continue_is_answered_before_the_body_is_sent(server):
 
 def test_a_head_request_gets_the_head_alone(server):
     _, port = server
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-        s.sendall(b"HEAD /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
-        data = read_all(s)
+    data = exchange(port, b"HEAD /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
     assert data.startswith(b"HTTP/1.1 ") and data.endswith(b"\r\n\r\n")
