@@ -65,7 +65,7 @@ def _registry(loop: asyncio.AbstractEventLoop) -> _Registry:
 class Limit:
     """One open `within` block."""
 
-    __slots__ = ("seconds", "at", "task", "registry", "expired", "__weakref__")
+    __slots__ = ("seconds", "at", "task", "registry", "expired")
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
