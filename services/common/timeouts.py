@@ -65,7 +65,7 @@ def _registry(loop: asyncio.AbstractEventLoop) -> _Registry:
 class Limit:
     """One open `within` block."""
 
-    __slots__ = ("seconds", "at", "task", "registry", "expired")
+    __slots__ = ("seconds", "at", "task", "registry", "expired", "cancelling")
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
@@ -73,6 +73,7 @@ class Limit:
         self.task: asyncio.Task[object] | None = None
         self.registry: _Registry | None = None
         self.expired = False
+        self.cancelling = 0   # the task's pending cancellations on entry (asyncio.timeout's rule)
 
     def __enter__(self) -> Limit:
         task = asyncio.current_task()
@@ -80,6 +81,7 @@ class Limit:
             raise RuntimeError("timeouts.within() must be used inside a task")
         registry = self.registry = _registry(task.get_loop())
         self.task = task
+        self.cancelling = task.cancelling()
         self.at = registry.loop.time() + self.seconds
         registry.open.add(self)
         if self.at < registry.armed_at:
@@ -92,7 +94,7 @@ class Limit:
             self.registry.open.discard(self)
         if self.expired and exc_type is asyncio.CancelledError:
             assert self.task is not None
-            if self.task.uncancel() == 0:
+            if self.task.uncancel() <= self.cancelling:
                 raise TimeoutError from exc
 
     def expire(self) -> None:

@@ -62,6 +62,27 @@ async def test_many_blocks_each_time_out_on_their_own_limit() -> None:
     assert results == ["timed out", "done", "timed out", "done", "timed out"]
 
 
+async def test_a_task_already_cancelling_still_gets_timeout_error() -> None:
+    # As with asyncio.timeout: the limit's own cancellation is told apart from one that was
+    # pending when the block was entered.
+    async def waits() -> str:
+        try:
+            await asyncio.sleep(5)
+        except asyncio.CancelledError:
+            pass   # swallowed without uncancel(): the task stays "cancelling"
+        try:
+            with timeouts.within(0.05):
+                await asyncio.sleep(5)
+        except TimeoutError:
+            return "timed out"
+        return "done"
+
+    task = asyncio.create_task(waits())
+    await asyncio.sleep(0)
+    task.cancel()
+    assert await task == "timed out"
+
+
 async def test_a_zero_limit_times_out_at_the_first_wait() -> None:
     with pytest.raises(TimeoutError):
         with timeouts.within(0):
