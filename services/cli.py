@@ -128,8 +128,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from switchyard.providers.service import serve
     else:
         from switchyard.state.service import serve
-    # uvloop only where it pays: providers' aiohttp. Router and state serve gRPC alone, as
-    # fast on asyncio's own loop (docs/benchmarks.md, Memory), and 1.5–1.9 MB smaller each.
+    # uvloop only where it pays: the providers' upstream sockets. Router and state serve gRPC
+    # alone, as fast on asyncio's own loop (docs/benchmarks.md, Memory), and 1.5–1.9 MB
+    # smaller each.
     if args.service == "providers":
         try:
             import uvloop

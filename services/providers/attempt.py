@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-import aiohttp
 import orjson
 
 from switchyard.common import timeouts
@@ -20,6 +19,7 @@ from switchyard.providers import failures
 from switchyard.providers.adapters.base import UpstreamCodec
 from switchyard.providers.failures import AttemptFailed
 from switchyard.providers.http import SessionPool
+from switchyard.providers.http_client import ConnectFailed, HttpError, Response
 from switchyard.providers.retry import is_retryable
 from switchyard.providers.stream_reader import EventParser, StreamReader, first_error, has_content
 
@@ -71,7 +71,7 @@ class Call:
 class Committed:
     """A successful attempt: the first batch to send, and the rest of the stream if any."""
     entry: ProviderEntry
-    response: aiohttp.ClientResponse
+    response: Response
     events: list[chat_pb2.StreamEvent]
     reader: StreamReader | None
     upstream_ms: float
@@ -124,7 +124,7 @@ class Attempt:
             return AttemptFailed(self.deadline.spent(self.entry), True, final=True)
         return AttemptFailed(failures.timeout(self.entry, what), True)
 
-    async def _traced_post(self) -> aiohttp.ClientResponse:
+    async def _traced_post(self) -> Response:
         """`_post` inside an HTTP client span, from sending to the response headers. The URL
         is recorded without its query (some upstreams take a key there)."""
         from opentelemetry.trace import SpanKind, Status, StatusCode
@@ -143,33 +143,32 @@ class Attempt:
         span.end()
         return response
 
-    async def _post(self) -> aiohttp.ClientResponse:
+    async def _post(self) -> Response:
         entry, call = self.entry, self.call
         session = self.pool.session(entry)
         wait, by_budget = self.deadline.bound(self.limits.first_byte_s)
         try:
             with timeouts.within(wait):
-                return await session.post(call.url, data=call.body, headers=call.headers,
-                                          allow_redirects=False)
+                return await session.post(call.url, call.body, call.headers)
         except TimeoutError:
             raise self._timed_out(by_budget, f"sent no response within {wait:.3g} s") from None
-        except aiohttp.ClientConnectorError as exc:
+        except ConnectFailed as exc:
             # Name only the entry and host:port: the URL may carry a key.
-            reason = exc.os_error.strerror or type(exc.os_error).__name__
+            reason = exc.os_error.strerror or str(exc.os_error) or type(exc.os_error).__name__
             raise failures.unreachable(entry, f"cannot connect to provider '{entry.name}' at "
                                               f"{exc.host}:{exc.port}: {reason}") from None
-        except (aiohttp.ClientError, OSError) as exc:
+        except (HttpError, OSError) as exc:
             raise failures.unreachable(entry, f"connection to provider '{entry.name}' failed: "
                                               f"{type(exc).__name__}") from None
 
-    async def _status_failure(self, response: aiohttp.ClientResponse) -> AttemptFailed:
+    async def _status_failure(self, response: Response) -> AttemptFailed:
         """An upstream error status, decoded by the codec so its message reaches the client."""
         status = response.status
         wait, _ = self.deadline.bound(ERROR_BODY_WAIT_S)
         try:
             with timeouts.within(wait):
-                data = await response.content.read(ERROR_BODY_LIMIT)
-        except (TimeoutError, aiohttp.ClientError):
+                data = await response.read(ERROR_BODY_LIMIT)
+        except (TimeoutError, HttpError):
             data = b""
         if 300 <= status < 400:
             return failures.redirected(self.entry, status)
@@ -181,7 +180,7 @@ class Attempt:
             err.retry_after = retry_after
         return AttemptFailed(err, is_retryable(status, ""), retry_after)
 
-    async def _read_whole(self, response: aiohttp.ClientResponse) -> Committed:
+    async def _read_whole(self, response: Response) -> Committed:
         """A non-streamed reply (or a JSON answer to a stream request), read and decoded.
         The plan's budget (listener `timeout`) ended with the response headers, the first
         byte; the body gets the idle bound, so a long answer already under way is not cut."""
@@ -191,7 +190,7 @@ class Attempt:
                 data = await response.read()
         except TimeoutError:
             raise self._timed_out(False, f"stopped sending its reply ({wait:.3g} s)") from None
-        except aiohttp.ClientError as exc:
+        except HttpError as exc:
             raise failures.broken(self.entry, exc) from None
         upstream_ms = self._upstream_ms()   # the whole reply
         try:
@@ -206,7 +205,7 @@ class Attempt:
             raise failures.from_upstream(err, is_retryable(err.http_status, err.type))
         return Committed(self.entry, response, events, None, upstream_ms)
 
-    async def _read_to_commit(self, response: aiohttp.ClientResponse) -> Committed:
+    async def _read_to_commit(self, response: Response) -> Committed:
         """Stream reads, held back until the first content event (or the end of the stream)."""
         # A codec whose stream is not SSE (Bedrock's binary event stream) names its framing.
         parser = getattr(self.call.codec, "EventParser", None) or self.sse_parser
@@ -219,7 +218,7 @@ class Attempt:
                 events = await reader.read(wait)
             except TimeoutError:
                 raise self._timed_out(by_budget, f"stayed silent for {wait:.3g} s") from None
-            except aiohttp.ClientError as exc:
+            except HttpError as exc:
                 raise failures.broken(self.entry, exc) from None
             except Exception as exc:  # noqa: BLE001 - a decoder failure is an upstream fault
                 raise failures.undecodable(self.entry, exc) from None

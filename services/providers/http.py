@@ -1,13 +1,14 @@
-"""Upstream HTTP: one long-lived aiohttp session per provider entry, and its timeouts."""
+"""Upstream HTTP: one long-lived client (its kept-alive connections) per provider entry, and
+the timeouts of its calls."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import ssl
 from dataclasses import dataclass
 
-import aiohttp
-
 from switchyard.common.config.model import Config, ProviderEntry
+from switchyard.providers.http_client import UpstreamClient
 
 POOL_LIMIT = 1024          # connections per provider entry; LLM calls are long, allow many
 KEEPALIVE_S = 75.0         # idle keep-alive; most upstreams close at 60-120 s
@@ -38,16 +39,23 @@ def timeouts_for(entry: ProviderEntry, defaults: Timeouts) -> Timeouts:
     )
 
 
+@functools.cache
+def system_tls() -> ssl.SSLContext:
+    """The system's trust store, loaded at the first https connection (not at start-up:
+    an http-only deployment does not pay its memory)."""
+    return ssl.create_default_context()
+
+
 class SessionPool:
-    """Lazily creates one ClientSession per provider entry and keeps it for the process's life."""
+    """Lazily creates one UpstreamClient per provider entry and keeps it for the process's life."""
 
     def __init__(self, defaults: Timeouts, tls_ca_path: str | None = None) -> None:
         self.defaults = defaults   # the setter below also empties the per-entry cache
         # Plano's `overrides.upstream_tls_ca_path`: only these CAs are trusted upstream. Built
         # once here, so a bad bundle fails at start-up rather than at the first request.
-        self.ssl: ssl.SSLContext | bool = ssl.create_default_context(cafile=tls_ca_path) \
-            if tls_ca_path else True
-        self._sessions: dict[str, aiohttp.ClientSession] = {}
+        self.tls: ssl.SSLContext | None = ssl.create_default_context(cafile=tls_ca_path) \
+            if tls_ca_path else None
+        self._sessions: dict[str, UpstreamClient] = {}
 
     @classmethod
     def for_config(cls, config: Config) -> SessionPool:
@@ -73,28 +81,19 @@ class SessionPool:
             found = self._timeouts[entry.name] = (entry, timeouts_for(entry, self._defaults))
         return found[1]
 
-    def session(self, entry: ProviderEntry) -> aiohttp.ClientSession:
-        """The entry's session (created on first use, inside the running loop)."""
+    def session(self, entry: ProviderEntry) -> UpstreamClient:
+        """The entry's client (created on first use, inside the running loop). First-byte
+        and idle bounds are applied per read by the caller (they differ before and after
+        the stream commits); the client bounds only the connect."""
         session = self._sessions.get(entry.name)
         if session is None or session.closed:
-            t = self.timeouts(entry)
-            connector = aiohttp.TCPConnector(limit=POOL_LIMIT, limit_per_host=0,
-                                             keepalive_timeout=KEEPALIVE_S, ttl_dns_cache=300,
-                                             ssl=self.ssl)
-            # First-byte and idle bounds are applied per read by the caller (they differ
-            # before and after the stream commits); aiohttp only bounds the connect.
-            # No cookie jar: an upstream's cookie must not ride along on the next tenant's
-            # call (LLM APIs authenticate by header), and the jar was ~5 µs a request.
-            session = aiohttp.ClientSession(
-                connector=connector, auto_decompress=True, raise_for_status=False,
-                cookie_jar=aiohttp.DummyCookieJar(),
-                timeout=aiohttp.ClientTimeout(total=None, connect=None, sock_connect=t.connect_s,
-                                              sock_read=None))
-            self._sessions[entry.name] = session
+            session = self._sessions[entry.name] = UpstreamClient(
+                POOL_LIMIT, KEEPALIVE_S, self.timeouts(entry).connect_s,
+                self.tls or system_tls)
         return session
 
     async def close(self) -> None:
-        """Close every session (on shutdown)."""
+        """Close every client (on shutdown)."""
         sessions, self._sessions = list(self._sessions.values()), {}
         if sessions:
             await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 
-import aiohttp
-
 from switchyard.common.config.model import ProviderEntry
 from switchyard.common.proto import chat_pb2, router_pb2
 from switchyard.providers import failures
 from switchyard.providers.attempt import Committed
 from switchyard.providers.breaker import CircuitBreaker
+from switchyard.providers.http_client import HttpError
 from switchyard.providers.stream_reader import StreamReader, first_error
 
 
@@ -72,7 +71,7 @@ async def _next_events(reader: StreamReader, entry: ProviderEntry,
         return await reader.read(idle_s)
     except TimeoutError:
         err = failures.timeout(entry, f"went silent for {idle_s:g} s mid-stream")
-    except aiohttp.ClientError as exc:
+    except HttpError as exc:
         err = failures.broken(entry, exc).error
     except Exception as exc:  # noqa: BLE001 - a decoder failure must still end the stream cleanly
         err = failures.undecodable(entry, exc).error

@@ -5,13 +5,13 @@ import asyncio
 from collections.abc import Iterable
 from typing import Protocol
 
-import aiohttp
 import orjson
 
 from switchyard.common.config.model import ProviderEntry
 from switchyard.common.json_object import JsonObject
 from switchyard.common.proto import chat_pb2
 from switchyard.providers.adapters.base import StreamDecoder, UpstreamCodec
+from switchyard.providers.http_client import Response
 
 # Events that show the upstream is producing output: once one reached the client, no retry.
 CONTENT_KINDS = frozenset({"block_start", "delta", "block_stop", "finish"})
@@ -48,7 +48,7 @@ class StreamReader:
     limit, re-arms itself for it.
     """
 
-    def __init__(self, response: aiohttp.ClientResponse, parser: EventParser,
+    def __init__(self, response: Response, parser: EventParser,
                  decoder: StreamDecoder, codec: UpstreamCodec, entry: ProviderEntry) -> None:
         self.response = response
         self.parser = parser
@@ -59,7 +59,7 @@ class StreamReader:
         self.saw_finish = False
         self._limit = 0.0                         # loop time the waiting read may last to
         self._timer: asyncio.TimerHandle | None = None
-        self._waiting: asyncio.Task[object] | None = None   # the task inside readany()
+        self._waiting: asyncio.Task[object] | None = None   # the task inside read_chunk()
         self._expired = False                     # the timer cancelled that task
 
     async def read(self, timeout_s: float) -> list[chat_pb2.StreamEvent]:
@@ -72,7 +72,7 @@ class StreamReader:
             self._timer = loop.call_at(self._limit, self._check)
         task = self._waiting = asyncio.current_task()
         try:
-            chunk = await self.response.content.readany()
+            chunk = await self.response.read_chunk()
         except asyncio.CancelledError:
             self.close()
             expired, self._expired = self._expired, False

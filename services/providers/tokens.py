@@ -2,20 +2,20 @@
 estimate (`common/canonical/token_estimate.py`)."""
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import aiohttp
 import orjson
 from yarl import URL
 
+from switchyard.common import timeouts
 from switchyard.common.canonical.token_estimate import estimate_tokens
 from switchyard.common.config.model import ProviderEntry
 from switchyard.common.proto import providers_pb2
 from switchyard.providers.adapters.base import UpstreamCodec
 from switchyard.providers.http import SessionPool
+from switchyard.providers.http_client import HttpError
 
 log = logging.getLogger(__name__)
 
@@ -86,16 +86,18 @@ async def _post(gen: providers_pb2.GenerateRequest, entry: ProviderEntry,
     """The upstream's JSON answer to a count request, or None (logged) when it has none."""
     headers = adapter.build_headers(entry, gen.client_api_key, dict(gen.forward_headers))
     try:
-        async with asyncio.timeout(pool.timeouts(entry).first_byte_s):
-            async with pool.session(entry).post(url, data=orjson.dumps(body), headers=headers,
-                                                allow_redirects=False) as resp:
+        with timeouts.within(pool.timeouts(entry).first_byte_s):
+            resp = await pool.session(entry).post(url, orjson.dumps(body), headers)
+            try:
                 data = await resp.read()
-                if resp.status != 200:
-                    log.warning("count_tokens on provider %s answered %d; estimating",
-                                entry.name, resp.status)
-                    return None
+            finally:
+                resp.close()
+        if resp.status != 200:
+            log.warning("count_tokens on provider %s answered %d; estimating",
+                        entry.name, resp.status)
+            return None
         return orjson.loads(data)
-    except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
+    except (TimeoutError, HttpError, OSError, ValueError) as exc:
         log.warning("count_tokens on provider %s failed (%s); estimating",
                     entry.name, type(exc).__name__)
         return None

@@ -4,14 +4,16 @@ keep coming under the limit never time out; a cancellation from outside stays on
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 
-import aiohttp
 import pytest
 
 from switchyard.providers.breaker import BreakerBoard
 from switchyard.providers.execution import Executor
 from switchyard.providers.http import SessionPool, Timeouts
+from switchyard.providers.http_client import Response
 from switchyard.providers.retry import RetryPolicy
 from switchyard.providers.stream_reader import StreamReader
 from tests.integration.test_providers_support import (
@@ -45,6 +47,18 @@ async def executor(upstream):
                   adapters=lambda e: FakeAdapter, sse_parser=FakeSSEParser)
     yield ex
     await pool.close()
+
+
+@contextlib.asynccontextmanager
+async def posted(upstream) -> AsyncIterator[tuple[StreamReader, Response]]:
+    """A reader over the reply to one POST of the upstream's "primary" script."""
+    e = entry("primary", upstream.url("primary"))
+    pool = SessionPool(Timeouts(1.0, 5.0, IDLE_S))
+    try:
+        response = await pool.session(e).post(upstream.url("primary"), b"{}", {})
+        yield StreamReader(response, FakeSSEParser(), FakeDecoder(), FakeAdapter, e), response
+    finally:
+        await pool.close()
 
 
 async def collect(ex: Executor, retries: int = 0) -> list:
@@ -86,13 +100,13 @@ async def test_reads_under_the_limit_never_time_out(upstream, executor):
 async def test_a_cancelled_read_stays_a_cancellation(upstream):
     upstream.script("primary", Step(chunks=[sse({"id": "r1"})], stall_s=5.0,
                                     headers={"content-type": "text/event-stream"}))
-    async with aiohttp.ClientSession() as session:
-        response = await session.post(upstream.url("primary"), data=b"{}")
-        reader = StreamReader(response, FakeSSEParser(), FakeDecoder(), FakeAdapter,
-                              entry("primary", upstream.url("primary")))
+    async with posted(upstream) as (reader, response):
         assert kinds_of(await reader.read(1.0)) == ["start"]
         task = asyncio.ensure_future(reader.read(0.2))
-        await asyncio.sleep(0.05)   # the read is waiting on the silent upstream
+        deadline = time.monotonic() + 5.0
+        while reader._waiting is None and time.monotonic() < deadline:
+            await asyncio.sleep(0)   # until the read waits on the silent upstream
+        assert reader._waiting is task
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
@@ -103,10 +117,7 @@ async def test_a_cancelled_read_stays_a_cancellation(upstream):
 async def test_the_limit_of_a_later_shorter_read_applies(upstream):
     upstream.script("primary", Step(chunks=[sse({"id": "r1"})], stall_s=5.0,
                                     headers={"content-type": "text/event-stream"}))
-    async with aiohttp.ClientSession() as session:
-        response = await session.post(upstream.url("primary"), data=b"{}")
-        reader = StreamReader(response, FakeSSEParser(), FakeDecoder(), FakeAdapter,
-                              entry("primary", upstream.url("primary")))
+    async with posted(upstream) as (reader, response):
         await reader.read(30.0)   # arms the timer far out
         t0 = time.monotonic()
         with pytest.raises(TimeoutError):

@@ -1,6 +1,8 @@
 """The Bedrock Converse codec: request encoding, replies and streams, errors, framing."""
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import orjson
 import pytest
 from botocore.eventstream import ChecksumMismatch
@@ -14,6 +16,7 @@ from switchyard.providers.adapters.bedrock_request import encode_body, safe_tool
 from switchyard.providers.adapters.bedrock_response import StreamDecoder
 from switchyard.providers.adapters.bedrock_stream import EventParser
 from switchyard.providers.adapters.openai_responses_signatures import pack
+from switchyard.providers.http_client import origin_of
 from tests.emulator import bedrock_render
 from tests.emulator.bedrock_eventstream import event, exception
 from tests.emulator.plan import Plan, ToolCall, Usage
@@ -223,13 +226,15 @@ def test_structured_output_stop_sequences_and_passthrough_fields():
     assert dropped == ["user", "seed"]
 
 
-def test_endpoint_urls_are_the_form_aiohttp_sends():
+def test_endpoint_urls_are_the_form_that_is_signed_and_sent():
     assert bedrock.endpoint_url(ENTRY, NOVA) == \
         "https://bedrock-runtime.us-east-1.amazonaws.com/model/us.amazon.nova-pro-v1:0/converse"
     arn = "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.amazon.nova-pro-v1:0"
-    assert bedrock.endpoint_url(ENTRY, arn, stream=True).endswith(
-        "/model/arn:aws:bedrock:us-east-1:123456789012:inference-profile%2F"
-        "us.amazon.nova-pro-v1:0/converse-stream")
+    url = bedrock.endpoint_url(ENTRY, arn, stream=True)
+    assert url.endswith("/model/arn:aws:bedrock:us-east-1:123456789012:inference-profile%2F"
+                        "us.amazon.nova-pro-v1:0/converse-stream")
+    # The upstream client puts exactly the signed path on the request line.
+    assert origin_of(url).target.decode() == urlsplit(url).path
 
 
 def test_headers_need_the_encoded_request_and_carry_the_api_key():

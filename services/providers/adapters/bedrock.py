@@ -47,8 +47,8 @@ def encode_request(req: chat_pb2.ChatRequest, entry: ProviderEntry,
 
 
 def endpoint_url(entry: ProviderEntry, upstream_model: str, stream: bool = False) -> str:
-    """`.../model/{modelId}/converse[-stream]`, in the form aiohttp sends (yarl's), which is
-    the form SigV4 must sign (`:` in a model id travels raw, `/` of an ARN as %2F)."""
+    """`.../model/{modelId}/converse[-stream]` in yarl's form, which the upstream client sends
+    unchanged and SigV4 signs (`:` in a model id travels raw, `/` of an ARN as %2F)."""
     url = entry.endpoint.replace("{model}", quote(upstream_model, safe=""))
     if stream and url.endswith(_UNARY):
         url = url[: -len(_UNARY)] + _STREAM
