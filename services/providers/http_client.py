@@ -23,6 +23,7 @@ from switchyard.common import timeouts
 
 PAUSE_AT = 256 * 1024      # buffered body bytes at which the socket stops being read
 USER_AGENT = "switchyard"
+FRAMING = frozenset({"content-length", "transfer-encoding"})
 
 
 class HttpError(Exception):
@@ -78,13 +79,15 @@ def origin_of(url: str) -> Origin:
 
 
 def request_head(origin: Origin, headers: dict[str, str], length: int) -> bytes:
-    """The request line and headers; Host, Content-Length, User-Agent and Accept-Encoding
-    added where the caller did not set them (config may set Host: `http_host`)."""
+    """The request line and headers; Host, User-Agent and Accept-Encoding added where the
+    caller did not set them (config may set Host: `http_host`), Content-Length always."""
     given = {k.lower() for k in headers}
     lines = [b"POST ", origin.target, b" HTTP/1.1\r\n"]
     if "host" not in given:
         lines.append(f"Host: {origin.host_header}\r\n".encode())
     for name, value in headers.items():
+        if name.lower() in FRAMING:
+            continue   # the body's framing is this client's to state, once
         if "\r" in name or "\n" in name or "\r" in value or "\n" in value or ":" in name:
             raise HttpError(f"header {name.strip()[:40]!r} has a line break or colon")
         lines.append(f"{name}: {value}\r\n".encode())

@@ -208,7 +208,8 @@ async def test_what_is_sent():
         port = srv.url.split(":")[2].split("/")[0]
         reply = await c.post(srv.url + "?key=k%2Fv", b'{"a":1}', {"X-Api-Key": "sk"})
         reply.release()
-        reply = await c.post(srv.url, b"{}", {"host": "api.example.com", "User-Agent": "me"})
+        reply = await c.post(srv.url, b"{}", {"host": "api.example.com", "User-Agent": "me",
+                                              "Content-Length": "99", "Transfer-Encoding": "x"})
         reply.release()
     first, second = srv.requests
     head, _, body = first.partition(b"\r\n\r\n")
@@ -220,6 +221,8 @@ async def test_what_is_sent():
     assert body == b'{"a":1}'
     assert b"host: api.example.com" in second and b"Host: 127" not in second
     assert b"User-Agent: me" in second and b"switchyard" not in second
+    assert b"Content-Length: 2\r\n" in second and b"99" not in second
+    assert b"Transfer-Encoding" not in second
 
 
 def test_the_request_target_escapes_only_what_cannot_travel_raw():
