@@ -151,6 +151,12 @@ class Response:
                 raise MalformedReply("the compressed body does not decode") from None
         return data
 
+    def interrupt(self, error: BaseException) -> None:
+        """Fail the read waiting now with `error` (a caller's own timer ran out)."""
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(error)
+
     async def read(self, limit: int | None = None) -> bytes:
         """The body to its end (or its first `limit` bytes)."""
         parts: list[bytes] = []

@@ -45,7 +45,7 @@ class StreamReader:
     A read waits at most `timeout_s`. The limit is kept by one lazily re-armed timer per
     stream, not an `asyncio.timeout` per read (which schedules and cancels a timer for
     every chunk): each read only moves the limit, and the timer, when it fires before the
-    limit, re-arms itself for it.
+    limit, re-arms itself for it; at the limit it fails the waiting read with TimeoutError.
     """
 
     def __init__(self, response: Response, parser: EventParser,
@@ -59,8 +59,7 @@ class StreamReader:
         self.saw_finish = False
         self._limit = 0.0                         # loop time the waiting read may last to
         self._timer: asyncio.TimerHandle | None = None
-        self._waiting: asyncio.Task[object] | None = None   # the task inside read_chunk()
-        self._expired = False                     # the timer cancelled that task
+        self._reading = False                     # a read is waiting on the response
 
     async def read(self, timeout_s: float) -> list[chat_pb2.StreamEvent]:
         """Events from the next network read (TimeoutError when the upstream stays silent)."""
@@ -70,20 +69,14 @@ class StreamReader:
             if self._timer is not None:
                 self._timer.cancel()
             self._timer = loop.call_at(self._limit, self._check)
-        task = self._waiting = asyncio.current_task()
+        self._reading = True
         try:
             chunk = await self.response.read_chunk()
-        except asyncio.CancelledError:
-            self.close()
-            expired, self._expired = self._expired, False
-            if expired and task is not None and task.uncancel() == 0:
-                raise TimeoutError from None   # our limit, not a cancellation from outside
-            raise
         except BaseException:
             self.close()
             raise
         finally:
-            self._waiting = None
+            self._reading = False
         events: list[chat_pb2.StreamEvent] = []
         if not chunk:
             self.done = True
@@ -105,14 +98,13 @@ class StreamReader:
     def _check(self) -> None:
         """The timer fired: time out the waiting read if its limit passed, else re-arm."""
         self._timer = None
-        loop = asyncio.get_running_loop()
-        if self._waiting is None:
+        if not self._reading:
             return   # between reads: the next read arms the timer again
+        loop = asyncio.get_running_loop()
         if loop.time() < self._limit:
             self._timer = loop.call_at(self._limit, self._check)
             return
-        self._expired = True
-        self._waiting.cancel()
+        self.response.interrupt(TimeoutError())
 
     def _decode(self, event: str | None, data: bytes | str) -> list[chat_pb2.StreamEvent]:
         if isinstance(data, str):

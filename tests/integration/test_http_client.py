@@ -290,3 +290,18 @@ async def test_a_reader_that_falls_behind_pauses_the_socket_and_resumes_it():
         assert await reply.read() == big
         reply.release()
         assert not conn.paused and c._idle
+
+
+async def test_an_interrupt_fails_only_a_waiting_read():
+    async with raw_server(chunked(b"late")) as srv, client() as c:
+        srv.gate = asyncio.Event()
+        reply = await c.post(srv.url, b"{}", {})
+        reply.interrupt(TimeoutError())          # nothing waits: no effect
+        read = asyncio.ensure_future(reply.read_chunk())
+        await asyncio.sleep(0)
+        reply.interrupt(TimeoutError())
+        with pytest.raises(TimeoutError):
+            await read
+        srv.gate.set()
+        assert await reply.read() == b"late"     # the reply goes on for a later read
+        reply.release()

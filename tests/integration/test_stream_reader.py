@@ -104,9 +104,9 @@ async def test_a_cancelled_read_stays_a_cancellation(upstream):
         assert kinds_of(await reader.read(1.0)) == ["start"]
         task = asyncio.ensure_future(reader.read(0.2))
         deadline = time.monotonic() + 5.0
-        while reader._waiting is None and time.monotonic() < deadline:
+        while not reader._reading and time.monotonic() < deadline:
             await asyncio.sleep(0)   # until the read waits on the silent upstream
-        assert reader._waiting is task
+        assert reader._reading
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
