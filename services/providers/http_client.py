@@ -22,6 +22,7 @@ import httptools
 from switchyard.common import timeouts
 
 PAUSE_AT = 256 * 1024      # buffered body bytes at which the socket stops being read
+LARGE_BODY = 64 * 1024     # a request body this big is written after its head, not joined
 USER_AGENT = "switchyard"
 FRAMING = frozenset({"content-length", "transfer-encoding"})
 
@@ -260,7 +261,7 @@ class Connection(asyncio.Protocol):
             return
         self._until_eof = ("content-length" not in headers
                            and "chunked" not in headers.get("transfer-encoding", "").lower()
-                           and status not in (204, 304) and status >= 200)
+                           and status not in (204, 304))
         response = self._response = Response(self, status, headers)
         head = self._head
         if head is not None and not head.done():
@@ -289,9 +290,10 @@ class Connection(asyncio.Protocol):
         assert self.transport is not None
         self._head = self.loop.create_future()
         self._keep_alive = False
-        self.transport.write(head + body if len(body) < 65536 else head)
-        if len(body) >= 65536:
-            self.transport.write(body)   # no copy of a large body (images) to prepend a head
+        if len(body) < LARGE_BODY:
+            self.transport.write(head + body)   # one system call and segment for the lot
+        else:
+            self.transport.writelines((head, body))   # no copy of a large body (images)
         return self._head
 
     def finished(self, response: Response, reusable: bool) -> None:

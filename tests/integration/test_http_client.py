@@ -305,3 +305,13 @@ async def test_an_interrupt_fails_only_a_waiting_read():
         srv.gate.set()
         assert await reply.read() == b"late"     # the reply goes on for a later read
         reply.release()
+
+
+async def test_a_large_body_arrives_whole():
+    body = bytes(range(256)) * 1024   # 256 KB: written after its head, not joined to it
+    async with raw_server(fixed(b"{}")) as srv, client() as c:
+        reply = await c.post(srv.url, body, {})
+        assert await reply.read() == b"{}"
+        reply.release()
+    assert srv.requests[0].endswith(b"\r\n\r\n" + body)
+    assert b"Content-Length: %d\r\n" % len(body) in srv.requests[0]
