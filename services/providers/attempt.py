@@ -19,7 +19,7 @@ from switchyard.providers import failures
 from switchyard.providers.adapters.base import UpstreamCodec
 from switchyard.providers.failures import AttemptFailed
 from switchyard.providers.http import SessionPool
-from switchyard.providers.http_client import ConnectFailed, HttpError, Response
+from switchyard.providers.http_client import ConnectFailed, HttpError, InvalidRequest, Response
 from switchyard.providers.retry import is_retryable
 from switchyard.providers.stream_reader import EventParser, StreamReader, first_error, has_content
 
@@ -152,6 +152,11 @@ class Attempt:
                 return await session.post(call.url, call.body, call.headers)
         except TimeoutError:
             raise self._timed_out(by_budget, f"sent no response within {wait:.3g} s") from None
+        except InvalidRequest as exc:
+            # The entry's own configuration (its key or headers): the next target may do.
+            raise AttemptFailed(failures.error(
+                500, f"provider '{entry.name}' is misconfigured: {exc}", entry,
+                type="api_error"), False) from None
         except ConnectFailed as exc:
             # Name only the entry and host:port: the URL may carry a key.
             reason = exc.os_error.strerror or str(exc.os_error) or type(exc.os_error).__name__

@@ -49,6 +49,11 @@ class MalformedReply(HttpError):
     """The upstream's bytes are not an HTTP/1.1 reply this client can read."""
 
 
+class InvalidRequest(HttpError):
+    """The request cannot be written (a header with a line break: often a key read from a
+    file with its newline); nothing was sent. The message names the header, not its value."""
+
+
 @dataclass(frozen=True)
 class Origin:
     """Where one URL is sent: the connection's key and the request line's parts."""
@@ -66,7 +71,7 @@ _SAFE_IN_TARGET = "/?#[]@!$&'()*+,;=:%-._~"
 def origin_of(url: str) -> Origin:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise HttpError(f"not an http(s) URL (scheme {parts.scheme!r})")
+        raise InvalidRequest(f"not an http(s) URL (scheme {parts.scheme!r})")
     default = 443 if parts.scheme == "https" else 80
     port = parts.port or default
     host = parts.hostname
@@ -90,7 +95,7 @@ def request_head(origin: Origin, headers: dict[str, str], length: int) -> bytes:
         if name.lower() in FRAMING:
             continue   # the body's framing is this client's to state, once
         if "\r" in name or "\n" in name or "\r" in value or "\n" in value or ":" in name:
-            raise HttpError(f"header {name.strip()[:40]!r} has a line break or colon")
+            raise InvalidRequest(f"header {name.strip()[:40]!r} has a line break or colon")
         lines.append(f"{name}: {value}\r\n".encode())
     if "user-agent" not in given:
         lines.append(b"User-Agent: " + USER_AGENT.encode() + b"\r\n")

@@ -94,6 +94,20 @@ async def test_openai_stream_through_real_codec(upstream, pool):
     assert upstream.headers["oai"][0]["authorization"] == "Bearer sk-secret-oai-0123456789"
 
 
+async def test_a_key_with_a_newline_is_a_clear_error_and_the_plan_moves_on(upstream, pool):
+    upstream.script("good", Step(chunks=OPENAI_STREAM, headers=SSE_HEADERS))
+    bad = dataclasses.replace(entry("bad", upstream.url("bad")), access_key="sk-read-from-file\n")
+    ex = executor(pool, bad, entry("good", upstream.url("good")))
+    batches = [b async for b in ex.generate(gen_request(plan("bad", "good")))]
+    assert text_of(batches) == "Hello" and batches[0].events[0].start.provider == "good"
+    assert "bad" not in upstream.headers   # nothing was sent to the misconfigured entry
+    alone = [b async for b in executor(pool, bad).generate(gen_request(plan("bad")))]
+    err = alone[-1].events[-1].error
+    assert err.http_status == 500 and err.provider == "bad"
+    assert "misconfigured" in err.message and "'Authorization'" in err.message
+    assert "sk-read-from-file" not in str(alone)
+
+
 async def test_anthropic_overload_is_retried_then_streams(upstream, pool):
     overloaded = Step(status=529, headers={"content-type": "application/json"}, body=orjson.dumps(
         {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}))
