@@ -352,6 +352,7 @@ class UpstreamClient:
         self._open: set[Connection] = set()
         self._waiters: list[asyncio.Future[None]] = []
         self._drained: asyncio.Future[None] | None = None   # set by close()
+        self._sweep: asyncio.TimerHandle | None = None      # closes expired idle connections
 
     async def post(self, url: str, body: bytes, headers: dict[str, str]) -> Response:
         """Send the request; returns at the reply's headers (its body is read from it)."""
@@ -413,7 +414,20 @@ class UpstreamClient:
     def give_back(self, conn: Connection) -> None:
         conn.idle_since = self.loop.time()
         self._idle.setdefault(conn.key, []).append(conn)
+        if self._sweep is None:
+            self._sweep = self.loop.call_later(self.keepalive_s, self._close_expired)
         self._wake_one()
+
+    def _close_expired(self) -> None:
+        """Close the connections idle for `keepalive_s` (an upstream that never closes its
+        end would otherwise keep a quiet gateway's peak of connections open for good)."""
+        self._sweep = None
+        limit = self.loop.time() - self.keepalive_s
+        for idle in self._idle.values():
+            while idle and idle[0].idle_since <= limit:   # oldest first: released in order
+                idle.pop(0).close()
+        if any(self._idle.values()) and not self.closed:
+            self._sweep = self.loop.call_later(self.keepalive_s, self._close_expired)
 
     def forget(self, conn: Connection) -> None:
         """A connection closed (either side): no longer counted, nor offered."""
@@ -435,6 +449,9 @@ class UpstreamClient:
         """Close every connection and wait (briefly) until their transports are gone."""
         self.closed = True
         self._idle.clear()
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
         if not self._open:
             return
         self._drained = self.loop.create_future()

@@ -74,8 +74,8 @@ async def raw_server(answer: Answer) -> AsyncIterator[RawServer]:
 
 
 @contextlib.asynccontextmanager
-async def client(limit: int = 8) -> AsyncIterator[UpstreamClient]:
-    c = UpstreamClient(limit, 75.0, 2.0, ssl.create_default_context())
+async def client(limit: int = 8, keepalive_s: float = 75.0) -> AsyncIterator[UpstreamClient]:
+    c = UpstreamClient(limit, keepalive_s, 2.0, ssl.create_default_context())
     try:
         yield c
     finally:
@@ -315,3 +315,15 @@ async def test_a_large_body_arrives_whole():
         reply.release()
     assert srv.requests[0].endswith(b"\r\n\r\n" + body)
     assert b"Content-Length: %d\r\n" % len(body) in srv.requests[0]
+
+
+async def test_connections_idle_past_the_keepalive_are_closed_by_the_client():
+    async with raw_server(fixed(b"{}")) as srv, client(keepalive_s=0.05) as c:
+        for _ in range(2):   # two at once: two connections, both kept
+            replies = await asyncio.gather(c.post(srv.url, b"{}", {}), c.post(srv.url, b"{}", {}))
+            for reply in replies:
+                await reply.read()
+                reply.release()
+        assert len(c._open) == 2 and srv.connections == 2
+        await until(lambda: not c._open)   # the upstream never closes them; the client does
+        assert c._sweep is None            # and stops sweeping once none is left
