@@ -255,7 +255,7 @@ async def test_at_the_limit_a_call_waits_for_a_connection_to_come_back():
     async with raw_server(fixed(b"{}")) as srv, client(limit=1) as c:
         first = await c.post(srv.url, b"{}", {})
         second = asyncio.ensure_future(c.post(srv.url, b"{}", {}))
-        await asyncio.sleep(0.01)
+        await until(lambda: bool(c._waiters))   # the second call waits for a place
         assert not second.done() and len(srv.requests) == 1
         assert await first.read() == b"{}"
         first.release()
