@@ -327,3 +327,16 @@ async def test_connections_idle_past_the_keepalive_are_closed_by_the_client():
         assert len(c._open) == 2 and srv.connections == 2
         await until(lambda: not c._open)   # the upstream never closes them; the client does
         assert c._sweep is None            # and stops sweeping once none is left
+
+
+async def test_bytes_after_the_reply_end_the_connection_but_not_the_reply():
+    def answer(_: bytes) -> list[bytes]:
+        return [b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}",
+                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nxx"]
+
+    async with raw_server(answer) as srv, client() as c:
+        reply = await c.post(srv.url, b"{}", {})
+        await until(lambda: not c._open)   # the stray second reply closed the connection
+        assert await reply.read() == b"{}"
+        reply.release()
+        assert not c._idle and srv.connections == 1

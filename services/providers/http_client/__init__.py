@@ -3,9 +3,9 @@ asyncio protocol with httptools' response parser, and a body read as the network
 
 aiohttp did this before, and its request alone was 28 % of the providers' CPU at chat c=64
 (this client's: 5 %; docs/benchmarks.md, "The upstream client"). The providers' only verb is
-a POST of a ready body, so the client is small. What it does not do, on purpose: redirects (an upstream's
-redirect is an error, see failures.redirected), cookies, proxies, and compression (it asks
-for `identity`; a gzip or deflate body sent anyway is still decoded).
+a POST of a ready body, so the client is small. What it does not do, on purpose: redirects
+(an upstream's redirect is an error, see failures.redirected), cookies, proxies, and
+compression (it asks for `identity`; a gzip or deflate body sent anyway is still decoded).
 """
 from __future__ import annotations
 

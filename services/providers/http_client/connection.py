@@ -40,7 +40,10 @@ class Connection(asyncio.Protocol):
         self.transport = transport   # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
-        if self._head is None:   # bytes on an idle connection: it cannot carry a next reply
+        response = self._response
+        if self._head is None or (response is not None and response._complete):
+            # Bytes on an idle connection, or after the reply ended: not a reply to anything,
+            # and the connection cannot carry a next one (a reply already read stays readable).
             self.close()
             return
         try:
@@ -71,6 +74,9 @@ class Connection(asyncio.Protocol):
             headers[name] = f"{headers[name]}, {value}" if name in headers else value
         self._names.clear()
         self._values.clear()
+        if self._response is not None:
+            # A second reply to one request; raised through the parser, which stops there.
+            raise MalformedReply("the upstream sent a second reply to one request")
         status = self.parser.get_status_code()
         if status < 200:
             self._informational = True   # a 1xx before the reply: its headers say nothing
