@@ -106,9 +106,11 @@ async def test_upstream_tls_ca_path_is_the_only_trust(tls_upstream):
     pool = SessionPool.for_config(trusting)
     try:
         e = trusting.providers[0]
-        reply = await pool.session(e).post(e.endpoint, b"{}", {})
-        assert reply.status == 200 and orjson.loads(await reply.read()) == {"ok": True}
-        reply.release()
+        for _ in range(2):
+            reply = await pool.session(e).post(e.endpoint, b"{}", {})
+            assert reply.status == 200 and orjson.loads(await reply.read()) == {"ok": True}
+            reply.release()
+        assert len(pool.session(e)._open) == 1   # the TLS connection was kept and reused
     finally:
         await pool.close()
     # Without the override the system store is used, which does not know this CA.
