@@ -159,9 +159,8 @@ class Attempt:
                 type="api_error"), False) from None
         except ConnectFailed as exc:
             # Name only the entry and host:port: the URL may carry a key.
-            reason = exc.os_error.strerror or str(exc.os_error) or type(exc.os_error).__name__
             raise failures.unreachable(entry, f"cannot connect to provider '{entry.name}' at "
-                                              f"{exc.host}:{exc.port}: {reason}") from None
+                                              f"{exc.host}:{exc.port}: {exc.reason}") from None
         except (HttpError, OSError) as exc:
             raise failures.unreachable(entry, f"connection to provider '{entry.name}' failed: "
                                               f"{type(exc).__name__}") from None

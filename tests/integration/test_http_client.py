@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gzip
+import socket
 import ssl
 import time
 from collections.abc import AsyncIterator, Callable
@@ -110,6 +111,10 @@ async def test_a_length_framed_reply_is_read_and_its_connection_reused():
             assert await reply.read() == b'{"ok":true}'
             reply.release()
         assert srv.connections == 1 and len(srv.requests) == 3
+        (conn,) = c._open
+        assert conn.transport is not None   # and small writes are not held back (Nagle)
+        sock = conn.transport.get_extra_info("socket")
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
 
 
 async def test_a_chunked_stream_arrives_read_by_read_and_ends_with_empty_bytes():
@@ -249,6 +254,7 @@ async def test_an_unreachable_port_names_host_and_port():
         with pytest.raises(ConnectFailed) as failed:
             await c.post(url, b"{}", {})
     assert failed.value.host == "127.0.0.1" and isinstance(failed.value.os_error, OSError)
+    assert failed.value.reason == "Connection refused"
 
 
 async def test_at_the_limit_a_call_waits_for_a_connection_to_come_back():

@@ -160,6 +160,7 @@ async def test_all_down_is_502_naming_the_entry_without_secrets(make_executor):
     err = only_error(await collect(ex, gen_request(plan("primary", "backup", retries=1))))
     assert (err.http_status, err.type, err.provider) == (502, "upstream_unreachable", "backup")
     assert "cannot connect to provider 'backup'" in err.message
+    assert ": Connection refused" in err.message   # the system's words, said once
     assert "all 2 targets" in err.message
     assert "sk-secret" not in err.message and "Bearer" not in err.message
 

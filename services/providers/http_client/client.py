@@ -2,14 +2,19 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 from collections.abc import Callable
+
+import aiohappyeyeballs
 
 from switchyard.common import timeouts
 from switchyard.providers.http_client.connection import Connection
 from switchyard.providers.http_client.errors import ConnectFailed, HttpError
 from switchyard.providers.http_client.request import Origin, origin_of, request_head
 from switchyard.providers.http_client.response import Response
+
+HAPPY_EYEBALLS_S = 0.25   # RFC 8305's recommended wait before racing the next address
 
 
 class UpstreamClient:
@@ -70,14 +75,24 @@ class UpstreamClient:
                     self._waiters.remove(waiter)
 
     async def _connect(self, origin: Origin, key: tuple[str, str, int]) -> Connection:
+        """A new connection: every address of the host raced as RFC 8305 says (a host whose
+        IPv6 route is broken still answers on IPv4 within the connect bound), then TLS."""
         https = origin.scheme == "https"
         try:
             with timeouts.within(self.connect_s):
-                _, conn = await self.loop.create_connection(
-                    lambda: Connection(self, key), origin.host, origin.port,
-                    ssl=(self.tls if isinstance(self.tls, ssl.SSLContext) else self.tls())
-                    if https else None,
-                    server_hostname=origin.host if https else None)
+                infos = await self.loop.getaddrinfo(origin.host, origin.port,
+                                                    type=socket.SOCK_STREAM)
+                sock = await aiohappyeyeballs.start_connection(
+                    infos, happy_eyeballs_delay=HAPPY_EYEBALLS_S, loop=self.loop)
+                try:
+                    _, conn = await self.loop.create_connection(
+                        lambda: Connection(self, key), sock=sock,
+                        ssl=(self.tls if isinstance(self.tls, ssl.SSLContext) else self.tls())
+                        if https else None,
+                        server_hostname=origin.host if https else None)
+                except BaseException:
+                    sock.close()
+                    raise
         except TimeoutError:
             raise ConnectFailed(origin.host, origin.port,
                                 TimeoutError(f"no connection within {self.connect_s:g} s")) \

@@ -1,6 +1,8 @@
 """How an upstream call fails in transport (the attempt turns these into canonical errors)."""
 from __future__ import annotations
 
+import os
+
 
 class HttpError(Exception):
     """A transport failure on an upstream call (never carries the URL, which may hold a key)."""
@@ -14,6 +16,14 @@ class ConnectFailed(HttpError):
         self.host = host
         self.port = port
         self.os_error = os_error
+
+    @property
+    def reason(self) -> str:
+        """Why, in the system's words ("Connection refused", "Name or service not known")."""
+        err = self.os_error
+        if isinstance(err.errno, int) and err.errno > 0:
+            return os.strerror(err.errno)   # not the text with the address asyncio adds
+        return err.strerror or str(err) or type(err).__name__
 
 
 class Disconnected(HttpError):
