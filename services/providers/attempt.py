@@ -18,7 +18,7 @@ from switchyard.common.telemetry import tracer
 from switchyard.providers import failures
 from switchyard.providers.adapters.base import UpstreamCodec
 from switchyard.providers.failures import AttemptFailed
-from switchyard.providers.http import SessionPool
+from switchyard.providers.http import ClientPool
 from switchyard.providers.http_client import ConnectFailed, HttpError, InvalidRequest, Response
 from switchyard.providers.retry import is_retryable
 from switchyard.providers.stream_reader import EventParser, StreamReader, first_error, has_content
@@ -89,7 +89,7 @@ def _http_attributes(url: str) -> dict[str, str | int]:
 class Attempt:
     """One POST of a Call; `run` returns at the commit point or raises AttemptFailed."""
 
-    def __init__(self, call: Call, pool: SessionPool, deadline: Deadline,
+    def __init__(self, call: Call, pool: ClientPool, deadline: Deadline,
                  sse_parser: Callable[[], EventParser],
                  trace_ctx: Context | None = None) -> None:
         self.call = call
@@ -145,11 +145,11 @@ class Attempt:
 
     async def _post(self) -> Response:
         entry, call = self.entry, self.call
-        session = self.pool.session(entry)
+        client = self.pool.client(entry)
         wait, by_budget = self.deadline.bound(self.limits.first_byte_s)
         try:
             with timeouts.within(wait):
-                return await session.post(call.url, call.body, call.headers)
+                return await client.post(call.url, call.body, call.headers)
         except TimeoutError:
             raise self._timed_out(by_budget, f"sent no response within {wait:.3g} s") from None
         except InvalidRequest as exc:

@@ -28,7 +28,7 @@ from switchyard.providers.adapters.base import UpstreamCodec
 from switchyard.providers.attempt import Attempt, Call, Committed, Deadline
 from switchyard.providers.breaker import BreakerBoard, CircuitBreaker
 from switchyard.providers.failures import AttemptFailed, error_batch
-from switchyard.providers.http import SessionPool
+from switchyard.providers.http import ClientPool
 from switchyard.providers.ordering import order_targets
 from switchyard.providers.relay import relay, stamp_start
 from switchyard.providers.retry import RetryPolicy
@@ -82,7 +82,7 @@ class _Run:
 class Executor:
     """Runs GenerateRequests against upstreams; one per process, shared by every call."""
 
-    def __init__(self, lookup: EntryLookup, pool: SessionPool, *, default_timeout_s: float = 30.0,
+    def __init__(self, lookup: EntryLookup, pool: ClientPool, *, default_timeout_s: float = 30.0,
                  breakers: BreakerBoard | None = None, retry: RetryPolicy | None = None,
                  adapters: CodecLookup = load_adapter,
                  sse_parser: Callable[[], EventParser] = SSEParser,

@@ -46,7 +46,7 @@ def system_tls() -> ssl.SSLContext:
     return ssl.create_default_context()
 
 
-class SessionPool:
+class ClientPool:
     """Lazily creates one UpstreamClient per provider entry and keeps it for the process's life."""
 
     def __init__(self, defaults: Timeouts, tls_ca_path: str | None = None) -> None:
@@ -55,10 +55,10 @@ class SessionPool:
         # once here, so a bad bundle fails at start-up rather than at the first request.
         self.tls: ssl.SSLContext | None = ssl.create_default_context(cafile=tls_ca_path) \
             if tls_ca_path else None
-        self._sessions: dict[str, UpstreamClient] = {}
+        self._clients: dict[str, UpstreamClient] = {}
 
     @classmethod
-    def for_config(cls, config: Config) -> SessionPool:
+    def for_config(cls, config: Config) -> ClientPool:
         """The pool a providers process uses: listener timeout and Plano's `overrides`."""
         up = config.upstream
         return cls(default_timeouts(config.listener.timeout_s, up.connect_timeout_s),
@@ -81,19 +81,22 @@ class SessionPool:
             found = self._timeouts[entry.name] = (entry, timeouts_for(entry, self._defaults))
         return found[1]
 
-    def session(self, entry: ProviderEntry) -> UpstreamClient:
+    def client(self, entry: ProviderEntry) -> UpstreamClient:
         """The entry's client (created on first use, inside the running loop). First-byte
         and idle bounds are applied per read by the caller (they differ before and after
         the stream commits); the client bounds only the connect."""
-        session = self._sessions.get(entry.name)
-        if session is None or session.closed:
-            session = self._sessions[entry.name] = UpstreamClient(
-                POOL_LIMIT, KEEPALIVE_S, self.timeouts(entry).connect_s,
-                self.tls or system_tls)
-        return session
+        client = self._clients.get(entry.name)
+        if client is None or client.closed:
+            client = self._clients[entry.name] = UpstreamClient(
+                POOL_LIMIT, KEEPALIVE_S, self.timeouts(entry).connect_s, self.tls_context)
+        return client
+
+    def tls_context(self) -> ssl.SSLContext:
+        """What an https upstream is verified against: the configured CAs, else the system's."""
+        return self.tls or system_tls()
 
     async def close(self) -> None:
         """Close every client (on shutdown)."""
-        sessions, self._sessions = list(self._sessions.values()), {}
-        if sessions:
-            await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
+        clients, self._clients = list(self._clients.values()), {}
+        if clients:
+            await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)

@@ -15,7 +15,7 @@ from switchyard.common.errors import GatewayError
 from switchyard.common.grpc_server import run_server
 from switchyard.common.proto import chat_pb2, providers_pb2, providers_pb2_grpc
 from switchyard.providers.execution import Executor, load_adapter
-from switchyard.providers.http import SessionPool, default_timeouts
+from switchyard.providers.http import ClientPool, default_timeouts
 from switchyard.providers.mux import MuxSessions
 from switchyard.providers.secrets import Secrets
 from switchyard.providers.tokens import count_tokens
@@ -64,7 +64,7 @@ class ProvidersServicer(providers_pb2_grpc.ProvidersServicer):
 
 def build_executor(config: Config) -> Executor:
     """An Executor over the config's provider entries, with timeouts from the listener."""
-    pool = SessionPool.for_config(config)
+    pool = ClientPool.for_config(config)
     return Executor(config.provider, pool, default_timeout_s=config.listener.timeout_s,
                     adapters=load_adapter, secrets=Secrets.from_config(config))
 

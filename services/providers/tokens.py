@@ -14,7 +14,7 @@ from switchyard.common.canonical.token_estimate import estimate_tokens
 from switchyard.common.config.model import ProviderEntry
 from switchyard.common.proto import providers_pb2
 from switchyard.providers.adapters.base import UpstreamCodec
-from switchyard.providers.http import SessionPool
+from switchyard.providers.http import ClientPool
 from switchyard.providers.http_client import HttpError
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ def count_tokens_url(endpoint: str) -> str:
 
 async def count_tokens(gen: providers_pb2.GenerateRequest, entry: ProviderEntry | None,
                        adapter: UpstreamCodec | None,
-                       pool: SessionPool) -> providers_pb2.CountTokensReply:
+                       pool: ClientPool) -> providers_pb2.CountTokensReply:
     """Ask an upstream that counts (Anthropic, Gemini) to count; on any failure, or for other
     upstreams, estimate."""
     ask = COUNTERS.get(entry.interface) if entry is not None else None
@@ -50,7 +50,7 @@ def _encoded(gen: providers_pb2.GenerateRequest, entry: ProviderEntry,
 
 
 async def _ask_anthropic(gen: providers_pb2.GenerateRequest, entry: ProviderEntry,
-                         adapter: UpstreamCodec, pool: SessionPool) -> int | None:
+                         adapter: UpstreamCodec, pool: ClientPool) -> int | None:
     """`POST .../messages/count_tokens` with the fields it accepts."""
     try:
         full = _encoded(gen, entry, adapter)
@@ -65,7 +65,7 @@ async def _ask_anthropic(gen: providers_pb2.GenerateRequest, entry: ProviderEntr
 
 
 async def _ask_gemini(gen: providers_pb2.GenerateRequest, entry: ProviderEntry,
-                      adapter: UpstreamCodec, pool: SessionPool) -> int | None:
+                      adapter: UpstreamCodec, pool: ClientPool) -> int | None:
     """`POST .../models/{m}:countTokens` with the whole generateContent request."""
     model = gen.plan.targets[0].model
     try:
@@ -81,13 +81,13 @@ async def _ask_gemini(gen: providers_pb2.GenerateRequest, entry: ProviderEntry,
 
 
 async def _post(gen: providers_pb2.GenerateRequest, entry: ProviderEntry,
-                adapter: UpstreamCodec, pool: SessionPool, url: str,
+                adapter: UpstreamCodec, pool: ClientPool, url: str,
                 body: dict[str, Any]) -> Any:
     """The upstream's JSON answer to a count request, or None (logged) when it has none."""
     headers = adapter.build_headers(entry, gen.client_api_key, dict(gen.forward_headers))
     try:
         with timeouts.within(pool.timeouts(entry).first_byte_s):
-            resp = await pool.session(entry).post(url, orjson.dumps(body), headers)
+            resp = await pool.client(entry).post(url, orjson.dumps(body), headers)
             try:
                 data = await resp.read()
             finally:
@@ -114,7 +114,7 @@ def _int(reply: Any, key: str, entry: ProviderEntry) -> int | None:
     return None
 
 
-Counter = Callable[[providers_pb2.GenerateRequest, ProviderEntry, UpstreamCodec, SessionPool],
+Counter = Callable[[providers_pb2.GenerateRequest, ProviderEntry, UpstreamCodec, ClientPool],
                    Awaitable["int | None"]]
 # Upstream interfaces that count tokens themselves (the rest are estimated).
 COUNTERS: dict[str, Counter] = {"anthropic": _ask_anthropic, "gemini": _ask_gemini}

@@ -20,7 +20,7 @@ from switchyard.common.config import parse_config
 from switchyard.providers.adapters import openai_compat
 from switchyard.providers.breaker import BreakerBoard
 from switchyard.providers.execution import Executor
-from switchyard.providers.http import SessionPool, Timeouts
+from switchyard.providers.http import ClientPool, Timeouts
 from switchyard.providers.http_client import ConnectFailed
 from switchyard.providers.retry import RetryPolicy
 from tests.integration.test_providers_support import (
@@ -103,23 +103,23 @@ def config_with(overrides: dict, base_url: str = "https://127.0.0.1:1", **entry_
 async def test_upstream_tls_ca_path_is_the_only_trust(tls_upstream):
     ca, url = tls_upstream
     trusting = config_with({"upstream_tls_ca_path": str(ca)}, url)
-    pool = SessionPool.for_config(trusting)
+    pool = ClientPool.for_config(trusting)
     try:
         e = trusting.providers[0]
         for _ in range(2):
-            reply = await pool.session(e).post(e.endpoint, b"{}", {})
+            reply = await pool.client(e).post(e.endpoint, b"{}", {})
             assert reply.status == 200 and orjson.loads(await reply.read()) == {"ok": True}
             reply.release()
-        assert len(pool.session(e)._open) == 1   # the TLS connection was kept and reused
+        assert len(pool.client(e)._open) == 1   # the TLS connection was kept and reused
     finally:
         await pool.close()
     # Without the override the system store is used, which does not know this CA.
     plain = config_with({}, url)
-    pool = SessionPool.for_config(plain)
+    pool = ClientPool.for_config(plain)
     try:
         e = plain.providers[0]
         with pytest.raises(ConnectFailed) as failed:
-            await pool.session(e).post(e.endpoint, b"{}", {})
+            await pool.client(e).post(e.endpoint, b"{}", {})
         assert isinstance(failed.value.os_error, ssl.SSLCertVerificationError)
     finally:
         await pool.close()
@@ -127,14 +127,14 @@ async def test_upstream_tls_ca_path_is_the_only_trust(tls_upstream):
 
 async def test_upstream_connect_timeout_bounds_the_connect():
     config = config_with({"upstream_connect_timeout": "2500ms"})
-    pool = SessionPool.for_config(config)
+    pool = ClientPool.for_config(config)
     try:
         assert pool.defaults.connect_s == 2.5
-        session = pool.session(config.providers[0])
-        assert session.connect_s == 2.5
+        client = pool.client(config.providers[0])
+        assert client.connect_s == 2.5
     finally:
         await pool.close()
-    pool = SessionPool.for_config(config_with({}))
+    pool = ClientPool.for_config(config_with({}))
     assert (pool.defaults.connect_s, pool.defaults.first_byte_s) == (10.0, 300.0)
     await pool.close()
 
@@ -143,9 +143,9 @@ async def test_http_host_is_sent_as_the_host_header():
     async with FakeUpstream() as up:
         config = config_with({}, up.url("v1").rsplit("/", 1)[0], http_host="api.example.com")
         e = config.providers[0]
-        pool = SessionPool.for_config(config)
+        pool = ClientPool.for_config(config)
         try:
-            reply = await pool.session(e).post(up.url("chat"), b"{}",
+            reply = await pool.client(e).post(up.url("chat"), b"{}",
                                                openai_compat.build_headers(e, "", {}))
             reply.close()
         finally:
@@ -155,7 +155,7 @@ async def test_http_host_is_sent_as_the_host_header():
 
 @pytest.fixture
 async def executor():
-    pool = SessionPool(Timeouts(1.0, 5.0, 5.0))
+    pool = ClientPool(Timeouts(1.0, 5.0, 5.0))
     made: list[Executor] = []
 
     def make(entries):

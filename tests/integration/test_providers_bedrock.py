@@ -8,7 +8,7 @@ from switchyard.common.canonical.aggregate import aggregate, turn_message
 from switchyard.common.config.model import AwsSettings, ProviderEntry
 from switchyard.common.proto import chat_pb2, providers_pb2, router_pb2
 from switchyard.providers.execution import Executor
-from switchyard.providers.http import SessionPool, Timeouts
+from switchyard.providers.http import ClientPool, Timeouts
 from switchyard.providers.retry import RetryPolicy
 from tests.emulator.runner import Emulator
 
@@ -45,7 +45,7 @@ def entry_for(emulator, auth: str = "sigv4", secret: str = SECRET,
 
 @pytest.fixture
 async def pool():
-    p = SessionPool(Timeouts(1.0, 5.0, 5.0))
+    p = ClientPool(Timeouts(1.0, 5.0, 5.0))
     yield p
     await p.close()
 

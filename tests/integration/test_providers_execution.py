@@ -9,7 +9,7 @@ import pytest
 from switchyard.common.proto import chat_pb2
 from switchyard.providers.breaker import BreakerBoard
 from switchyard.providers.execution import Executor
-from switchyard.providers.http import SessionPool, Timeouts
+from switchyard.providers.http import ClientPool, Timeouts
 from switchyard.providers.retry import RetryPolicy
 from tests.integration.test_providers_support import (
     FakeAdapter,
@@ -51,7 +51,7 @@ async def make_executor():
     pools = []
 
     def make(entries, *, timeouts=Timeouts(1.0, 5.0, 5.0), breakers=None, clock=time.monotonic):
-        pool = SessionPool(timeouts)
+        pool = ClientPool(timeouts)
         pools.append(pool)
         table = {e.name: e for e in entries}
         return Executor(table.get, pool, breakers=breakers or BreakerBoard(clock=clock),

@@ -9,7 +9,7 @@ import pytest
 
 from switchyard.common.proto import chat_pb2, providers_pb2
 from switchyard.providers.execution import Executor, load_adapter
-from switchyard.providers.http import SessionPool, Timeouts
+from switchyard.providers.http import ClientPool, Timeouts
 from switchyard.providers.retry import RetryPolicy
 from switchyard.providers.tokens import count_tokens
 from tests.integration.test_providers_support import (
@@ -64,7 +64,7 @@ async def upstream():
 
 @pytest.fixture
 async def pool():
-    p = SessionPool(Timeouts(1.0, 5.0, 5.0))
+    p = ClientPool(Timeouts(1.0, 5.0, 5.0))
     yield p
     await p.close()
 
@@ -74,7 +74,7 @@ def anthropic_entry(name: str, url: str):
                                auth="x-api-key")
 
 
-def executor(pool: SessionPool, *entries) -> Executor:
+def executor(pool: ClientPool, *entries) -> Executor:
     table = {e.name: e for e in entries}
     return Executor(table.get, pool, retry=RetryPolicy(base_s=0.01, cap_s=0.02))
 

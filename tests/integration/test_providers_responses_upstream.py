@@ -8,7 +8,7 @@ from switchyard.common.canonical.aggregate import aggregate, turn_message
 from switchyard.common.config.model import ProviderEntry
 from switchyard.common.proto import chat_pb2, providers_pb2, router_pb2
 from switchyard.providers.execution import Executor
-from switchyard.providers.http import SessionPool, Timeouts
+from switchyard.providers.http import ClientPool, Timeouts
 from switchyard.providers.retry import RetryPolicy
 from tests.emulator.runner import Emulator
 
@@ -36,7 +36,7 @@ async def executor(emulator):
     entry = ProviderEntry(name="openai/*", provider="openai", model="*", interface="openai",
                           endpoint=f"{emulator.openai_base_url}/chat/completions",
                           auth="bearer", access_key=KEY)
-    pool = SessionPool(Timeouts(1.0, 5.0, 5.0))
+    pool = ClientPool(Timeouts(1.0, 5.0, 5.0))
     yield Executor({entry.name: entry}.get, pool, retry=RetryPolicy(base_s=0.01, cap_s=0.02))
     await pool.close()
 

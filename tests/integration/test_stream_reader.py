@@ -12,7 +12,7 @@ import pytest
 
 from switchyard.providers.breaker import BreakerBoard
 from switchyard.providers.execution import Executor
-from switchyard.providers.http import SessionPool, Timeouts
+from switchyard.providers.http import ClientPool, Timeouts
 from switchyard.providers.http_client import Response
 from switchyard.providers.retry import RetryPolicy
 from switchyard.providers.stream_reader import StreamReader
@@ -41,7 +41,7 @@ async def upstream():
 
 @pytest.fixture
 async def executor(upstream):
-    pool = SessionPool(Timeouts(1.0, 5.0, IDLE_S))
+    pool = ClientPool(Timeouts(1.0, 5.0, IDLE_S))
     ex = Executor({"primary": entry("primary", upstream.url("primary"))}.get, pool,
                   breakers=BreakerBoard(), retry=RetryPolicy(base_s=0.01, cap_s=0.05),
                   adapters=lambda e: FakeAdapter, sse_parser=FakeSSEParser)
@@ -53,9 +53,9 @@ async def executor(upstream):
 async def posted(upstream) -> AsyncIterator[tuple[StreamReader, Response]]:
     """A reader over the reply to one POST of the upstream's "primary" script."""
     e = entry("primary", upstream.url("primary"))
-    pool = SessionPool(Timeouts(1.0, 5.0, IDLE_S))
+    pool = ClientPool(Timeouts(1.0, 5.0, IDLE_S))
     try:
-        response = await pool.session(e).post(upstream.url("primary"), b"{}", {})
+        response = await pool.client(e).post(upstream.url("primary"), b"{}", {})
         yield StreamReader(response, FakeSSEParser(), FakeDecoder(), FakeAdapter, e), response
     finally:
         await pool.close()

@@ -15,7 +15,7 @@ from switchyard.common.config.model import (
 )
 from switchyard.common.proto import chat_pb2, providers_pb2, router_pb2
 from switchyard.providers.execution import Executor
-from switchyard.providers.http import SessionPool, Timeouts
+from switchyard.providers.http import ClientPool, Timeouts
 from switchyard.providers.secrets import ERROR_FIELDS, Secrets, dsn_password, entry_secrets
 from tests.emulator import Emulator
 from tests.emulator.steps import validate_step, with_key
@@ -106,7 +106,7 @@ async def test_executor_scrubs_errors_at_its_exit_point():
     """A gateway-made error (no upstream reached) still passes the scrubber, with the
     config's secrets and the request's own key."""
     client_key = "client-key-9876543210"
-    executor = Executor(lambda name: None, SessionPool(Timeouts(1.0, 1.0, 1.0)),
+    executor = Executor(lambda name: None, ClientPool(Timeouts(1.0, 1.0, 1.0)),
                         secrets=Secrets([KEY_A]))
     gen = providers_pb2.GenerateRequest(
         request_id="r1", client_api_key=client_key,

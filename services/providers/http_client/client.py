@@ -22,7 +22,7 @@ class UpstreamClient:
     used), at most `limit` open at once (a call beyond waits for one to free)."""
 
     def __init__(self, limit: int, keepalive_s: float, connect_s: float,
-                 tls: ssl.SSLContext | Callable[[], ssl.SSLContext]) -> None:
+                 tls: Callable[[], ssl.SSLContext]) -> None:
         self.loop = asyncio.get_running_loop()
         self.limit = limit
         self.keepalive_s = keepalive_s
@@ -87,8 +87,7 @@ class UpstreamClient:
                 try:
                     _, conn = await self.loop.create_connection(
                         lambda: Connection(self, key), sock=sock,
-                        ssl=(self.tls if isinstance(self.tls, ssl.SSLContext) else self.tls())
-                        if https else None,
+                        ssl=self.tls() if https else None,
                         server_hostname=origin.host if https else None)
                 except BaseException:
                     sock.close()
