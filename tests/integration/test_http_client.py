@@ -76,11 +76,16 @@ async def raw_server(answer: Answer) -> AsyncIterator[RawServer]:
 
 @contextlib.asynccontextmanager
 async def client(limit: int = 8, keepalive_s: float = 75.0) -> AsyncIterator[UpstreamClient]:
-    c = UpstreamClient(limit, keepalive_s, 2.0, ssl.create_default_context())
+    c = UpstreamClient(limit, keepalive_s, 2.0, ssl.create_default_context)
     try:
         yield c
     finally:
         await c.close()
+
+
+def pieces(*writes: bytes) -> Answer:
+    """The same writes for every request (b"": close the connection)."""
+    return lambda _: list(writes)
 
 
 def fixed(body: bytes, *extra: bytes) -> Answer:
@@ -139,9 +144,7 @@ async def test_a_chunked_stream_arrives_read_by_read_and_ends_with_empty_bytes()
 
 
 async def test_a_body_without_length_ends_with_the_connection_and_is_not_reused():
-    def answer(_: bytes) -> list[bytes]:
-        return [b"HTTP/1.1 200 OK\r\n\r\npart one ", b"part two", b""]
-
+    answer = pieces(b"HTTP/1.1 200 OK\r\n\r\npart one ", b"part two", b"")
     async with raw_server(answer) as srv, client() as c:
         for _ in range(2):
             reply = await c.post(srv.url, b"{}", {})
@@ -151,10 +154,8 @@ async def test_a_body_without_length_ends_with_the_connection_and_is_not_reused(
 
 
 async def test_an_informational_reply_before_the_reply_is_passed_over():
-    def answer(_: bytes) -> list[bytes]:
-        return [b"HTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n",
-                b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\n{}"]
-
+    answer = pieces(b"HTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n",
+                    b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\n{}")
     async with raw_server(answer) as srv, client() as c:
         reply = await c.post(srv.url, b"{}", {})
         assert reply.status == 201 and "link" not in reply.headers
@@ -173,9 +174,7 @@ async def test_connection_close_is_honoured():
 
 
 async def test_a_reply_cut_short_is_a_disconnect_not_a_short_body():
-    def answer(_: bytes) -> list[bytes]:
-        return [b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this", b""]
-
+    answer = pieces(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this", b"")
     async with raw_server(answer) as srv, client() as c:
         reply = await c.post(srv.url, b"{}", {})
         with pytest.raises(Disconnected):
@@ -272,9 +271,7 @@ async def test_at_the_limit_a_call_waits_for_a_connection_to_come_back():
 
 
 async def test_an_idle_connection_the_upstream_closed_is_not_used_again():
-    def answer(_: bytes) -> list[bytes]:
-        return [b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}", b""]
-
+    answer = pieces(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}", b"")
     async with raw_server(answer) as srv, client() as c:
         reply = await c.post(srv.url, b"{}", {})
         await reply.read()
@@ -336,10 +333,8 @@ async def test_connections_idle_past_the_keepalive_are_closed_by_the_client():
 
 
 async def test_bytes_after_the_reply_end_the_connection_but_not_the_reply():
-    def answer(_: bytes) -> list[bytes]:
-        return [b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}",
-                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nxx"]
-
+    answer = pieces(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}",
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nxx")
     async with raw_server(answer) as srv, client() as c:
         reply = await c.post(srv.url, b"{}", {})
         await until(lambda: not c._open)   # the stray second reply closed the connection

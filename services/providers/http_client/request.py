@@ -8,6 +8,7 @@ from urllib.parse import quote, urlsplit
 from switchyard.providers.http_client.errors import InvalidRequest
 
 USER_AGENT = "switchyard"
+USER_AGENT_LINE = f"User-Agent: {USER_AGENT}\r\n".encode()
 FRAMING = frozenset({"content-length", "transfer-encoding"})
 
 
@@ -44,18 +45,20 @@ def origin_of(url: str) -> Origin:
 def request_head(origin: Origin, headers: dict[str, str], length: int) -> bytes:
     """The request line and headers; Host, User-Agent and Accept-Encoding added where the
     caller did not set them (config may set Host: `http_host`), Content-Length always."""
-    given = {k.lower() for k in headers}
     lines = [b"POST ", origin.target, b" HTTP/1.1\r\n"]
-    if "host" not in given:
-        lines.append(f"Host: {origin.host_header}\r\n".encode())
+    given: set[str] = set()
     for name, value in headers.items():
-        if name.lower() in FRAMING:
+        lname = name.lower()
+        given.add(lname)
+        if lname in FRAMING:
             continue   # the body's framing is this client's to state, once
         if "\r" in name or "\n" in name or "\r" in value or "\n" in value or ":" in name:
             raise InvalidRequest(f"header {name.strip()[:40]!r} has a line break or colon")
         lines.append(f"{name}: {value}\r\n".encode())
+    if "host" not in given:   # first after the request line, as RFC 9112 asks
+        lines.insert(3, f"Host: {origin.host_header}\r\n".encode())
     if "user-agent" not in given:
-        lines.append(b"User-Agent: " + USER_AGENT.encode() + b"\r\n")
+        lines.append(USER_AGENT_LINE)
     if "accept-encoding" not in given:
         lines.append(b"Accept-Encoding: identity\r\n")
     lines.append(b"Content-Length: %d\r\n\r\n" % length)
