@@ -99,6 +99,15 @@ def chunked(*chunks: bytes) -> Answer:
                       *(b"%x\r\n%s\r\n" % (len(c), c) for c in chunks), b"0\r\n\r\n"]
 
 
+async def fetch(c: UpstreamClient, url: str) -> bytes:
+    """POST b"{}" and read the whole reply, giving its connection back."""
+    reply = await c.post(url, b"{}", {})
+    try:
+        return await reply.read()
+    finally:
+        reply.release()
+
+
 async def until(condition: Callable[[], bool], seconds: float = 5.0) -> None:
     deadline = time.monotonic() + seconds
     while not condition():
@@ -137,9 +146,7 @@ async def test_a_chunked_stream_arrives_read_by_read_and_ends_with_empty_bytes()
         assert got == b"data: a\n\ndata: b\n\n"
         assert await reply.read_chunk() == b""
         reply.release()
-        again = await c.post(srv.url, b"{}", {})
-        assert await again.read() == b"data: a\n\ndata: b\n\n"
-        again.release()
+        assert await fetch(c, srv.url) == b"data: a\n\ndata: b\n\n"
         assert srv.connections == 1
 
 
@@ -147,9 +154,7 @@ async def test_a_body_without_length_ends_with_the_connection_and_is_not_reused(
     answer = pieces(b"HTTP/1.1 200 OK\r\n\r\npart one ", b"part two", b"")
     async with raw_server(answer) as srv, client() as c:
         for _ in range(2):
-            reply = await c.post(srv.url, b"{}", {})
-            assert await reply.read() == b"part one part two"
-            reply.release()
+            assert await fetch(c, srv.url) == b"part one part two"
         assert srv.connections == 2
 
 
@@ -167,9 +172,7 @@ async def test_an_informational_reply_before_the_reply_is_passed_over():
 async def test_connection_close_is_honoured():
     async with raw_server(fixed(b"{}", b"Connection: close\r\n")) as srv, client() as c:
         for _ in range(2):
-            reply = await c.post(srv.url, b"{}", {})
-            assert await reply.read() == b"{}"
-            reply.release()
+            assert await fetch(c, srv.url) == b"{}"
         assert srv.connections == 2
 
 
@@ -197,9 +200,7 @@ async def test_bytes_that_are_not_http_are_a_malformed_reply():
 async def test_a_gzip_body_is_decoded_and_an_unknown_coding_refused():
     body = gzip.compress(b'{"text":"hello"}')
     async with raw_server(fixed(body, b"Content-Encoding: gzip\r\n")) as srv, client() as c:
-        reply = await c.post(srv.url, b"{}", {})
-        assert await reply.read() == b'{"text":"hello"}'
-        reply.release()
+        assert await fetch(c, srv.url) == b'{"text":"hello"}'
     async with raw_server(fixed(b"x", b"Content-Encoding: zstd\r\n")) as srv, client() as c:
         reply = await c.post(srv.url, b"{}", {})
         with pytest.raises(MalformedReply):
@@ -277,9 +278,7 @@ async def test_an_idle_connection_the_upstream_closed_is_not_used_again():
         await reply.read()
         reply.release()              # kept: the reply said nothing of closing
         await until(lambda: not c._open)   # until the upstream's close arrives
-        reply = await c.post(srv.url, b"{}", {})
-        assert await reply.read() == b"{}"
-        reply.release()
+        assert await fetch(c, srv.url) == b"{}"
         assert srv.connections == 2
 
 
